@@ -1,0 +1,1 @@
+//! patina: an OCI runtime.
