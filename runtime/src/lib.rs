@@ -1,1 +1,21 @@
-//! patina: an OCI runtime.
+//! patina: an OCI runtime-spec compliant, runc-compatible container runtime.
+//!
+//! The library holds every operation (`container::*`), so the CLI, the shim and the
+//! tests call the same code. See docs/architecture.md for the processes and pipes.
+
+pub mod capabilities;
+pub mod container;
+pub mod default_spec;
+pub mod error;
+pub mod hooks;
+pub mod logging;
+pub mod namespaces;
+pub mod process;
+pub mod rlimits;
+pub mod rootfs;
+pub mod signal;
+pub mod spec;
+pub mod state;
+pub mod terminal;
+
+pub use error::{Error, Result};

@@ -1,0 +1,261 @@
+//! Argument parsing (runc-compatible names and defaults) and dispatch.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use patina::container::create::CreateOptions;
+use patina::container::list::ListFormat;
+use patina::container::{create, delete, kill, list, run, start, state};
+use patina::logging::{self, Format};
+use patina::{bail, Result};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "patina",
+    version,
+    about = "An OCI container runtime, compatible with runc"
+)]
+struct Cli {
+    /// Directory for the containers' state
+    #[arg(long, global = true, default_value = "/run/patina")]
+    root: PathBuf,
+    /// Log file (errors and warnings; debug with --debug)
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    #[arg(long = "log-format", global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Log debug messages
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Manage cgroups through systemd (not supported: patina manages cgroupfs itself)
+    #[arg(long = "systemd-cgroup", global = true)]
+    systemd_cgroup: bool,
+    /// Rootless mode: true, false or auto
+    #[arg(long)]
+    rootless: Option<String>,
+    /// Path to criu, for checkpoint/restore
+    #[arg(long, global = true)]
+    criu: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug)]
+struct CreateArgs {
+    /// Bundle directory (default: the current directory)
+    #[arg(short = 'b', long, default_value = ".")]
+    bundle: PathBuf,
+    /// Write the init pid to this file
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// Unix socket to send the pty master to (with process.terminal)
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// Use MS_MOVE + chroot instead of pivot_root
+    #[arg(long = "no-pivot")]
+    no_pivot: bool,
+    /// Do not create a new session keyring
+    #[arg(long = "no-new-keyring")]
+    no_new_keyring: bool,
+    /// Pass N extra file descriptors (3..3+N) to the container
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: i32,
+    container_id: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a container (it waits for `start`)
+    Create(CreateArgs),
+    /// Start a created container
+    Start { container_id: String },
+    /// Print the state of a container
+    State { container_id: String },
+    /// Send a signal to a container
+    Kill {
+        /// Send to every process of the container
+        #[arg(short, long)]
+        all: bool,
+        container_id: String,
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+    },
+    /// Delete a container
+    Delete {
+        /// Kill a running container first
+        #[arg(short, long)]
+        force: bool,
+        container_id: String,
+    },
+    /// Create and start a container, and wait for it
+    Run {
+        /// Return once started
+        #[arg(short, long)]
+        detach: bool,
+        #[command(flatten)]
+        create: CreateArgs,
+    },
+    /// List containers
+    List {
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: ListFormatArg,
+        /// Print only the ids
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Write a default config.json
+    Spec {
+        #[arg(short = 'b', long, default_value = ".")]
+        bundle: PathBuf,
+        /// Rootless spec (not supported yet)
+        #[arg(long = "rootless", id = "spec_rootless")]
+        rootless: bool,
+    },
+    /// Checkpoint a container (not supported)
+    Checkpoint {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+    /// Restore a container (not supported)
+    Restore {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum ListFormatArg {
+    Table,
+    Json,
+}
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let format = match cli.log_format {
+        LogFormat::Text => Format::Text,
+        LogFormat::Json => Format::Json,
+    };
+    logging::init(cli.log.clone(), format, cli.debug);
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            logging::error(&e.to_string());
+            1
+        }
+    }
+}
+
+fn check_global_flags(cli: &Cli) -> Result<()> {
+    if cli.systemd_cgroup {
+        bail!("--systemd-cgroup: not supported; patina manages cgroups through cgroupfs");
+    }
+    match cli.rootless.as_deref() {
+        None | Some("false") | Some("auto") => {}
+        Some("true") => bail!("--rootless=true: rootless mode is not supported by patina yet"),
+        Some(other) => bail!("--rootless {other:?}: expected true, false or auto"),
+    }
+    if let Some(criu) = &cli.criu {
+        logging::debug(&format!(
+            "--criu {:?}: kept for checkpoint, which patina does not support",
+            criu.display()
+        ));
+    }
+    Ok(())
+}
+
+fn create_options(args: &CreateArgs) -> Result<CreateOptions> {
+    if args.preserve_fds < 0 {
+        bail!("--preserve-fds {}: must not be negative", args.preserve_fds);
+    }
+    Ok(CreateOptions {
+        bundle: args.bundle.clone(),
+        pid_file: args.pid_file.as_ref().map(|p| absolute(p)),
+        console_socket: args.console_socket.clone(),
+        no_pivot: args.no_pivot,
+        no_new_keyring: args.no_new_keyring,
+        preserve_fds: args.preserve_fds,
+    })
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn print(text: &str) {
+    let _ = std::io::stdout().write_all(text.as_bytes());
+}
+
+fn dispatch(cli: Cli) -> Result<i32> {
+    check_global_flags(&cli)?;
+    let root = absolute(&cli.root);
+    match cli.command {
+        Command::Create(args) => {
+            create::create(&root, &args.container_id, &create_options(&args)?)?;
+        }
+        Command::Start { container_id } => start::start(&root, &container_id)?,
+        Command::State { container_id } => {
+            print(&(state::state_json(&root, &container_id)? + "\n"))
+        }
+        Command::Kill {
+            all,
+            container_id,
+            signal,
+        } => kill::kill(&root, &container_id, &signal, all)?,
+        Command::Delete {
+            force,
+            container_id,
+        } => delete::delete(&root, &container_id, force)?,
+        Command::Run { detach, create } => {
+            return run::run(
+                &root,
+                &create.container_id,
+                &create_options(&create)?,
+                detach,
+            );
+        }
+        Command::List { format, quiet } => {
+            let format = match (quiet, format) {
+                (true, _) => ListFormat::Quiet,
+                (false, ListFormatArg::Json) => ListFormat::Json,
+                (false, ListFormatArg::Table) => ListFormat::Table,
+            };
+            print(&list::list(&root, format)?);
+        }
+        Command::Spec { bundle, rootless } => {
+            if rootless {
+                bail!("spec --rootless: rootless containers are not supported by patina yet");
+            }
+            write_spec(&bundle)?;
+        }
+        Command::Checkpoint { .. } | Command::Restore { .. } => {
+            bail!("checkpoint/restore: not supported by patina (no CRIU integration yet)");
+        }
+    }
+    Ok(0)
+}
+
+fn write_spec(bundle: &Path) -> Result<()> {
+    let path = bundle.join("config.json");
+    if path.exists() {
+        bail!("spec: {:?} already exists; remove it first", path.display());
+    }
+    let json = serde_json::to_string_pretty(&patina::default_spec::default_spec())
+        .expect("spec serialises");
+    std::fs::write(&path, json + "\n")
+        .map_err(|e| patina::Error::from(e).wrap(format!("write {:?}", path.display())))
+}

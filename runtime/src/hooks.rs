@@ -1,0 +1,126 @@
+//! Lifecycle hooks of config.md "POSIX-platform Hooks": each gets the container state
+//! on stdin, its own argv and environment, and is killed past its timeout.
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::Hook;
+
+use crate::error::{Context, Error, Result};
+
+/// Run hooks in order; the first failure stops the rest (for the hooks whose failure
+/// fails the operation; the caller decides whether to only warn).
+pub fn run_all(kind: &str, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
+    for (i, hook) in hooks.iter().enumerate() {
+        run(hook, state_json)
+            .with_context(|| format!("{kind} hook #{i} ({:?})", hook.path().display()))?;
+    }
+    Ok(())
+}
+
+/// Run hooks whose failure the spec says to log and pass over (poststart, poststop).
+pub fn run_all_warn(kind: &str, hooks: &[Hook], state_json: &[u8]) {
+    for (i, hook) in hooks.iter().enumerate() {
+        if let Err(e) = run(hook, state_json) {
+            crate::logging::warn(&format!(
+                "{kind} hook #{i} ({:?}): {e}",
+                hook.path().display()
+            ));
+        }
+    }
+}
+
+pub fn run(hook: &Hook, state_json: &[u8]) -> Result<()> {
+    let mut cmd = Command::new(hook.path());
+    if let Some(args) = hook.args() {
+        if let Some((argv0, rest)) = args.split_first() {
+            cmd.arg0(argv0).args(rest);
+        }
+    }
+    cmd.env_clear();
+    for entry in hook.env().iter().flatten() {
+        if let Some((key, value)) = entry.split_once('=') {
+            cmd.env(key, value);
+        }
+    }
+    cmd.stdin(Stdio::piped());
+    let mut child = cmd.spawn().context("start")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that does not read its stdin is not an error: ignore EPIPE.
+        let _ = stdin.write_all(state_json);
+    }
+    let status = match hook.timeout() {
+        Some(secs) if secs <= 0 => {
+            return Err(Error::msg(format!("timeout {secs}: must be positive")))
+        }
+        Some(secs) => wait_with_timeout(&mut child, Duration::from_secs(secs as u64))?,
+        None => child.wait().context("wait")?,
+    };
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Error::msg(format!("exited with {status}")))
+    }
+}
+
+fn wait_with_timeout(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Result<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(status) = child.try_wait().context("wait")? {
+            return Ok(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::msg(format!(
+                "timed out after {}s and was killed",
+                limit.as_secs()
+            )));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(json: &str) -> Hook {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn state_arrives_on_stdin_with_args_and_env() {
+        let out = std::env::temp_dir().join(format!("patina-hook-{}", std::process::id()));
+        let h = hook(&format!(
+            r#"{{"path":"/bin/sh","args":["sh","-c","echo \"$0 $1 $X\" > {0}; cat >> {0}","first"],"env":["X=y"]}}"#,
+            out.display()
+        ));
+        run(&h, b"{\"id\":\"c\"}").unwrap();
+        let got = std::fs::read_to_string(&out).unwrap();
+        std::fs::remove_file(&out).unwrap();
+        assert_eq!(got, "first  y\n{\"id\":\"c\"}");
+    }
+
+    #[test]
+    fn failure_and_timeout_are_errors() {
+        let err = run(&hook(r#"{"path":"/bin/false"}"#), b"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exit status: 1"), "{err}");
+        let err = run(
+            &hook(r#"{"path":"/bin/sleep","args":["sleep","5"],"timeout":1}"#),
+            b"",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("timed out"), "{err}");
+    }
+}

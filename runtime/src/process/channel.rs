@@ -1,0 +1,137 @@
+//! The socketpair between the runtime and the container's init during `create`.
+//! SOCK_SEQPACKET keeps message boundaries, and when either side dies the other reads
+//! EOF at once instead of hanging.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+
+use crate::error::{Context, Error, Result};
+
+/// What flows between the runtime (parent) and init (child).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// parent -> child: uid/gid maps are written, go on; carries the state JSON
+    /// (with init's pid as the runtime sees it) for the hooks init runs.
+    Go(String),
+    /// child -> parent: mounts are done, run prestart and createRuntime hooks now.
+    RunCreateRuntimeHooks,
+    /// parent -> child: those hooks succeeded.
+    HooksDone,
+    /// child -> parent: set up and blocked before the user program.
+    Ready,
+    /// child -> parent: setup failed at this step.
+    Failed(String),
+}
+
+impl Message {
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Message::Go(state) => [b"G".as_slice(), state.as_bytes()].concat(),
+            Message::RunCreateRuntimeHooks => vec![b'H'],
+            Message::HooksDone => vec![b'D'],
+            Message::Ready => vec![b'R'],
+            Message::Failed(why) => [b"F".as_slice(), why.as_bytes()].concat(),
+        }
+    }
+
+    fn decode(raw: &[u8]) -> Option<Message> {
+        Some(match raw.first()? {
+            b'G' => Message::Go(String::from_utf8_lossy(&raw[1..]).into_owned()),
+            b'H' => Message::RunCreateRuntimeHooks,
+            b'D' => Message::HooksDone,
+            b'R' => Message::Ready,
+            b'F' => Message::Failed(String::from_utf8_lossy(&raw[1..]).into_owned()),
+            _ => return None,
+        })
+    }
+}
+
+/// One end of the channel.
+#[derive(Debug)]
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+/// A connected pair: (parent end, child end).
+pub fn pair() -> Result<(Channel, Channel)> {
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .context("socketpair for init channel")?;
+    Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+impl Channel {
+    pub fn send(&self, message: &Message) -> Result<()> {
+        send(
+            self.fd.as_raw_fd(),
+            &message.encode(),
+            MsgFlags::MSG_NOSIGNAL,
+        )
+        .map(drop)
+        .with_context(|| format!("send {message:?} to the other side of the init channel"))
+    }
+
+    /// In the cloned child, close its copy of the runtime's end: otherwise init would
+    /// never read EOF when the runtime dies. The OwnedFd is never dropped there (init
+    /// leaves through _exit), so the number is not closed twice.
+    pub fn close_copy_in_child(&self) {
+        // SAFETY: closing a descriptor number this process owns a copy of.
+        unsafe { libc::close(self.fd.as_raw_fd()) };
+    }
+
+    /// The next message, or None when the other side closed without a word.
+    pub fn recv(&self) -> Result<Option<Message>> {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Ok(0) => return Ok(None),
+                Ok(n) => {
+                    return Message::decode(&buf[..n])
+                        .map(Some)
+                        .ok_or_else(|| Error::msg("garbled message on the init channel"))
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(Error::os(e, "read from the init channel")),
+            }
+        }
+    }
+
+    /// Wait for one particular message; a failure report becomes the error itself.
+    pub fn expect(&self, wanted: &Message) -> Result<()> {
+        match self.recv()? {
+            Some(ref m) if m == wanted => Ok(()),
+            Some(Message::Failed(why)) => Err(Error::msg(why)),
+            Some(other) => Err(Error::msg(format!(
+                "init channel: expected {wanted:?}, got {other:?}"
+            ))),
+            None => Err(Error::msg(format!(
+                "init channel closed while waiting for {wanted:?}: the other side exited"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_and_failures_carry_their_text() {
+        let (a, b) = pair().unwrap();
+        a.send(&Message::Failed(
+            "mount \"proc\" on \"/proc\": EPERM".into(),
+        ))
+        .unwrap();
+        let err = b.expect(&Message::Ready).unwrap_err().to_string();
+        assert_eq!(err, "mount \"proc\" on \"/proc\": EPERM");
+        b.send(&Message::Go("{}".into())).unwrap();
+        assert_eq!(a.recv().unwrap(), Some(Message::Go("{}".into())));
+        drop(b);
+        assert_eq!(a.recv().unwrap(), None);
+    }
+}

@@ -1,0 +1,353 @@
+//! The container's init, from the clone until it execs the user program. It runs in the
+//! new namespaces, talks to the runtime over the init channel, and reports any failure
+//! with the step that failed, so `create` can print it.
+//!
+//! Order matters (runtime.md "Lifecycle", config.md "Hooks"): namespaces, mounts,
+//! createRuntime hooks (runtime side), createContainer hooks, pivot_root, terminal,
+//! read-only/masked paths, rlimits, credentials; then "ready", and the wait for `start`
+//! on the exec fifo; then startContainer hooks and exec.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sched::unshare;
+use nix::sys::stat::Mode;
+use nix::unistd::{setresgid, setresuid, Gid, Uid};
+use oci_spec::runtime::{Hook, Process};
+
+use super::channel::{Channel, Message};
+use crate::capabilities::CapSets;
+use crate::error::{Context, Error, Result};
+use crate::namespaces::{self, Plan};
+use crate::spec::Bundle;
+use crate::{hooks, rlimits, rootfs, terminal};
+
+/// Everything init needs; it lives in memory init inherits from the runtime at clone.
+pub struct InitContext<'a> {
+    pub bundle: &'a Bundle,
+    pub plan: &'a Plan,
+    pub state_dir: &'a OwnedFd,
+    pub console_socket: Option<&'a OwnedFd>,
+    pub no_pivot: bool,
+    pub preserve_fds: i32,
+    pub caps: Option<&'a CapSets>,
+    /// Join a new session keyring of this name (runc's default; `--no-new-keyring` off).
+    pub new_keyring: Option<&'a str>,
+}
+
+/// Entry point in the cloned child; never returns.
+pub fn run(ctx: &InitContext<'_>, channel: &Channel) -> ! {
+    let code = match setup(ctx, channel) {
+        Ok(ready) => {
+            // Setup is done and reported: from here on, errors go to the program's stderr.
+            let err = wait_and_exec(ctx, ready);
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                format!("patina: {err}\n").as_bytes(),
+            );
+            127
+        }
+        Err(err) => {
+            let _ = channel.send(&Message::Failed(err.to_string()));
+            1
+        }
+    };
+    // SAFETY: _exit skips atexit handlers and stdio flushing, which belong to the runtime.
+    unsafe { libc::_exit(code) }
+}
+
+/// What is left to do once init has said "ready".
+struct Ready {
+    program: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    start_hooks: Vec<Hook>,
+    state_json: String,
+}
+
+fn setup(ctx: &InitContext<'_>, channel: &Channel) -> Result<Ready> {
+    let spec = &ctx.bundle.spec;
+    let process = spec.process().as_ref().expect("validated: process present");
+    let state_json = match channel.recv()? {
+        Some(Message::Go(state)) => state,
+        other => {
+            return Err(Error::msg(format!(
+                "init: expected go from the runtime, got {other:?}"
+            )))
+        }
+    };
+    if ctx.plan.new_user {
+        // Become root of the new user namespace, now that the maps exist.
+        setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+            .context("setgid 0 in user namespace")?;
+        setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+            .context("setuid 0 in user namespace")?;
+    }
+    for ns in &ctx.plan.join_in_init {
+        namespaces::join(ns)?;
+    }
+    if !ctx.plan.unshare_later.is_empty() {
+        unshare(ctx.plan.unshare_later).context("unshare cgroup namespace")?;
+    }
+    nix::unistd::setsid().context("setsid")?;
+    if let Some(name) = ctx.new_keyring {
+        join_session_keyring(name)?;
+    }
+    set_names(spec)?;
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .with_context(|| format!("process.oomScoreAdj: write {adj}"))?;
+    }
+
+    let in_user_ns = ctx
+        .plan
+        .has_own(oci_spec::runtime::LinuxNamespaceType::User);
+    rootfs::prepare(spec, &ctx.bundle.dir, &ctx.bundle.rootfs, in_user_ns)
+        .context("prepare rootfs")?;
+
+    channel.send(&Message::RunCreateRuntimeHooks)?;
+    channel.expect(&Message::HooksDone)?;
+    let hooks = spec.hooks().as_ref();
+    hooks::run_all(
+        "createContainer",
+        hooks
+            .and_then(|h| h.create_container().as_deref())
+            .unwrap_or_default(),
+        state_json.as_bytes(),
+    )?;
+
+    if ctx.no_pivot {
+        rootfs::pivot::move_root(&ctx.bundle.rootfs)?;
+    } else {
+        rootfs::pivot::pivot(&ctx.bundle.rootfs)?;
+    }
+    if process.terminal().unwrap_or(false) {
+        let socket = ctx.console_socket.ok_or_else(|| {
+            Error::msg("process.terminal is true but no --console-socket was given")
+        })?;
+        let size = process
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        terminal::setup(socket, size).context("process.terminal")?;
+    }
+    rootfs::finalize(spec)?;
+    prepare_cwd(process)?;
+    rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
+    switch_user(process, ctx.caps)?;
+    if process.no_new_privileges().unwrap_or(false) {
+        nix::sys::prctl::set_no_new_privs().context("process.noNewPrivileges")?;
+    }
+    if let Some(mask) = process.user().umask() {
+        nix::sys::stat::umask(Mode::from_bits_truncate(mask));
+    }
+    let env = environment(process);
+    let args = process.args().as_deref().unwrap_or_default();
+    let program = find_program(&args[0], &env)?;
+    channel.send(&Message::Ready)?;
+    Ok(Ready {
+        program: cstring(program.as_os_str().as_bytes())?,
+        argv: args
+            .iter()
+            .map(|a| cstring(a.as_bytes()))
+            .collect::<Result<_>>()?,
+        envp: env
+            .iter()
+            .map(|e| cstring(e.as_bytes()))
+            .collect::<Result<_>>()?,
+        start_hooks: hooks
+            .and_then(|h| h.start_container().clone())
+            .unwrap_or_default(),
+        state_json,
+    })
+}
+
+fn set_names(spec: &oci_spec::runtime::Spec) -> Result<()> {
+    if let Some(name) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(name).with_context(|| format!("hostname: set {name:?}"))?;
+    }
+    if let Some(name) = spec.domainname().as_deref().filter(|h| !h.is_empty()) {
+        // SAFETY: setdomainname reads len bytes from a valid buffer.
+        let rc = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+        nix::errno::Errno::result(rc).with_context(|| format!("domainname: set {name:?}"))?;
+    }
+    Ok(())
+}
+
+/// A fresh session keyring, so the container cannot read the host's keys.
+fn join_session_keyring(name: &str) -> Result<()> {
+    let name = cstring(name.as_bytes())?;
+    // SAFETY: KEYCTL_JOIN_SESSION_KEYRING reads a NUL-terminated name.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            libc::KEYCTL_JOIN_SESSION_KEYRING,
+            name.as_ptr(),
+        )
+    };
+    match nix::errno::Errno::result(rc) {
+        // Kernels without keys, or a seccomp-filtered keyctl on the host: nothing to isolate.
+        Ok(_) | Err(nix::errno::Errno::ENOSYS) => Ok(()),
+        Err(e) => Err(Error::os(e, "join a new session keyring")),
+    }
+}
+
+/// process.cwd is created if the image lacks it (as runc does), then entered.
+fn prepare_cwd(process: &Process) -> Result<()> {
+    let cwd = process.cwd();
+    std::fs::create_dir_all(cwd)
+        .with_context(|| format!("process.cwd: create {:?}", cwd.display()))?;
+    nix::unistd::chdir(cwd).with_context(|| format!("process.cwd: chdir to {:?}", cwd.display()))
+}
+
+/// Groups, then gid, then uid with capabilities kept across, then the exact cap sets.
+fn switch_user(process: &Process, caps: Option<&CapSets>) -> Result<()> {
+    let user = process.user();
+    if let Some(caps) = caps {
+        caps.drop_bounding()
+            .context("process.capabilities.bounding")?;
+    }
+    let groups: Vec<Gid> = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    nix::unistd::setgroups(&groups).context("process.user.additionalGids: setgroups")?;
+    let gid = Gid::from_raw(user.gid());
+    setresgid(gid, gid, gid).with_context(|| format!("process.user.gid: setgid {gid}"))?;
+    nix::sys::prctl::set_keepcaps(true).context("keep capabilities across setuid")?;
+    let uid = Uid::from_raw(user.uid());
+    setresuid(uid, uid, uid).with_context(|| format!("process.user.uid: setuid {uid}"))?;
+    nix::sys::prctl::set_keepcaps(false).context("reset keepcaps")?;
+    match caps {
+        Some(caps) => caps.apply().context("process.capabilities"),
+        None => Ok(()),
+    }
+}
+
+/// process.env, plus HOME when absent (as runc does, from /etc/passwd or "/").
+fn environment(process: &Process) -> Vec<String> {
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", home_of(process.user().uid())));
+    }
+    env
+}
+
+fn home_of(uid: u32) -> String {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 5 && f[2].parse() == Ok(uid))
+        .map(|f| f[5].to_owned())
+        .unwrap_or_else(|| "/".to_owned())
+}
+
+/// Resolve args[0] as execvp would, with the container's PATH, so that a missing
+/// program fails `create` rather than a started container.
+pub fn find_program(name: &str, env: &[String]) -> Result<PathBuf> {
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file())
+            && nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok()
+    };
+    if name.contains('/') {
+        let path = PathBuf::from(name);
+        return if executable(&path) {
+            Ok(path)
+        } else {
+            Err(Error::msg(format!(
+                "exec: {name:?}: not found or not executable"
+            )))
+        };
+    }
+    let path_var = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path_var
+        .split(':')
+        .map(|dir| Path::new(if dir.is_empty() { "." } else { dir }).join(name))
+        .find(|p| executable(p))
+        .ok_or_else(|| {
+            Error::msg(format!(
+                "exec: {name:?}: executable file not found in $PATH"
+            ))
+        })
+}
+
+fn cstring(bytes: &[u8]) -> Result<CString> {
+    CString::new(bytes).map_err(|_| Error::msg("argument or environment entry contains a NUL byte"))
+}
+
+/// Block until `start` opens the exec fifo, then hooks and exec. Returns only on failure.
+fn wait_and_exec(ctx: &InitContext<'_>, ready: Ready) -> Error {
+    let fifo = nix::fcntl::openat(
+        ctx.state_dir.as_fd(),
+        crate::state::EXEC_FIFO,
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    );
+    let fifo = match fifo {
+        Ok(fd) => fd,
+        Err(e) => return Error::os(e, "open exec fifo to wait for start"),
+    };
+    if let Err(e) = nix::unistd::write(&fifo, b"0") {
+        return Error::os(e, "signal start through the exec fifo");
+    }
+    drop(fifo);
+    if let Err(e) = hooks::run_all(
+        "startContainer",
+        &ready.start_hooks,
+        ready.state_json.as_bytes(),
+    ) {
+        return e;
+    }
+    if let Err(e) = prepare_exec_fds(ctx.preserve_fds) {
+        return e;
+    }
+    reset_signals();
+    match nix::unistd::execve(&ready.program, &ready.argv, &ready.envp) {
+        Err(e) => Error::os(e, format!("exec {:?}", ready.program)),
+        Ok(never) => match never {},
+    }
+}
+
+/// Only stdio and the `--preserve-fds` ones reach the program (CVE-2024-21626 class).
+fn prepare_exec_fds(preserve: i32) -> Result<()> {
+    for fd in 3..3 + preserve {
+        // SAFETY: F_SETFD on a descriptor number; an invalid one just fails with EBADF.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    }
+    let first = (3 + preserve) as libc::c_uint;
+    // SAFETY: close_range only marks descriptors close-on-exec; no memory is touched.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    nix::errno::Errno::result(rc)
+        .map(drop)
+        .context("mark inherited descriptors close-on-exec")
+}
+
+/// Rust ignores SIGPIPE at start-up and the runtime may block signals: the program must
+/// start with the default dispositions and an empty mask.
+fn reset_signals() {
+    use nix::sys::signal::{signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
+    // SAFETY: restoring default dispositions installs no Rust handler.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+}
+
+/// An fd is still open in this process (used by tests of the fd policy).
+pub fn is_open(fd: &impl AsRawFd) -> bool {
+    // SAFETY: F_GETFD only queries the descriptor table.
+    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) != -1 }
+}

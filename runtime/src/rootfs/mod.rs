@@ -1,0 +1,156 @@
+//! The container's root filesystem: mounts, /dev, pivot_root, and the read-only and
+//! masked paths laid on top (config.md "Root", "Mounts"; config-linux.md).
+
+pub mod devices;
+pub mod mounts;
+pub mod paths;
+pub mod pivot;
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::{open, OFlag};
+use nix::mount::{mount, MsFlags};
+use nix::sys::stat::Mode;
+use oci_spec::runtime::Spec;
+
+use crate::error::{Context, Error, Result};
+
+/// In init's new mount namespace, before pivot_root: everything under the rootfs.
+pub fn prepare(spec: &Spec, bundle: &Path, rootfs: &Path, in_user_ns: bool) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let propagation =
+        mounts::root_propagation(linux.and_then(|l| l.rootfs_propagation().as_deref()))?;
+    // Keep our mounts from reaching the host; a shared root is made shared again at the end.
+    let isolating = if propagation.contains(MsFlags::MS_SHARED) {
+        MsFlags::MS_SLAVE | MsFlags::MS_REC
+    } else {
+        propagation
+    };
+    mount(None::<&str>, "/", None::<&str>, isolating, None::<&str>)
+        .context("make / non-shared (rootfsPropagation)")?;
+    // pivot_root needs the new root to be a mount point.
+    mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .with_context(|| format!("bind rootfs {:?} onto itself", rootfs.display()))?;
+    let root = open(
+        rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("open rootfs {:?}", rootfs.display()))?;
+
+    let all = spec.mounts().as_deref().unwrap_or_default();
+    for (i, m) in all.iter().enumerate() {
+        mounts::apply(root.as_fd(), bundle, i, m)?;
+    }
+    let dev_from_host = all.iter().any(|m| {
+        m.destination() == Path::new("/dev")
+            && m.options()
+                .iter()
+                .flatten()
+                .any(|o| o == "bind" || o == "rbind")
+    });
+    if !dev_from_host {
+        populate_dev(&root, spec, in_user_ns)?;
+    }
+    Ok(())
+}
+
+fn populate_dev(root: &OwnedFd, spec: &Spec, in_user_ns: bool) -> Result<()> {
+    let configured = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_deref())
+        .unwrap_or_default();
+    let mut nodes = devices::default_devices();
+    for (i, dev) in configured.iter().enumerate() {
+        let node = devices::DeviceNode::from_spec(i, dev)?;
+        nodes.retain(|d| d.path != node.path);
+        nodes.push(node);
+    }
+    for node in &nodes {
+        devices::create(root.as_fd(), node, in_user_ns)?;
+    }
+    devices::create_links(root.as_fd())
+}
+
+/// After pivot_root: the read-only and masked paths, the read-only root, and a shared
+/// root propagation if asked for.
+pub fn finalize(spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    for path in linux
+        .and_then(|l| l.readonly_paths().as_deref())
+        .unwrap_or_default()
+    {
+        make_readonly(Path::new(path)).with_context(|| format!("linux.readonlyPaths: {path:?}"))?;
+    }
+    for path in linux
+        .and_then(|l| l.masked_paths().as_deref())
+        .unwrap_or_default()
+    {
+        mask(Path::new(path)).with_context(|| format!("linux.maskedPaths: {path:?}"))?;
+    }
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        mounts::remount_bind(Path::new("/"), MsFlags::MS_RDONLY)
+            .context("root.readonly: remount / read-only")?;
+    }
+    if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        let flags = mounts::root_propagation(Some(p))?;
+        mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+            .context("linux.rootfsPropagation on /")?;
+    }
+    Ok(())
+}
+
+fn make_readonly(path: &Path) -> Result<()> {
+    match mount(
+        Some(path),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    ) {
+        Err(Errno::ENOENT) => return Ok(()),
+        other => other.context("bind onto itself")?,
+    }
+    mounts::remount_bind(path, MsFlags::MS_RDONLY | MsFlags::MS_REC)
+}
+
+/// Directories get an empty read-only tmpfs, files /dev/null.
+fn mask(path: &Path) -> Result<()> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        other => other.map_err(Error::from).context("stat")?,
+    };
+    if meta.is_dir() {
+        mount(
+            Some("tmpfs"),
+            path,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            Some("size=0k"),
+        )
+        .context("mount read-only tmpfs over it")
+    } else {
+        mount(
+            Some("/dev/null"),
+            path,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .context("bind /dev/null over it")
+    }
+}

@@ -1,0 +1,434 @@
+//! `mounts` of config.md: option strings to mount(2) flags and data, and applying each
+//! mount inside the rootfs in the order given.
+
+use std::os::fd::BorrowedFd;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, MsFlags};
+use oci_spec::runtime::Mount;
+
+use super::paths::{fd_path, mkdir_all_in_root, touch_in_root};
+use crate::bail;
+use crate::error::{Context, Error, Result};
+
+/// One entry of `mounts[].options`, classified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountOption {
+    /// Sets (true) or clears (false) a mount flag.
+    Flag(bool, MsFlags),
+    /// A propagation change, applied with its own mount(2) call after the mount.
+    Propagation(MsFlags),
+    /// `bind` or `rbind`.
+    Bind { recursive: bool },
+    /// Anything else goes to the filesystem as data (`size=64k`, `mode=755`, `newinstance`).
+    Data(String),
+}
+
+impl MountOption {
+    pub fn parse(option: &str) -> Result<MountOption> {
+        use MountOption::*;
+        let flag = |set, f| Ok(Flag(set, f));
+        match option {
+            "" => bail!("empty mount option"),
+            "defaults" => flag(false, MsFlags::empty()),
+            "ro" => flag(true, MsFlags::MS_RDONLY),
+            "rw" => flag(false, MsFlags::MS_RDONLY),
+            "nosuid" => flag(true, MsFlags::MS_NOSUID),
+            "suid" => flag(false, MsFlags::MS_NOSUID),
+            "nodev" => flag(true, MsFlags::MS_NODEV),
+            "dev" => flag(false, MsFlags::MS_NODEV),
+            "noexec" => flag(true, MsFlags::MS_NOEXEC),
+            "exec" => flag(false, MsFlags::MS_NOEXEC),
+            "sync" => flag(true, MsFlags::MS_SYNCHRONOUS),
+            "async" => flag(false, MsFlags::MS_SYNCHRONOUS),
+            "dirsync" => flag(true, MsFlags::MS_DIRSYNC),
+            "mand" => flag(true, MsFlags::MS_MANDLOCK),
+            "nomand" => flag(false, MsFlags::MS_MANDLOCK),
+            "noatime" => flag(true, MsFlags::MS_NOATIME),
+            "atime" => flag(false, MsFlags::MS_NOATIME),
+            "nodiratime" => flag(true, MsFlags::MS_NODIRATIME),
+            "diratime" => flag(false, MsFlags::MS_NODIRATIME),
+            "relatime" => flag(true, MsFlags::MS_RELATIME),
+            "norelatime" => flag(false, MsFlags::MS_RELATIME),
+            "strictatime" => flag(true, MsFlags::MS_STRICTATIME),
+            "nostrictatime" => flag(false, MsFlags::MS_STRICTATIME),
+            "silent" => flag(true, MsFlags::MS_SILENT),
+            "loud" => flag(false, MsFlags::MS_SILENT),
+            "remount" => flag(true, MsFlags::MS_REMOUNT),
+            "bind" => Ok(Bind { recursive: false }),
+            "rbind" => Ok(Bind { recursive: true }),
+            "private" => Ok(Propagation(MsFlags::MS_PRIVATE)),
+            "rprivate" => Ok(Propagation(MsFlags::MS_PRIVATE | MsFlags::MS_REC)),
+            "shared" => Ok(Propagation(MsFlags::MS_SHARED)),
+            "rshared" => Ok(Propagation(MsFlags::MS_SHARED | MsFlags::MS_REC)),
+            "slave" => Ok(Propagation(MsFlags::MS_SLAVE)),
+            "rslave" => Ok(Propagation(MsFlags::MS_SLAVE | MsFlags::MS_REC)),
+            "unbindable" => Ok(Propagation(MsFlags::MS_UNBINDABLE)),
+            "runbindable" => Ok(Propagation(MsFlags::MS_UNBINDABLE | MsFlags::MS_REC)),
+            "idmap" | "ridmap" => {
+                bail!("mount option {option:?} (idmapped mounts): not supported by patina yet")
+            }
+            "tmpcopyup" => bail!("mount option \"tmpcopyup\": not supported by patina yet"),
+            other => Ok(Data(other.to_owned())),
+        }
+    }
+}
+
+/// Everything mount(2) needs for one config entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountPlan {
+    pub flags: MsFlags,
+    pub propagation: Vec<MsFlags>,
+    pub data: String,
+    pub bind: Option<bool>,
+}
+
+impl MountPlan {
+    pub fn from_options(options: &[String]) -> Result<MountPlan> {
+        let mut plan = MountPlan {
+            flags: MsFlags::empty(),
+            propagation: Vec::new(),
+            data: String::new(),
+            bind: None,
+        };
+        for option in options {
+            match MountOption::parse(option)? {
+                MountOption::Flag(true, f) => plan.flags |= f,
+                MountOption::Flag(false, f) => plan.flags &= !f,
+                MountOption::Propagation(p) => plan.propagation.push(p),
+                MountOption::Bind { recursive } => {
+                    plan.bind = Some(recursive || plan.bind == Some(true))
+                }
+                MountOption::Data(d) => {
+                    if !plan.data.is_empty() {
+                        plan.data.push(',');
+                    }
+                    plan.data.push_str(&d);
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Flags a bind mount can only take in a second, remounting call.
+    fn bind_remount_flags(&self) -> MsFlags {
+        self.flags
+            & (MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC
+                | MsFlags::MS_NOATIME
+                | MsFlags::MS_NODIRATIME
+                | MsFlags::MS_RELATIME
+                | MsFlags::MS_STRICTATIME)
+    }
+}
+
+/// Mount one `mounts[]` entry inside the rootfs.
+pub fn apply(root: BorrowedFd<'_>, bundle: &Path, index: usize, m: &Mount) -> Result<()> {
+    let dest = m.destination();
+    let options = m.options().as_deref().unwrap_or_default();
+    let plan = MountPlan::from_options(options)?;
+    let typ = m
+        .typ()
+        .as_deref()
+        .unwrap_or(if plan.bind.is_some() { "bind" } else { "" });
+    let describe = || {
+        let source = m
+            .source()
+            .as_deref()
+            .map(|s| s.display().to_string())
+            .unwrap_or_default();
+        format!(
+            "mounts[{index}]: mount {source:?} ({typ}) on {:?}",
+            dest.display()
+        )
+    };
+    let result = if plan.bind.is_some() || typ == "bind" {
+        let source = bind_source(bundle, m)?;
+        mount_bind(root, &source, dest, &plan)
+    } else if typ == "cgroup" {
+        mount_cgroup(root, dest, &plan)
+    } else {
+        mount_fs(root, m, typ, dest, &plan)
+    };
+    result.with_context(describe)
+}
+
+/// Relative bind sources are relative to the bundle (config.md "source").
+fn bind_source(bundle: &Path, m: &Mount) -> Result<PathBuf> {
+    let Some(source) = m.source() else {
+        bail!(
+            "bind mount onto {:?} has no source",
+            m.destination().display()
+        );
+    };
+    Ok(if source.is_absolute() {
+        source.clone()
+    } else {
+        bundle.join(source)
+    })
+}
+
+fn mount_bind(root: BorrowedFd<'_>, source: &Path, dest: &Path, plan: &MountPlan) -> Result<()> {
+    let meta =
+        std::fs::metadata(source).with_context(|| format!("stat source {:?}", source.display()))?;
+    let target = if meta.is_dir() {
+        mkdir_all_in_root(root, dest, 0o755)?
+    } else {
+        touch_in_root(root, dest)?
+    };
+    let target_path = fd_path(&target);
+    let mut flags = MsFlags::MS_BIND;
+    if plan.bind == Some(true) {
+        flags |= MsFlags::MS_REC;
+    }
+    mount(
+        Some(source),
+        &target_path,
+        None::<&str>,
+        flags,
+        None::<&str>,
+    )
+    .context("bind")?;
+    // The new mount sits on top of the O_PATH handle: reopen to reach it.
+    let target = reopen(root, dest)?;
+    let target_path = fd_path(&target);
+    let extra = plan.bind_remount_flags();
+    if !extra.is_empty() {
+        remount_bind(&target_path, extra | (flags & MsFlags::MS_REC))?;
+    }
+    apply_propagation(&target_path, &plan.propagation)
+}
+
+/// Remount a bind mount with new flags, keeping the flags the kernel locks in place
+/// (a mount made in a less privileged user namespace cannot drop nosuid/nodev/noexec).
+pub fn remount_bind(target: &Path, flags: MsFlags) -> Result<()> {
+    let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
+    match mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        remount | flags,
+        None::<&str>,
+    ) {
+        Err(nix::errno::Errno::EPERM) => {
+            let locked = locked_flags(target)?;
+            mount(
+                None::<&str>,
+                target,
+                None::<&str>,
+                remount | flags | locked,
+                None::<&str>,
+            )
+            .context("remount bind with locked flags")
+        }
+        other => other.context("remount bind"),
+    }
+}
+
+fn locked_flags(target: &Path) -> Result<MsFlags> {
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let st = statvfs(target).context("statvfs")?;
+    let pairs = [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ];
+    Ok(pairs
+        .iter()
+        .filter(|(st_flag, _)| st.flags().contains(*st_flag))
+        .fold(MsFlags::empty(), |acc, (_, ms)| acc | *ms))
+}
+
+fn mount_fs(
+    root: BorrowedFd<'_>,
+    m: &Mount,
+    typ: &str,
+    dest: &Path,
+    plan: &MountPlan,
+) -> Result<()> {
+    if typ.is_empty() {
+        bail!("no type given (and not a bind mount)");
+    }
+    let target = mkdir_all_in_root(root, dest, 0o755)?;
+    let source = m
+        .source()
+        .as_deref()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(typ));
+    let data = (!plan.data.is_empty()).then_some(plan.data.as_str());
+    mount(
+        Some(&source),
+        &fd_path(&target),
+        Some(typ),
+        plan.flags,
+        data,
+    )
+    .context("mount")?;
+    if !plan.propagation.is_empty() {
+        let target = reopen(root, dest)?;
+        apply_propagation(&fd_path(&target), &plan.propagation)?;
+    }
+    Ok(())
+}
+
+fn reopen(root: BorrowedFd<'_>, dest: &Path) -> Result<std::os::fd::OwnedFd> {
+    super::paths::open_in_root(root, dest, nix::fcntl::OFlag::empty())
+        .map_err(|e| Error::os(e, format!("reopen {:?}", dest.display())))
+}
+
+pub fn apply_propagation(target: &Path, propagation: &[MsFlags]) -> Result<()> {
+    for &flags in propagation {
+        mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
+            .with_context(|| format!("set propagation {flags:?}"))?;
+    }
+    Ok(())
+}
+
+/// `type: cgroup`: a tmpfs with one mount per hierarchy the process belongs to, as
+/// runc lays it out, or a single cgroup2 mount on a pure v2 host. The container is in
+/// its own cgroup namespace when it asked for one, so each hierarchy shows its own
+/// cgroup as the root.
+fn mount_cgroup(root: BorrowedFd<'_>, dest: &Path, plan: &MountPlan) -> Result<()> {
+    let hierarchies = own_hierarchies()?;
+    let target = mkdir_all_in_root(root, dest, 0o755)?;
+    let flags = plan.flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if hierarchies.iter().all(|h| h.is_empty()) {
+        return mount(
+            Some("cgroup2"),
+            &fd_path(&target),
+            Some("cgroup2"),
+            flags,
+            None::<&str>,
+        )
+        .context("mount cgroup2");
+    }
+    mount(
+        Some("tmpfs"),
+        &fd_path(&target),
+        Some("tmpfs"),
+        (flags & !MsFlags::MS_RDONLY) | MsFlags::MS_RELATIME,
+        Some("mode=755"),
+    )
+    .context("mount tmpfs for cgroup hierarchies")?;
+    for controllers in &hierarchies {
+        let (name, fstype, data) = if controllers.is_empty() {
+            ("unified".to_owned(), "cgroup2", String::new())
+        } else if let Some(name) = controllers.strip_prefix("name=") {
+            (name.to_owned(), "cgroup", format!("none,name={name}"))
+        } else {
+            (controllers.clone(), "cgroup", controllers.clone())
+        };
+        let sub = dest.join(&name);
+        let target = mkdir_all_in_root(root, &sub, 0o755)?;
+        let data = (!data.is_empty()).then_some(data.as_str());
+        mount(Some("cgroup"), &fd_path(&target), Some(fstype), flags, data)
+            .with_context(|| format!("mount cgroup hierarchy {name:?}"))?;
+    }
+    if plan.flags.contains(MsFlags::MS_RDONLY) {
+        let target = reopen(root, dest)?;
+        remount_bind(&fd_path(&target), MsFlags::MS_RDONLY)?;
+    }
+    Ok(())
+}
+
+/// Controllers of each hierarchy in /proc/self/cgroup, "" standing for the unified
+/// (cgroup2) one; on a hybrid host it is listed only when mounted at .../unified.
+fn own_hierarchies() -> Result<Vec<String>> {
+    let raw = std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
+    let mut v1: Vec<String> = raw
+        .lines()
+        .filter_map(|line| line.splitn(3, ':').nth(1))
+        .filter(|controllers| !controllers.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if v1.is_empty() {
+        return Ok(vec![String::new()]);
+    }
+    if Path::new("/sys/fs/cgroup/unified").exists() {
+        v1.push(String::new());
+    }
+    Ok(v1)
+}
+
+/// The flags to make a mount point's propagation as `rootfsPropagation` says.
+pub fn root_propagation(value: Option<&str>) -> Result<MsFlags> {
+    Ok(match value {
+        None | Some("") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        Some(p) => match MountOption::parse(p)? {
+            MountOption::Propagation(flags) => flags | MsFlags::MS_REC,
+            _ => bail!("linux.rootfsPropagation {p:?}: not a propagation mode"),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(options: &[&str]) -> MountPlan {
+        MountPlan::from_options(&options.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn flags_data_and_propagation_are_separated() {
+        let p = plan(&[
+            "nosuid",
+            "strictatime",
+            "mode=755",
+            "size=65536k",
+            "rprivate",
+        ]);
+        assert_eq!(p.flags, MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME);
+        assert_eq!(p.data, "mode=755,size=65536k");
+        assert_eq!(p.propagation, vec![MsFlags::MS_PRIVATE | MsFlags::MS_REC]);
+        assert_eq!(p.bind, None);
+    }
+
+    #[test]
+    fn later_options_override_earlier_ones() {
+        let p = plan(&["ro", "rw", "noexec"]);
+        assert_eq!(p.flags, MsFlags::MS_NOEXEC);
+    }
+
+    #[test]
+    fn rbind_is_recursive_bind() {
+        assert_eq!(plan(&["rbind", "ro"]).bind, Some(true));
+        assert_eq!(plan(&["bind"]).bind, Some(false));
+        assert_eq!(
+            plan(&["bind", "ro", "nodev"]).bind_remount_flags(),
+            MsFlags::MS_RDONLY | MsFlags::MS_NODEV
+        );
+    }
+
+    #[test]
+    fn devpts_options_reach_the_filesystem() {
+        let p = plan(&[
+            "nosuid",
+            "noexec",
+            "newinstance",
+            "ptmxmode=0666",
+            "mode=0620",
+            "gid=5",
+        ]);
+        assert_eq!(p.data, "newinstance,ptmxmode=0666,mode=0620,gid=5");
+    }
+
+    #[test]
+    fn root_propagation_defaults_to_rslave() {
+        assert_eq!(
+            root_propagation(None).unwrap(),
+            MsFlags::MS_SLAVE | MsFlags::MS_REC
+        );
+        assert_eq!(
+            root_propagation(Some("shared")).unwrap(),
+            MsFlags::MS_SHARED | MsFlags::MS_REC
+        );
+        assert!(root_propagation(Some("ro")).is_err());
+    }
+}

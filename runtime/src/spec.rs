@@ -1,0 +1,302 @@
+//! Loading and checking a bundle's config.json before anything is created, so that bad
+//! input fails fast with the field named, and nothing has to be undone.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::bail;
+use crate::error::{Context, Error, Result};
+
+/// The OCI runtime-spec versions patina implements (config.md "ociVersion").
+const SUPPORTED_MAJOR: u64 = 1;
+const SUPPORTED_MINOR_MAX: u64 = 3;
+
+/// A checked bundle: absolute paths and the parsed config.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub rootfs: PathBuf,
+    pub spec: Spec,
+}
+
+impl Bundle {
+    /// Read `DIR/config.json`, check it and resolve the rootfs (config.md "root").
+    pub fn load(dir: &Path) -> Result<Bundle> {
+        let dir = std::fs::canonicalize(dir)
+            .with_context(|| format!("bundle {:?} (looking for config.json)", dir.display()))?;
+        let config_path = dir.join("config.json");
+        let raw = std::fs::read(&config_path)
+            .with_context(|| format!("open config.json in bundle {:?}", dir.display()))?;
+        let spec = parse_config(&raw)?;
+        validate(&spec)?;
+        let rootfs = resolve_rootfs(&dir, &spec)?;
+        Ok(Bundle { dir, rootfs, spec })
+    }
+}
+
+/// Parse config.json; serde's message carries the line and column of the fault.
+pub fn parse_config(raw: &[u8]) -> Result<Spec> {
+    serde_json::from_slice::<Spec>(raw).map_err(|e| Error::msg(format!("parse config.json: {e}")))
+}
+
+fn resolve_rootfs(bundle: &Path, spec: &Spec) -> Result<PathBuf> {
+    let Some(root) = spec.root() else {
+        bail!("root.path: missing in config.json");
+    };
+    if root.path().as_os_str().is_empty() {
+        bail!("root.path: must not be empty");
+    }
+    let path = bundle.join(root.path());
+    let meta =
+        std::fs::metadata(&path).with_context(|| format!("root.path {:?}", path.display()))?;
+    if !meta.is_dir() {
+        bail!("root.path {:?}: not a directory", path.display());
+    }
+    Ok(path)
+}
+
+/// Check everything that can be checked without touching the system.
+pub fn validate(spec: &Spec) -> Result<()> {
+    check_oci_version(spec.version())?;
+    check_process(spec)?;
+    check_mounts(spec)?;
+    check_namespaces(spec)?;
+    reject_unimplemented(spec)
+}
+
+pub fn check_oci_version(version: &str) -> Result<()> {
+    let core = version.split(['-', '+']).next().unwrap_or_default();
+    let mut parts = core.split('.').map(|p| p.parse::<u64>());
+    let (major, minor, patch) = (parts.next(), parts.next(), parts.next());
+    let supported = match (major, minor, patch, parts.next()) {
+        (Some(Ok(major)), Some(Ok(minor)), Some(Ok(_)), None) => {
+            major == SUPPORTED_MAJOR && minor <= SUPPORTED_MINOR_MAX
+        }
+        _ => false,
+    };
+    if !supported {
+        bail!("ociVersion {version:?} is not supported: patina implements 1.0.0 to 1.{SUPPORTED_MINOR_MAX}.x");
+    }
+    Ok(())
+}
+
+fn check_process(spec: &Spec) -> Result<()> {
+    let Some(process) = spec.process() else {
+        bail!("process: missing in config.json");
+    };
+    match process.args() {
+        Some(args) if !args.is_empty() && !args[0].is_empty() => {}
+        _ => bail!("process.args: must name the program to run (it is empty)"),
+    }
+    if !process.cwd().is_absolute() {
+        bail!(
+            "process.cwd {:?}: must be an absolute path",
+            process.cwd().display()
+        );
+    }
+    Ok(())
+}
+
+fn check_mounts(spec: &Spec) -> Result<()> {
+    for (i, mount) in spec.mounts().iter().flatten().enumerate() {
+        let dest = mount.destination();
+        if !dest.is_absolute() {
+            bail!(
+                "mounts[{i}].destination {:?}: must be an absolute path",
+                dest.display()
+            );
+        }
+        if mount.uid_mappings().is_some() || mount.gid_mappings().is_some() {
+            bail!("mounts[{i}].uidMappings/gidMappings (idmapped mounts): not supported by patina yet");
+        }
+        for option in mount.options().iter().flatten() {
+            crate::rootfs::mounts::MountOption::parse(option)
+                .with_context(|| format!("mounts[{i}] ({:?})", dest.display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn check_namespaces(spec: &Spec) -> Result<()> {
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    let namespaces = linux.namespaces().as_deref().unwrap_or_default();
+    for (i, ns) in namespaces.iter().enumerate() {
+        if namespaces[..i].iter().any(|other| other.typ() == ns.typ()) {
+            bail!(
+                "linux.namespaces[{i}]: namespace {} is listed twice",
+                ns.typ()
+            );
+        }
+        if let Some(path) = ns.path() {
+            if !path.is_absolute() {
+                bail!(
+                    "linux.namespaces[{i}].path {:?}: must be absolute",
+                    path.display()
+                );
+            }
+        }
+    }
+    let has = |typ| namespaces.iter().any(|ns| ns.typ() == typ);
+    if (linux.uid_mappings().is_some() || linux.gid_mappings().is_some())
+        && !has(LinuxNamespaceType::User)
+    {
+        bail!("linux.uidMappings/gidMappings: set without a user namespace");
+    }
+    if has(LinuxNamespaceType::User)
+        && namespaces
+            .iter()
+            .any(|ns| ns.typ() == LinuxNamespaceType::User && ns.path().is_none())
+        && (linux.uid_mappings().is_none() || linux.gid_mappings().is_none())
+    {
+        bail!("linux.uidMappings/gidMappings: a new user namespace needs both mappings");
+    }
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
+        bail!("hostname: cannot be set without a private uts namespace");
+    }
+    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts)
+    {
+        bail!("domainname: cannot be set without a private uts namespace");
+    }
+    if linux.time_offsets().is_some() && !has(LinuxNamespaceType::Time) {
+        bail!("linux.timeOffsets: set without a time namespace");
+    }
+    Ok(())
+}
+
+/// Fields patina does not implement yet are refused by name rather than ignored:
+/// a container that silently runs without its seccomp profile or memory limit is worse
+/// than one that does not start.
+fn reject_unimplemented(spec: &Spec) -> Result<()> {
+    let unsupported =
+        |field: &str| Err(Error::msg(format!("{field}: not supported by patina yet")));
+    if let Some(process) = spec.process() {
+        if process
+            .apparmor_profile()
+            .as_deref()
+            .is_some_and(|p| !p.is_empty())
+        {
+            return unsupported("process.apparmorProfile");
+        }
+        if process
+            .selinux_label()
+            .as_deref()
+            .is_some_and(|p| !p.is_empty())
+        {
+            return unsupported("process.selinuxLabel");
+        }
+        if process.io_priority().is_some() {
+            return unsupported("process.ioPriority");
+        }
+        if process.scheduler().is_some() {
+            return unsupported("process.scheduler");
+        }
+        if process.exec_cpu_affinity().is_some() {
+            return unsupported("process.execCPUAffinity");
+        }
+    }
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    if linux.resources().is_some() {
+        return unsupported("linux.resources");
+    }
+    if linux.seccomp().is_some() {
+        return unsupported("linux.seccomp");
+    }
+    if linux.intel_rdt().is_some() {
+        return unsupported("linux.intelRdt");
+    }
+    if linux.sysctl().as_ref().is_some_and(|s| !s.is_empty()) {
+        return unsupported("linux.sysctl");
+    }
+    if linux
+        .mount_label()
+        .as_deref()
+        .is_some_and(|l| !l.is_empty())
+    {
+        return unsupported("linux.mountLabel");
+    }
+    if linux.personality().is_some() {
+        return unsupported("linux.personality");
+    }
+    if linux.memory_policy().is_some() {
+        return unsupported("linux.memoryPolicy");
+    }
+    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return unsupported("linux.netDevices");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_from(json: &str) -> Spec {
+        parse_config(json.as_bytes()).unwrap()
+    }
+
+    const MINIMAL: &str = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},
+        "process":{"user":{"uid":0,"gid":0},"args":["sh"],"cwd":"/"}}"#;
+
+    #[test]
+    fn accepts_versions_1_0_to_1_3() {
+        for v in ["1.0.0", "1.0.2-dev", "1.1.0", "1.2.1", "1.3.0", "1.3.7+x"] {
+            check_oci_version(v).unwrap_or_else(|e| panic!("{v}: {e}"));
+        }
+        for v in ["0.1.0", "2.0.0", "1.4.0", "1.0", "", "one"] {
+            let err = check_oci_version(v).unwrap_err().to_string();
+            assert!(err.contains("ociVersion"), "{v}: {err}");
+        }
+    }
+
+    #[test]
+    fn malformed_json_names_line_and_column() {
+        let err = parse_config(b"{\n  \"ociVersion\": 1.0.2\n}")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("column"), "{err}");
+    }
+
+    #[test]
+    fn empty_args_are_refused_by_field_name() {
+        let spec = spec_from(&MINIMAL.replace(r#"["sh"]"#, "[]"));
+        assert!(validate(&spec)
+            .unwrap_err()
+            .to_string()
+            .contains("process.args"));
+        validate(&spec_from(MINIMAL)).unwrap();
+    }
+
+    #[test]
+    fn relative_mount_destination_is_refused() {
+        let spec = spec_from(&MINIMAL.replace(
+            r#""root""#,
+            r#""mounts":[{"destination":"tmp","type":"tmpfs","source":"tmpfs"}],"root""#,
+        ));
+        let err = validate(&spec).unwrap_err().to_string();
+        assert!(err.contains("mounts[0].destination"), "{err}");
+    }
+
+    #[test]
+    fn unimplemented_fields_are_named() {
+        let spec = spec_from(&MINIMAL.replace(
+            r#""root""#,
+            r#""linux":{"seccomp":{"defaultAction":"SCMP_ACT_ALLOW"}},"root""#,
+        ));
+        let err = validate(&spec).unwrap_err().to_string();
+        assert!(err.contains("linux.seccomp"), "{err}");
+    }
+
+    #[test]
+    fn hostname_needs_uts_namespace() {
+        let spec = spec_from(&MINIMAL.replace(r#""root""#, r#""hostname":"x","linux":{},"root""#));
+        assert!(validate(&spec)
+            .unwrap_err()
+            .to_string()
+            .contains("hostname"));
+    }
+}

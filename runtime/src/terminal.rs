@@ -1,0 +1,89 @@
+//! process.terminal: a pty from the container's own devpts, whose master goes to the
+//! engine over `--console-socket` (SCM_RIGHTS, as runc does: containerd, podman and
+//! conmon rely on it) and whose slave becomes the program's stdio and controlling tty.
+
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::mount::{mount, MsFlags};
+use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+
+use crate::error::{Context, Error, Result};
+
+/// Window size for TIOCSWINSZ.
+pub fn set_size(fd: RawFd, rows: u16, cols: u16) -> Result<()> {
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize we own from a valid pointer.
+    let rc = unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &size) };
+    nix::errno::Errno::result(rc)
+        .map(drop)
+        .context("set terminal size")
+}
+
+/// In init, after pivot_root: make the pty, hand the master over, take the slave.
+pub fn setup(console_socket: &OwnedFd, size: Option<(u16, u16)>) -> Result<()> {
+    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .context("open /dev/ptmx")?;
+    grantpt(&master).context("grantpt")?;
+    unlockpt(&master).context("unlockpt")?;
+    let slave_name = ptsname_r(&master).context("ptsname")?;
+    if let Some((rows, cols)) = size {
+        set_size(master.as_raw_fd(), rows, cols).context("process.consoleSize")?;
+    }
+    let slave: OwnedFd = nix::fcntl::open(
+        Path::new(&slave_name),
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .with_context(|| format!("open pty slave {slave_name}"))?;
+    bind_console(&slave_name)?;
+    send_master(console_socket, master.as_raw_fd(), &slave_name)?;
+    drop(master);
+    // SAFETY: TIOCSCTTY takes an int argument; init has called setsid already.
+    let rc = unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) };
+    nix::errno::Errno::result(rc).context("make the pty the controlling terminal")?;
+    for target in 0..=2 {
+        dup_onto(slave.as_raw_fd(), target).context("dup pty slave onto stdio")?;
+    }
+    Ok(())
+}
+
+/// /dev/console in the container is the pty slave (config-linux.md "/dev/console").
+fn bind_console(slave: &str) -> Result<()> {
+    let console = Path::new("/dev/console");
+    if std::fs::symlink_metadata(console).is_err() {
+        std::fs::File::create(console).context("create /dev/console")?;
+    }
+    mount(
+        Some(slave),
+        console,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .with_context(|| format!("bind {slave} on /dev/console"))
+}
+
+fn send_master(socket: &OwnedFd, master: RawFd, name: &str) -> Result<()> {
+    let fds = [master];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let iov = [IoSlice::new(name.as_bytes())];
+    sendmsg::<()>(socket.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)
+        .map(drop)
+        .context("send pty master over the console socket")
+}
+
+/// dup2 without nix's OwnedFd-shaped API (targets 0-2 are not ours to own).
+pub fn dup_onto(fd: RawFd, target: RawFd) -> Result<()> {
+    // SAFETY: dup2 on two descriptor numbers; failure is reported through errno.
+    let rc = unsafe { libc::dup2(fd, target) };
+    nix::errno::Errno::result(rc).map(drop).map_err(Error::from)
+}
