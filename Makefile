@@ -1,0 +1,44 @@
+# Fresh Debian machine, as root: `make demo` runs a real container; `make test` runs every test.
+SHELL := /bin/bash
+CARGO ?= cargo
+APT_LISTS := .ci/apt-packages.txt $(wildcard integration/apt-packages.txt imagetool/apt-packages.txt)
+
+.PHONY: deps build demo test lint unit integration integration-runc bench clean
+
+deps:
+	@pkgs=$$(cat $(APT_LISTS) | grep -v '^#' | sort -u | tr '\n' ' '); \
+	missing=$$(for p in $$pkgs; do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust (rustup)"; exit 1; }
+
+build: deps
+	$(CARGO) build --release -p patina
+
+demo: build
+	PATINA=$(CURDIR)/target/release/patina fixtures/demo.sh
+
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit: deps
+	$(CARGO) test --workspace --exclude integration
+
+integration: deps
+	$(CARGO) build -p patina
+	$(CARGO) test -p integration
+
+# The same suite against Debian's runc: tests where patina goes beyond runc say so.
+integration-runc: deps
+	PATINA_RUNTIME=/usr/sbin/runc $(CARGO) test -p integration
+
+test: lint unit integration integration-runc
+
+bench: build
+	bench/run.sh
+
+clean:
+	$(CARGO) clean
