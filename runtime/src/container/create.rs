@@ -41,6 +41,11 @@ pub struct Created {
 }
 
 pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<Created> {
+    create_with_console(root, id, opts, None)
+}
+
+/// `create`, with an already connected console socket (used by `run` to relay a tty).
+pub fn create_with_console(root: &Path, id: &str, opts: &CreateOptions, console: Option<OwnedFd>) -> Result<Created> {
     let dir = StateDir::new(root, id)?;
     let bundle = Bundle::load(&opts.bundle)?;
     let linux = bundle.spec.linux().as_ref();
@@ -59,9 +64,14 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<Created> {
             bail!("process.rlimits: unknown type {}", limit.typ());
         }
     }
-    let console = match &opts.console_socket {
-        Some(path) => Some(connect_console(path)?),
-        None => None,
+    let terminal = process.terminal().unwrap_or(false);
+    let console = match (&opts.console_socket, console) {
+        (_, Some(fd)) => Some(fd),
+        (Some(path), None) => Some(connect_console(path)?),
+        (None, None) if terminal => {
+            bail!("process.terminal: cannot allocate a tty without --console-socket (patina would not be there to relay it)")
+        }
+        (None, None) => None,
     };
     dir.create()?;
     let spawned = spawn(&dir, &bundle, &plan, caps.as_ref(), console.as_ref(), opts);

@@ -1,24 +1,53 @@
 //! `run`: create + start, then (unless detached) stay as the container's parent: forward
-//! signals to it, wait for it, delete it, and return its exit code (128+N for signal N).
+//! signals to it, relay its terminal when it has one and no `--console-socket` was
+//! given, wait for it, delete it, and return its exit code (128+N for signal N).
 
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::create::{create, CreateOptions};
+use super::create::{create_with_console, CreateOptions};
 use super::{delete, start};
+use crate::bail;
 use crate::error::{Context, Result};
 use crate::process::kill_and_reap;
+use crate::spec::Bundle;
+use crate::terminal;
 
 pub fn run(root: &Path, id: &str, opts: &CreateOptions, detach: bool) -> Result<i32> {
-    let created = create(root, id, opts)?;
+    let wants_tty = opts.console_socket.is_none() && wants_terminal(&opts.bundle);
+    if wants_tty && detach {
+        bail!("process.terminal: cannot allocate a tty for a detached container without --console-socket");
+    }
+    let (ours, theirs) = if wants_tty {
+        let (a, b) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+            .context("socketpair for the terminal")?;
+        (Some(a), Some(b))
+    } else {
+        (None, None)
+    };
+    let created = create_with_console(root, id, opts, theirs)?;
+    let master = match &ours {
+        Some(socket) => match terminal::receive_master(socket) {
+            Ok(master) => Some(master),
+            Err(e) => {
+                kill_and_reap(created.pid);
+                let _ = created.dir.remove();
+                return Err(e);
+            }
+        },
+        None => None,
+    };
     // Block before start so no signal or exit is missed between start and the wait loop.
     let forwarded = forwardable_signals();
     if !detach {
-        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), None)
-            .context("block signals")?;
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), None).context("block signals")?;
     }
     let started = {
         let _lock = created.dir.lock()?;
@@ -32,36 +61,118 @@ pub fn run(root: &Path, id: &str, opts: &CreateOptions, detach: bool) -> Result<
     if detach {
         return Ok(0);
     }
-    let code = wait_forwarding(created.pid, &forwarded)?;
+    let code = {
+        let _raw = master.as_ref().map(|_| terminal::RawMode::enter());
+        wait_forwarding(created.pid, &forwarded, master.as_ref())?
+    };
     let _lock = created.dir.lock()?;
     delete::destroy(&created.dir, &created.record)?;
     Ok(code)
 }
 
+fn wants_terminal(bundle: &Path) -> bool {
+    // Cheap re-read only on the foreground path; create() validates the same file.
+    Bundle::load(bundle)
+        .ok()
+        .and_then(|b| b.spec.process().as_ref().and_then(|p| p.terminal()))
+        .unwrap_or(false)
+}
+
 fn forwardable_signals() -> SigSet {
     let mut set = SigSet::all();
-    for sync in [
-        Signal::SIGKILL,
-        Signal::SIGSTOP,
-        Signal::SIGSEGV,
-        Signal::SIGBUS,
-        Signal::SIGILL,
-        Signal::SIGFPE,
-    ] {
+    for sync in [Signal::SIGKILL, Signal::SIGSTOP, Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGILL, Signal::SIGFPE] {
         set.remove(sync);
     }
     set
 }
 
-/// Wait for init, passing on every signal we get (Ctrl-C, SIGTERM from a supervisor).
-fn wait_forwarding(pid: Pid, set: &SigSet) -> Result<i32> {
+/// Wait for init, passing on every signal we get (Ctrl-C, SIGTERM from a supervisor),
+/// and copying between our stdio and the container's pty if it has one.
+fn wait_forwarding(pid: Pid, set: &SigSet, master: Option<&OwnedFd>) -> Result<i32> {
+    let signals = SignalFd::with_flags(set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).context("signalfd")?;
+    if let Some(master) = master {
+        terminal::copy_size_to(master);
+    }
+    let stdin = std::io::stdin();
+    let mut stdin_open = master.is_some();
+    let mut master_open = master.is_some();
     loop {
         if let Some(code) = reap(pid)? {
+            if let Some(master) = master.filter(|_| master_open) {
+                drain(master);
+            }
             return Ok(code);
         }
-        let signal = set.wait().context("wait for signals")?;
-        if signal != Signal::SIGCHLD {
-            let _ = nix::sys::signal::kill(pid, signal);
+        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        if let Some(master) = master {
+            if master_open {
+                fds.push(PollFd::new(master.as_fd(), PollFlags::POLLIN));
+            }
+            if stdin_open {
+                fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+            }
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => other.context("poll")?,
+        };
+        let ready: Vec<bool> = fds.iter().map(|f| f.any().unwrap_or(false)).collect();
+        drop(fds);
+        if ready[0] {
+            while let Ok(Some(info)) = signals.read_signal() {
+                let signal = info.ssi_signo as i32;
+                match Signal::try_from(signal) {
+                    Ok(Signal::SIGCHLD) => {}
+                    Ok(Signal::SIGWINCH) if master.is_some() => terminal::copy_size_to(master.unwrap()),
+                    _ => {
+                        // SAFETY: kill(2) on init's pid, which we are the parent of.
+                        unsafe { libc::kill(pid.as_raw(), signal) };
+                    }
+                }
+            }
+        }
+        if let Some(master) = master {
+            let mut next = 1;
+            if master_open {
+                if ready[next] {
+                    master_open = copy(master.as_raw_fd(), 1);
+                }
+                next += 1;
+            }
+            if stdin_open && ready.get(next).copied().unwrap_or(false) {
+                stdin_open = copy(0, master.as_raw_fd());
+            }
+        }
+    }
+}
+
+/// Copy one chunk; false once the source is done (EOF, or EIO from a pty whose slave closed).
+fn copy(from: i32, to: i32) -> bool {
+    let mut buf = [0u8; 16 * 1024];
+    // SAFETY: read/write on descriptor numbers into a buffer we own.
+    let n = unsafe { libc::read(from, buf.as_mut_ptr().cast(), buf.len()) };
+    if n <= 0 {
+        return n < 0 && nix::errno::Errno::last() == nix::errno::Errno::EAGAIN;
+    }
+    let mut done = 0;
+    while done < n as usize {
+        // SAFETY: as above.
+        let w = unsafe { libc::write(to, buf[done..n as usize].as_ptr().cast(), n as usize - done) };
+        if w <= 0 {
+            return false;
+        }
+        done += w as usize;
+    }
+    true
+}
+
+/// Output the program wrote just before exiting is still in the pty: pass it on.
+fn drain(master: &OwnedFd) {
+    let _ = nix::fcntl::fcntl(master, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+    while copy(master.as_raw_fd(), 1) {
+        let mut probe = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+        if !matches!(poll(&mut probe, PollTimeout::ZERO), Ok(n) if n > 0) {
+            break;
         }
     }
 }
