@@ -18,7 +18,7 @@ build: deps
 	$(CARGO) build --release -p patina
 
 demo: build
-	PATINA=$(CURDIR)/target/release/patina fixtures/demo.sh
+	PATINA=$(CURDIR)/target/x86_64-unknown-linux-gnu/release/patina fixtures/demo.sh
 
 lint: deps
 	$(CARGO) fmt --all -- --check

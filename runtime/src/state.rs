@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
@@ -266,11 +265,6 @@ pub fn list_ids(root: &Path) -> Result<Vec<String>> {
         .collect();
     ids.sort();
     Ok(ids)
-}
-
-/// Keep the borrow checker honest about which fd is the state dir.
-pub fn raw_fd(fd: &OwnedFd) -> i32 {
-    fd.as_fd().as_raw_fd()
 }
 
 /// RFC 3339 UTC timestamp with nanoseconds, as runc writes `created`.

@@ -1,7 +1,6 @@
 //! `create`: runtime.md "create" — set the container up and leave its init blocked
 //! before the user program, then return.
 
-use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -45,7 +44,12 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<Created> {
 }
 
 /// `create`, with an already connected console socket (used by `run` to relay a tty).
-pub fn create_with_console(root: &Path, id: &str, opts: &CreateOptions, console: Option<OwnedFd>) -> Result<Created> {
+pub fn create_with_console(
+    root: &Path,
+    id: &str,
+    opts: &CreateOptions,
+    console: Option<OwnedFd>,
+) -> Result<Created> {
     let dir = StateDir::new(root, id)?;
     let bundle = Bundle::load(&opts.bundle)?;
     let linux = bundle.spec.linux().as_ref();
@@ -178,7 +182,7 @@ fn drive_init(
         bundle: bundle.dir.clone(),
         rootfs: bundle.rootfs.clone(),
         created: state::now_rfc3339(),
-        annotations: spec.annotations().clone().unwrap_or_else(HashMap::new),
+        annotations: spec.annotations().clone().unwrap_or_default(),
         hooks: spec.hooks().as_ref().map(later_hooks),
         own_pid_ns: plan.has_own(LinuxNamespaceType::Pid),
     };

@@ -20,29 +20,21 @@ pub fn kill(root: &Path, id: &str, signal: &str, all: bool) -> Result<()> {
 }
 
 pub fn signal_container(record: &Record, signal: i32, all: bool) -> Result<()> {
-    if all && !record.own_pid_ns {
-        for pid in pids_in_same_pid_ns_tree(record)? {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::try_from(signal).ok(),
-            );
-        }
-    }
     let Some(pidfd) = super::pidfd_of(record.pid, record.pid_start)? else {
         bail!("container {:?} is not running", record.id);
     };
-    if all && record.own_pid_ns && signal != libc::SIGKILL {
-        // Every process of the namespace, init last.
-        for pid in processes_in_pid_ns(record.pid)? {
-            if pid != record.pid {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::try_from(signal).ok(),
-                );
-            }
+    // SIGKILL to the init of a pid namespace kills every process in it: no scan needed.
+    if all && !(record.own_pid_ns && signal == libc::SIGKILL) {
+        let others = if record.own_pid_ns {
+            processes_in_pid_ns(record.pid)?
+        } else {
+            descendants_of(record.pid)
+        };
+        for pid in others.into_iter().filter(|p| *p != record.pid) {
+            // SAFETY: kill(2) with a pid and signal number; a vanished pid gives ESRCH.
+            unsafe { libc::kill(pid, signal) };
         }
     }
-    // SIGKILL to the init of a pid namespace kills every process in it.
     super::send_signal(&pidfd, signal)
         .map_err(|e| e.wrap(format!("kill container {:?}", record.id)))
 }
@@ -58,8 +50,8 @@ pub fn processes_in_pid_ns(init: i32) -> Result<Vec<i32>> {
 }
 
 /// Without a pid namespace of its own, the container's processes are init's descendants.
-fn pids_in_same_pid_ns_tree(record: &Record) -> Result<Vec<i32>> {
-    let mut family = vec![record.pid];
+/// (Processes that escaped by double-forking are found through the cgroup, with cgroups.)
+fn descendants_of(init: i32) -> Vec<i32> {
     let parents: Vec<(i32, i32)> = all_pids()
         .into_iter()
         .filter_map(|pid| {
@@ -69,6 +61,7 @@ fn pids_in_same_pid_ns_tree(record: &Record) -> Result<Vec<i32>> {
             Some((pid, ppid))
         })
         .collect();
+    let mut family = vec![init];
     let mut i = 0;
     while i < family.len() {
         let parent = family[i];
@@ -80,8 +73,7 @@ fn pids_in_same_pid_ns_tree(record: &Record) -> Result<Vec<i32>> {
         );
         i += 1;
     }
-    family.retain(|p| *p != record.pid);
-    Ok(family)
+    family
 }
 
 fn all_pids() -> Vec<i32> {

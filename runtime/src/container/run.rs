@@ -26,8 +26,13 @@ pub fn run(root: &Path, id: &str, opts: &CreateOptions, detach: bool) -> Result<
         bail!("process.terminal: cannot allocate a tty for a detached container without --console-socket");
     }
     let (ours, theirs) = if wants_tty {
-        let (a, b) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
-            .context("socketpair for the terminal")?;
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .context("socketpair for the terminal")?;
         (Some(a), Some(b))
     } else {
         (None, None)
@@ -47,7 +52,8 @@ pub fn run(root: &Path, id: &str, opts: &CreateOptions, detach: bool) -> Result<
     // Block before start so no signal or exit is missed between start and the wait loop.
     let forwarded = forwardable_signals();
     if !detach {
-        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), None).context("block signals")?;
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), None)
+            .context("block signals")?;
     }
     let started = {
         let _lock = created.dir.lock()?;
@@ -80,7 +86,14 @@ fn wants_terminal(bundle: &Path) -> bool {
 
 fn forwardable_signals() -> SigSet {
     let mut set = SigSet::all();
-    for sync in [Signal::SIGKILL, Signal::SIGSTOP, Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGILL, Signal::SIGFPE] {
+    for sync in [
+        Signal::SIGKILL,
+        Signal::SIGSTOP,
+        Signal::SIGSEGV,
+        Signal::SIGBUS,
+        Signal::SIGILL,
+        Signal::SIGFPE,
+    ] {
         set.remove(sync);
     }
     set
@@ -89,7 +102,8 @@ fn forwardable_signals() -> SigSet {
 /// Wait for init, passing on every signal we get (Ctrl-C, SIGTERM from a supervisor),
 /// and copying between our stdio and the container's pty if it has one.
 fn wait_forwarding(pid: Pid, set: &SigSet, master: Option<&OwnedFd>) -> Result<i32> {
-    let signals = SignalFd::with_flags(set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).context("signalfd")?;
+    let signals = SignalFd::with_flags(set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .context("signalfd")?;
     if let Some(master) = master {
         terminal::copy_size_to(master);
     }
@@ -123,7 +137,9 @@ fn wait_forwarding(pid: Pid, set: &SigSet, master: Option<&OwnedFd>) -> Result<i
                 let signal = info.ssi_signo as i32;
                 match Signal::try_from(signal) {
                     Ok(Signal::SIGCHLD) => {}
-                    Ok(Signal::SIGWINCH) if master.is_some() => terminal::copy_size_to(master.unwrap()),
+                    Ok(Signal::SIGWINCH) if master.is_some() => {
+                        terminal::copy_size_to(master.unwrap())
+                    }
                     _ => {
                         // SAFETY: kill(2) on init's pid, which we are the parent of.
                         unsafe { libc::kill(pid.as_raw(), signal) };
@@ -157,7 +173,8 @@ fn copy(from: i32, to: i32) -> bool {
     let mut done = 0;
     while done < n as usize {
         // SAFETY: as above.
-        let w = unsafe { libc::write(to, buf[done..n as usize].as_ptr().cast(), n as usize - done) };
+        let w =
+            unsafe { libc::write(to, buf[done..n as usize].as_ptr().cast(), n as usize - done) };
         if w <= 0 {
             return false;
         }
@@ -168,7 +185,10 @@ fn copy(from: i32, to: i32) -> bool {
 
 /// Output the program wrote just before exiting is still in the pty: pass it on.
 fn drain(master: &OwnedFd) {
-    let _ = nix::fcntl::fcntl(master, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+    let _ = nix::fcntl::fcntl(
+        master,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
     while copy(master.as_raw_fd(), 1) {
         let mut probe = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
         if !matches!(poll(&mut probe, PollTimeout::ZERO), Ok(n) if n > 0) {

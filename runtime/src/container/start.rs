@@ -37,8 +37,9 @@ pub fn start_locked(dir: &StateDir, record: &Record) -> Result<()> {
     Ok(())
 }
 
-/// Open the fifo for reading (init's blocked open for writing then completes) and wait
-/// for its byte. Non-blocking, so a dead init is noticed instead of hanging forever.
+/// Open the fifo for reading (init's blocked open for writing then completes), read its
+/// byte, then wait for EOF: init's end is close-on-exec, so EOF means the user program
+/// has been exec'd (or init died). Non-blocking, so a dead init is noticed, not waited on.
 fn release_init(dir: &StateDir, record: &Record) -> Result<()> {
     let fifo = nix::fcntl::open(
         &dir.fifo_path(),
@@ -46,26 +47,34 @@ fn release_init(dir: &StateDir, record: &Record) -> Result<()> {
         Mode::empty(),
     )
     .context("open exec fifo")?;
+    let mut got_byte = false;
     loop {
         let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
         let ready = poll(&mut fds, PollTimeout::from(100u16)).context("wait on exec fifo")?;
         if ready > 0 {
             let mut byte = [0u8; 1];
             match nix::unistd::read(&fifo, &mut byte) {
-                Ok(1) => return Ok(()),
+                Ok(1) => {
+                    got_byte = true;
+                    continue;
+                }
+                Ok(_) if got_byte => return Ok(()),
                 Ok(_) => {}
                 Err(nix::errno::Errno::EAGAIN) => continue,
                 Err(e) => return Err(Error::os(e, "read exec fifo")),
             }
         }
         if !state::process_is(record.pid, record.pid_start) {
+            if got_byte {
+                return Ok(());
+            }
             bail!(
                 "container {:?} init exited before it could be started",
                 dir.id
             );
         }
         if ready > 0 {
-            // Writer closed without a byte (EOF keeps POLLHUP up): avoid spinning.
+            // EOF before the byte (a writer that went away): avoid spinning on POLLHUP.
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }

@@ -8,7 +8,7 @@
 //! on the exec fifo; then startContainer hooks and exec.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -160,8 +160,19 @@ fn setup(ctx: &InitContext<'_>, channel: &Channel) -> Result<Ready> {
         start_hooks: hooks
             .and_then(|h| h.start_container().clone())
             .unwrap_or_default(),
-        state_json,
+        state_json: with_status(&state_json, "created"),
     })
+}
+
+/// The same state JSON with another status (startContainer hooks run in `created`).
+fn with_status(state_json: &str, status: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(state_json) {
+        Ok(mut state) => {
+            state["status"] = status.into();
+            state.to_string()
+        }
+        Err(_) => state_json.to_owned(),
+    }
 }
 
 fn set_names(spec: &oci_spec::runtime::Spec) -> Result<()> {
@@ -295,10 +306,6 @@ fn wait_and_exec(ctx: &InitContext<'_>, ready: Ready) -> Error {
         Ok(fd) => fd,
         Err(e) => return Error::os(e, "open exec fifo to wait for start"),
     };
-    if let Err(e) = nix::unistd::write(&fifo, b"0") {
-        return Error::os(e, "signal start through the exec fifo");
-    }
-    drop(fifo);
     if let Err(e) = hooks::run_all(
         "startContainer",
         &ready.start_hooks,
@@ -306,6 +313,12 @@ fn wait_and_exec(ctx: &InitContext<'_>, ready: Ready) -> Error {
     ) {
         return e;
     }
+    // The byte says "started"; the fifo stays open (close-on-exec) so that `start` sees
+    // EOF exactly when the program has been exec'd, and runs poststart only then.
+    if let Err(e) = nix::unistd::write(&fifo, b"0") {
+        return Error::os(e, "signal start through the exec fifo");
+    }
+    std::mem::forget(fifo);
     if let Err(e) = prepare_exec_fds(ctx.preserve_fds) {
         return e;
     }
@@ -344,10 +357,4 @@ fn reset_signals() {
     // SAFETY: restoring default dispositions installs no Rust handler.
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-}
-
-/// An fd is still open in this process (used by tests of the fd policy).
-pub fn is_open(fd: &impl AsRawFd) -> bool {
-    // SAFETY: F_GETFD only queries the descriptor table.
-    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) != -1 }
 }

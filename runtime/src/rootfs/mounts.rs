@@ -343,7 +343,7 @@ fn own_hierarchies() -> Result<Vec<String>> {
     let raw = std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
     let mut v1: Vec<String> = raw
         .lines()
-        .filter_map(|line| line.splitn(3, ':').nth(1))
+        .filter_map(|line| line.split(':').nth(1))
         .filter(|controllers| !controllers.is_empty())
         .map(str::to_owned)
         .collect();

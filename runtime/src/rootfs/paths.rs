@@ -121,7 +121,7 @@ pub fn touch_in_root(root: impl AsFd, path: &Path) -> Result<OwnedFd> {
 }
 
 /// Split into (parent dir handle, final name) for *at() calls that create an entry.
-pub fn parent_and_name<'p>(root: impl AsFd, path: &'p Path) -> Result<(OwnedFd, &'p OsStr)> {
+pub fn parent_and_name(root: impl AsFd, path: &Path) -> Result<(OwnedFd, &OsStr)> {
     let name = path
         .file_name()
         .ok_or_else(|| Error::msg(format!("{:?} has no file name", path.display())))?;

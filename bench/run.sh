@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# Benchmark: `patina run` vs `runc run` of the same busybox /bin/true bundle.
+#
+# Usage: bench/run.sh [-n ITERATIONS] [--no-floor]
+#   -n N         iterations per runtime (default 200, or $N)
+#   --no-floor   skip the `unshare` floor row
+# Environment:
+#   PATINA   patina binary (default: target/x86_64-unknown-linux-gnu/release/patina, built if missing)
+#   RUNC     runc binary   (default: /usr/sbin/runc)
+#   To try the script without patina: PATINA=/usr/sbin/runc bench/run.sh
+#
+# Runs are interleaved (the order alternates each iteration) on a bundle in
+# /dev/shm. Each run goes through bench/measure.rs, which reaps the whole
+# process tree as a subreaper: wall time, CPU time (user+sys of every process
+# of the tree) and peak RSS (largest max RSS in the tree). Prints medians as
+# a markdown table with patina/runc ratios against the targets.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+n=${N:-200}
+floor=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -n) n=$2; shift 2 ;;
+        -n*) n=${1#-n}; shift ;;
+        --no-floor) floor=0; shift ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+case "$n" in ''|*[!0-9]*|0) echo "iterations must be a positive integer: $n" >&2; exit 2 ;; esac
+
+runc=${RUNC:-/usr/sbin/runc}
+if [ -z "${PATINA:-}" ]; then
+    patina="$repo/target/x86_64-unknown-linux-gnu/release/patina"
+    if [ ! -x "$patina" ]; then
+        echo "building patina (release)..." >&2
+        (cd "$repo" && cargo build --release -p patina) >&2
+    fi
+else
+    patina=$PATINA
+fi
+for b in "$patina" "$runc"; do
+    [ -x "$b" ] || { echo "not executable: $b" >&2; exit 1; }
+done
+[ -x /bin/busybox ] || { echo "/bin/busybox missing: apt-get install busybox-static" >&2; exit 1; }
+
+# The measuring wrapper, rebuilt when its source changes.
+measure="$repo/target/bench-measure"
+if [ ! -x "$measure" ] || [ "$here/measure.rs" -nt "$measure" ]; then
+    mkdir -p "$repo/target"
+    rustc -O --edition 2021 -o "$measure" "$here/measure.rs"
+fi
+
+work=$(mktemp -d /dev/shm/patina-bench-XXXXXX)
+cleanup() {
+    for rt in patina runc; do
+        if [ -d "$work/root-$rt" ]; then
+            bin=$patina; [ "$rt" = runc ] && bin=$runc
+            for id in $(ls "$work/root-$rt" 2>/dev/null); do
+                "$bin" --root "$work/root-$rt" delete --force "$id" >/dev/null 2>&1 || true
+            done
+        fi
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+bundle=$work/bundle
+mkdir -p "$bundle/rootfs/bin" "$bundle/rootfs/proc" "$bundle/rootfs/dev" "$bundle/rootfs/sys" "$bundle/rootfs/etc"
+cp /bin/busybox "$bundle/rootfs/bin/busybox"
+for a in true sh; do ln -s busybox "$bundle/rootfs/bin/$a"; done
+echo 'root:x:0:0:root:/root:/bin/sh' > "$bundle/rootfs/etc/passwd"
+echo 'root:x:0:' > "$bundle/rootfs/etc/group"
+# The suite's base config (runc spec without resources and seccomp), running /bin/true.
+cat > "$bundle/config.json" <<'JSON'
+{
+  "ociVersion": "1.0.2",
+  "process": {
+    "terminal": false,
+    "user": { "uid": 0, "gid": 0 },
+    "args": ["/bin/true"],
+    "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+    "cwd": "/",
+    "capabilities": {
+      "bounding": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+      "effective": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+      "inheritable": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+      "permitted": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+      "ambient": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    },
+    "rlimits": [{ "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 }],
+    "noNewPrivileges": true
+  },
+  "root": { "path": "rootfs", "readonly": false },
+  "hostname": "bench",
+  "mounts": [
+    { "destination": "/proc", "type": "proc", "source": "proc" },
+    { "destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+    { "destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"] },
+    { "destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+    { "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"] },
+    { "destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"] },
+    { "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"] }
+  ],
+  "linux": {
+    "namespaces": [ { "type": "pid" }, { "type": "network" }, { "type": "ipc" }, { "type": "uts" }, { "type": "mount" }, { "type": "cgroup" } ],
+    "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
+    "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+  }
+}
+JSON
+
+# one_run NAME BIN ID: appends "wall cpu rss" to $work/NAME.dat
+one_run() {
+    local name=$1 bin=$2 id=$3 line
+    if [ "$name" = floor ]; then
+        line=$("$measure" unshare --pid --fork --net --ipc --uts --mount --cgroup \
+            chroot "$bundle/rootfs" /bin/true)
+    else
+        line=$("$measure" "$bin" --root "$work/root-$name" run --bundle "$bundle" "$id" 2>>"$work/$name.err")
+    fi
+    set -- $line
+    if [ "${4:-x}" != 0 ]; then
+        echo "$name run failed (exit ${4:-?}):" >&2
+        cat "$work/$name.err" >&2 2>/dev/null || true
+        exit 1
+    fi
+    echo "$1 $2 $3" >> "$work/$name.dat"
+}
+
+names=(patina runc)
+[ "$floor" = 1 ] && names+=(floor)
+bins=("$patina" "$runc" "")
+
+echo "patina: $patina" >&2
+echo "runc:   $runc ($("$runc" --version 2>/dev/null | head -1))" >&2
+echo "warming up, then $n interleaved iterations..." >&2
+for i in 1 2 3 4 5; do
+    for k in "${!names[@]}"; do one_run "${names[$k]}" "${bins[$k]}" "warm-$i"; done
+done
+rm -f "$work"/*.dat
+for ((i = 1; i <= n; i++)); do
+    if ((i % 2)); then order=(0 1 2); else order=(1 0 2); fi
+    for k in "${order[@]}"; do
+        [ "$k" -lt "${#names[@]}" ] || continue
+        one_run "${names[$k]}" "${bins[$k]}" "b-$i"
+    done
+    ((i % 50 == 0)) && echo "  $i/$n" >&2
+done
+
+# median COLUMN FILE
+median() {
+    cut -d' ' -f"$1" "$2" | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'
+}
+declare -A wall cpu rss
+for name in "${names[@]}"; do
+    wall[$name]=$(median 1 "$work/$name.dat")
+    cpu[$name]=$(median 2 "$work/$name.dat")
+    rss[$name]=$(median 3 "$work/$name.dat")
+done
+ms() { awk -v v="$1" 'BEGIN {printf "%.2f", v / 1000}'; }
+mib() { awk -v v="$1" 'BEGIN {printf "%.2f", v / 1024}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2fx", a / b; else print "n/a"}'; }
+verdict() { awk -v r="$1" -v t="$2" 'BEGIN {print (r <= t) ? "ok" : "MISSED"}'; }
+
+echo
+echo "Median of $n runs of \`run\` of a busybox /bin/true bundle on tmpfs ($(nproc) cores)."
+echo
+echo "| runtime | wall (ms) | CPU user+sys (ms) | peak RSS (MiB) |"
+echo "|---|---:|---:|---:|"
+for name in "${names[@]}"; do
+    label=$name
+    [ "$name" = floor ] && label="floor (unshare + chroot + exec)"
+    echo "| $label | $(ms "${wall[$name]}") | $(ms "${cpu[$name]}") | $(mib "${rss[$name]}") |"
+done
+rw=$(ratio "${wall[patina]}" "${wall[runc]}")
+rc=$(ratio "${cpu[patina]}" "${cpu[runc]}")
+rr=$(ratio "${rss[patina]}" "${rss[runc]}")
+echo "| **patina/runc** | **$rw** | **$rc** | **$rr** |"
+echo "| target | <= 0.65x ($(verdict "${rw%x}" 0.65)) | <= 0.30x ($(verdict "${rc%x}" 0.30)) | <= 3 MiB ($(verdict "$(mib "${rss[patina]}")" 3)) |"

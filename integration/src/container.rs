@@ -1,0 +1,458 @@
+//! The per-test fixture: a bundle and a `--root` on tmpfs, a unique container
+//! id, lifecycle helpers, and a teardown that cleans up and checks for leaks.
+
+use crate::procfs;
+use crate::runtime::{self, exec, runtime_path, wait_for, Output, TIMEOUT};
+use crate::{rootfs, spec};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Once;
+use std::time::Duration;
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Makes this test process a child subreaper, once, so that detached
+/// container processes are re-parented to it (and can be reaped by pid)
+/// instead of lingering as zombies of pid 1.
+pub fn init_process() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        nix::sys::prctl::set_child_subreaper(true).expect("PR_SET_CHILD_SUBREAPER");
+    });
+}
+
+/// Waits for `pid` to be gone: reaped by us if it is our child, else simply
+/// absent (or a zombie of another process). Returns false on timeout.
+pub fn reap(pid: i32, timeout: Duration) -> bool {
+    wait_for(timeout, || {
+        match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => None,
+            Ok(_) => Some(()),
+            Err(_) => (!procfs::pid_alive(pid)).then_some(()),
+        }
+    })
+    .is_some()
+}
+
+/// A process the test started on the host (e.g. a namespace holder),
+/// killed and reaped on drop.
+pub struct HostProcess {
+    pub child: std::process::Child,
+}
+
+impl HostProcess {
+    /// Spawns `argv` with null stdio.
+    pub fn spawn(argv: &[&str]) -> Self {
+        init_process();
+        let child = Command::new(argv[0])
+            .args(&argv[1..])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {argv:?}: {e}"));
+        HostProcess { child }
+    }
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One test's container: unique id, bundle with a busybox rootfs, its own
+/// `--root`, and the config to write. Dropping it force-deletes the
+/// container, reaps its processes, checks that nothing leaked (state dir,
+/// mounts, processes, cgroups) and removes the directories.
+pub struct Container {
+    pub id: String,
+    /// Scratch dir of this test: `/dev/shm/patina-it-<unique>`.
+    pub dir: PathBuf,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    /// The runtime's `--root`.
+    pub root: PathBuf,
+    /// Written to `bundle/config.json` by [`Container::write_config`]
+    /// (and by `create`/`run`).
+    pub config: Value,
+    pids: Vec<i32>,
+    host_mounts: Vec<PathBuf>,
+    cleanups: Vec<Box<dyn FnOnce()>>,
+    /// Extra container ids created in the same `--root`.
+    extra_ids: Vec<String>,
+}
+
+impl Container {
+    /// A fresh fixture for test `name`, running `true` by default.
+    pub fn new(name: &str) -> Self {
+        init_process();
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        let short: String = name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(40)
+            .collect();
+        let id = format!("it-{short}-{pid}-{n}");
+        let dir = PathBuf::from(format!("/dev/shm/patina-it-{pid}-{n}-{short}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create test dir");
+        let bundle = dir.join("bundle");
+        let rootfs = bundle.join("rootfs");
+        std::fs::create_dir_all(&bundle).unwrap();
+        rootfs::build(&rootfs);
+        let root = dir.join("state");
+        Container {
+            config: spec::base_config(&["true"], "patina-test"),
+            id,
+            dir,
+            bundle,
+            rootfs,
+            root,
+            pids: Vec::new(),
+            host_mounts: Vec::new(),
+            cleanups: Vec::new(),
+            extra_ids: Vec::new(),
+        }
+    }
+
+    /// Path of a scratch file in the test dir (outside the bundle).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn set_args(&mut self, args: &[&str]) -> &mut Self {
+        spec::set_args(&mut self.config, args);
+        self
+    }
+
+    /// `sh -c script`.
+    pub fn set_sh(&mut self, script: &str) -> &mut Self {
+        self.set_args(&["sh", "-c", script])
+    }
+
+    pub fn write_config(&self) {
+        let text = serde_json::to_string_pretty(&self.config).unwrap();
+        std::fs::write(self.bundle.join("config.json"), text).expect("write config.json");
+    }
+
+    /// A command for the runtime with `--root` set, cwd = test dir.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(runtime_path());
+        c.arg("--root").arg(&self.root).current_dir(&self.dir);
+        c
+    }
+
+    /// Runs the runtime with `--root <root>` and `args`.
+    #[track_caller]
+    pub fn rt(&self, args: &[&str]) -> Output {
+        exec(self.command().args(args), &self.dir, TIMEOUT)
+    }
+
+    /// [`Container::rt`] without panicking (for teardown): None if it could not run.
+    fn try_rt(&self, args: &[&str]) -> Option<Output> {
+        runtime::try_exec(self.command().args(args), &self.dir, TIMEOUT).ok()
+    }
+
+    /// Runs an arbitrary prepared command (stdio to files, with timeout).
+    #[track_caller]
+    pub fn exec(&self, cmd: &mut Command) -> Output {
+        exec(cmd, &self.dir, TIMEOUT)
+    }
+
+    /// Remembers a pid to reap (and check gone) at teardown.
+    pub fn track_pid(&mut self, pid: i32) {
+        if pid > 0 && !self.pids.contains(&pid) {
+            self.pids.push(pid);
+        }
+    }
+
+    /// Registers a host mount made by the test; unmounted at teardown before the leak check.
+    pub fn track_host_mount(&mut self, p: &Path) {
+        self.host_mounts.push(p.to_path_buf());
+    }
+
+    /// Registers a cleanup action run at teardown (after the leak check).
+    pub fn on_teardown(&mut self, f: impl FnOnce() + 'static) {
+        self.cleanups.push(Box::new(f));
+    }
+
+    /// Registers another container id living in this fixture's `--root`.
+    pub fn track_id(&mut self, id: &str) {
+        self.extra_ids.push(id.to_string());
+    }
+
+    fn bundle_str(&self) -> String {
+        self.bundle.to_string_lossy().into_owned()
+    }
+
+    /// Writes the config and runs `create --bundle <bundle> <id>` (plus `extra`
+    /// options before the id). On success the container's pid is tracked.
+    #[track_caller]
+    pub fn create_with(&mut self, extra: &[&str]) -> Output {
+        self.write_config();
+        let b = self.bundle_str();
+        let id = self.id.clone();
+        let mut args = vec!["create", "--bundle", &b];
+        args.extend_from_slice(extra);
+        args.push(&id);
+        let out = self.rt(&args);
+        if out.success() {
+            if let Some(pid) = self.state().and_then(|s| s["pid"].as_i64()) {
+                self.track_pid(pid as i32);
+            }
+        }
+        out
+    }
+
+    #[track_caller]
+    pub fn create(&mut self) -> Output {
+        self.create_with(&[])
+    }
+
+    /// `create`, asserting success; returns the container pid.
+    #[track_caller]
+    pub fn create_ok(&mut self) -> i32 {
+        self.create().assert_ok();
+        self.pid()
+    }
+
+    #[track_caller]
+    pub fn start(&self) -> Output {
+        self.rt(&["start", &self.id])
+    }
+
+    #[track_caller]
+    pub fn kill(&self, sig: &str) -> Output {
+        self.rt(&["kill", &self.id, sig])
+    }
+
+    #[track_caller]
+    pub fn delete(&self, force: bool) -> Output {
+        if force {
+            self.rt(&["delete", "--force", &self.id])
+        } else {
+            self.rt(&["delete", &self.id])
+        }
+    }
+
+    /// `state <id>` parsed, or None if the command fails.
+    pub fn state(&self) -> Option<Value> {
+        let out = self.rt(&["state", &self.id]);
+        if !out.success() {
+            return None;
+        }
+        Some(
+            serde_json::from_str(&out.stdout)
+                .unwrap_or_else(|e| panic!("state is not JSON ({e}): {:?}", out.stdout)),
+        )
+    }
+
+    #[track_caller]
+    pub fn state_ok(&self) -> Value {
+        self.state().unwrap_or_else(|| {
+            panic!(
+                "state {} failed: {:?}",
+                self.id,
+                self.rt(&["state", &self.id])
+            )
+        })
+    }
+
+    #[track_caller]
+    pub fn status(&self) -> String {
+        self.state_ok()["status"]
+            .as_str()
+            .expect("status string")
+            .to_string()
+    }
+
+    /// The container's pid according to `state`.
+    #[track_caller]
+    pub fn pid(&self) -> i32 {
+        self.state_ok()["pid"].as_i64().expect("pid number") as i32
+    }
+
+    /// Polls `state` until the status is `want` (at most 10 s).
+    #[track_caller]
+    pub fn wait_status(&self, want: &str) {
+        let mut last = String::new();
+        let ok = wait_for(Duration::from_secs(10), || {
+            last = self
+                .state()
+                .map(|s| s["status"].as_str().unwrap_or("").to_string())
+                .unwrap_or_default();
+            (last == want).then_some(())
+        });
+        assert!(
+            ok.is_some(),
+            "container {} never reached {want:?} (last: {last:?})",
+            self.id
+        );
+    }
+
+    /// Writes the config and runs `run --bundle <bundle> [extra...] <id>` in the foreground.
+    #[track_caller]
+    pub fn run_with(&mut self, extra: &[&str]) -> Output {
+        self.write_config();
+        let b = self.bundle_str();
+        let id = self.id.clone();
+        let mut args = vec!["run", "--bundle", &b];
+        args.extend_from_slice(extra);
+        args.push(&id);
+        let out = self.rt(&args);
+        if extra.contains(&"--detach") || extra.contains(&"-d") {
+            if let Some(pid) = self.state().and_then(|s| s["pid"].as_i64()) {
+                self.track_pid(pid as i32);
+            }
+        }
+        out
+    }
+
+    #[track_caller]
+    pub fn run(&mut self) -> Output {
+        self.run_with(&[])
+    }
+
+    /// Runs `sh -c script` in the foreground and returns the output.
+    #[track_caller]
+    pub fn sh(&mut self, script: &str) -> Output {
+        self.set_sh(script);
+        self.run()
+    }
+
+    /// Runs `sh -c script`, asserts exit 0, returns stdout.
+    #[track_caller]
+    pub fn sh_ok(&mut self, script: &str) -> String {
+        let out = self.sh(script);
+        out.assert_ok();
+        out.stdout
+    }
+
+    /// Teardown: force-delete, reap, then check for leaks. Returns the leaks found.
+    fn teardown(&mut self) -> Vec<String> {
+        let mut leaks = Vec::new();
+        let mut ids = vec![self.id.clone()];
+        ids.extend(self.extra_ids.iter().cloned());
+        for id in &ids {
+            if let Some(pid) = self
+                .try_rt(&["state", id])
+                .and_then(|o| o.stdout.parse::<Value>().ok())
+                .and_then(|s| s["pid"].as_i64())
+            {
+                self.track_pid(pid as i32);
+            }
+            // A container that never existed (or was already deleted) is fine.
+            if self.try_rt(&["delete", "--force", id]).is_none() {
+                leaks.push(format!("`delete --force {id}` could not run or timed out"));
+            }
+        }
+        for &pid in &self.pids {
+            if !reap(pid, Duration::from_secs(10)) {
+                leaks.push(format!("process {pid} still alive after delete --force"));
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                reap(pid, Duration::from_secs(5));
+            }
+        }
+        for m in self.host_mounts.drain(..).rev() {
+            let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
+        }
+        // Processes whose command line names this test (e.g. a runtime helper left behind).
+        let me = std::process::id().to_string();
+        if let Ok(rd) = std::fs::read_dir("/proc") {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !name.bytes().all(|b| b.is_ascii_digit()) || name == me {
+                    continue;
+                }
+                let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                let pid: i32 = name.parse().unwrap_or(0);
+                if (cmd.contains(self.dir.to_string_lossy().as_ref())
+                    || ids.iter().any(|id| cmd.split(' ').any(|a| a == id)))
+                    && procfs::pid_alive(pid)
+                {
+                    leaks.push(format!("process {pid} left: {cmd}"));
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                    reap(pid, Duration::from_secs(5));
+                }
+            }
+        }
+        // State dirs left in --root.
+        if let Ok(rd) = std::fs::read_dir(&self.root) {
+            for e in rd.flatten() {
+                leaks.push(format!("state left in --root: {}", e.path().display()));
+            }
+        }
+        // Mounts mentioning our directory.
+        let dir = self.dir.to_string_lossy().into_owned();
+        let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut leaked_mounts: Vec<String> = mi
+            .lines()
+            .filter(|l| l.contains(&dir))
+            .map(|l| l.to_string())
+            .collect();
+        for l in &leaked_mounts {
+            leaks.push(format!("mount left on the host: {l}"));
+        }
+        // Cgroups named after the container below our own.
+        for cg in procfs::own_cgroup_dirs() {
+            for id in &ids {
+                let p = cg.join(id);
+                if p.exists() {
+                    leaks.push(format!("cgroup left: {}", p.display()));
+                    let _ = std::fs::remove_dir(&p);
+                }
+            }
+        }
+        // Clean up whatever leaked, then the test's own resources.
+        leaked_mounts.reverse();
+        for l in leaked_mounts {
+            if let Some(m) = procfs::parse_mountinfo(&l).first() {
+                let _ =
+                    nix::mount::umount2(m.mount_point.as_str(), nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+        for f in self.cleanups.drain(..) {
+            f();
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            leaks.push(format!("cannot remove {}: {e}", self.dir.display()));
+        }
+        leaks
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let leaks = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.teardown()))
+        {
+            Ok(l) => l,
+            Err(_) => vec!["teardown panicked".to_string()],
+        };
+        if leaks.is_empty() {
+            return;
+        }
+        let msg = format!(
+            "leak check failed for {} ({}):\n  {}",
+            self.id,
+            runtime::runtime_path().display(),
+            leaks.join("\n  ")
+        );
+        if std::thread::panicking() {
+            eprintln!("{msg}");
+        } else {
+            panic!("{msg}");
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Bad input: the runtime fails cleanly (non-zero exit, no state dir, no
+//! process, no mount, no cgroup — the fixture's leak check runs at drop).
+//! For patina the error is also exactly one line naming the culprit.
+
+use integration::{is_runc, spec, Container, Output};
+use serde_json::json;
+use std::fs;
+
+/// Asserts a clean rejection. For patina, stderr must be one line containing every key.
+#[track_caller]
+fn rejected(c: &Container, out: &Output, keys: &[&str]) {
+    out.assert_failed();
+    assert!(
+        c.state().is_none(),
+        "container exists after a failed create"
+    );
+    if !is_runc() {
+        let lines = out.stderr_lines();
+        assert_eq!(
+            lines.len(),
+            1,
+            "expected exactly one error line, got {:?}",
+            out.stderr
+        );
+        for k in keys {
+            assert!(
+                lines[0].contains(k),
+                "error {:?} does not mention {k:?}",
+                lines[0]
+            );
+        }
+    }
+}
+
+fn create_in(c: &Container, bundle: &std::path::Path, id: &str) -> Output {
+    c.rt(&["create", "--bundle", bundle.to_str().unwrap(), id])
+}
+
+#[test]
+fn missing_bundle_dir() {
+    let c = Container::new("nobundle");
+    let out = create_in(&c, &c.path("no-such-bundle"), &c.id);
+    rejected(&c, &out, &["config.json"]);
+}
+
+#[test]
+fn missing_config_json() {
+    let c = Container::new("noconfig");
+    let out = create_in(&c, &c.bundle, &c.id);
+    rejected(&c, &out, &["config.json"]);
+}
+
+#[test]
+fn malformed_json() {
+    let c = Container::new("badjson");
+    fs::write(
+        c.bundle.join("config.json"),
+        "{\n  \"ociVersion\": \"1.0.2\",\n  \"process\": {,\n}\n",
+    )
+    .unwrap();
+    let out = create_in(&c, &c.bundle, &c.id);
+    rejected(&c, &out, &["line", "column"]);
+}
+
+#[test]
+fn unsupported_oci_version() {
+    for v in ["0.1.0", "2.0.0"] {
+        let mut c = Container::new("ociversion");
+        c.config["ociVersion"] = json!(v);
+        c.set_args(&["true"]);
+        let out = c.create();
+        if is_runc() {
+            // beyond runc: runc 1.1.5 does not check ociVersion at all and
+            // creates the container.
+            out.assert_ok();
+            assert_eq!(c.status(), "created");
+        } else {
+            rejected(&c, &out, &["ociVersion", v]);
+        }
+    }
+}
+
+#[test]
+fn empty_args() {
+    let mut c = Container::new("emptyargs");
+    c.config["process"]["args"] = json!([]);
+    let out = c.create();
+    rejected(&c, &out, &["process.args"]);
+}
+
+#[test]
+fn missing_rootfs() {
+    let mut c = Container::new("norootfs");
+    c.config["root"]["path"] = json!("no-such-rootfs");
+    let out = c.create();
+    rejected(&c, &out, &["root.path"]);
+}
+
+#[test]
+fn bad_container_ids() {
+    let long = "a".repeat(1025);
+    for id in ["", long.as_str(), "a/b", "..", "/abs"] {
+        let c = Container::new("badid");
+        c.write_config();
+        let out = create_in(&c, &c.bundle, id);
+        out.assert_failed();
+        let out2 = c.rt(&["state", id]);
+        out2.assert_failed();
+        rejected(&c, &out, &["container id"]);
+        assert!(!c.path("a").exists() && !c.bundle.join("b").exists());
+    }
+}
+
+#[test]
+fn id_already_in_use() {
+    let mut c = Container::new("inuse");
+    c.set_args(&["sleep", "1000"]);
+    let pid = c.create_ok();
+    let out = c.create();
+    out.assert_failed();
+    // The first container is untouched.
+    assert_eq!(c.status(), "created");
+    assert_eq!(c.pid(), pid);
+    if !is_runc() {
+        let lines = out.stderr_lines();
+        assert_eq!(lines.len(), 1, "{:?}", out.stderr);
+        assert!(lines[0].contains("already exists"), "{:?}", lines[0]);
+    }
+}
+
+#[test]
+fn unknown_mount_type() {
+    let mut c = Container::new("mounttype");
+    spec::add_mount(&mut c.config, "/x", "nosuchfs", "none", &[]);
+    let out = c.create();
+    rejected(&c, &out, &["nosuchfs"]);
+}
+
+#[test]
+fn relative_mount_destination() {
+    let mut c = Container::new("relmount");
+    spec::add_mount(&mut c.config, "relative/dir", "tmpfs", "tmpfs", &[]);
+    c.set_sh("grep -c ' /relative/dir ' /proc/self/mountinfo");
+    if is_runc() {
+        // beyond runc: runc 1.1.5 accepts a relative destination (treating it
+        // as relative to the rootfs) and mounts it at /relative/dir.
+        let out = c.run();
+        out.assert_ok();
+        assert_eq!(out.stdout, "1\n");
+    } else {
+        let out = c.create();
+        rejected(&c, &out, &["destination", "relative/dir"]);
+    }
+}
+
+#[test]
+fn missing_namespace_path() {
+    let mut c = Container::new("nonspath");
+    let p = c.path("no-such-netns");
+    let ps = p.to_str().unwrap().to_string();
+    spec::set_namespace(&mut c.config, "network", Some(&ps));
+    let out = c.create();
+    rejected(&c, &out, &[&ps]);
+}

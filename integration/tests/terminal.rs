@@ -1,0 +1,126 @@
+//! `process.terminal: true` with `--console-socket`: the pty master arrives
+//! over SCM_RIGHTS and carries the container's terminal.
+
+use integration::Container;
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+use serde_json::json;
+use std::io::{IoSliceMut, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixListener;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Accepts one connection on `listener` and receives the fd it sends.
+fn receive_master(listener: UnixListener) -> std::thread::JoinHandle<OwnedFd> {
+    std::thread::spawn(move || {
+        let (sock, _) = listener.accept().expect("accept console socket");
+        let mut buf = [0u8; 4096];
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        let msg = recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::empty(),
+        )
+        .expect("recvmsg");
+        for c in msg.cmsgs().expect("cmsgs") {
+            if let ControlMessageOwned::ScmRights(fds) = c {
+                assert_eq!(fds.len(), 1, "expected exactly one fd");
+                // SAFETY: SCM_RIGHTS just installed this fd in our table; we are its only owner.
+                return unsafe { OwnedFd::from_raw_fd(fds[0]) };
+            }
+        }
+        panic!("no SCM_RIGHTS message on the console socket");
+    })
+}
+
+/// Reads from the pty master in a thread until EOF/EIO; returns a receiver of chunks.
+fn read_master(master: std::fs::File) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut f = master;
+        let mut buf = [0u8; 4096];
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Collects output until `marker` appears (at most 10 s).
+fn collect_until(rx: &mpsc::Receiver<Vec<u8>>, acc: &mut String, marker: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !acc.contains(marker) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(chunk) => acc.push_str(&String::from_utf8_lossy(&chunk)),
+            Err(_) => panic!("no {marker:?} on the terminal; got {acc:?}"),
+        }
+    }
+}
+
+fn setup(c: &mut Container, script: &str) -> (std::thread::JoinHandle<OwnedFd>, String) {
+    c.config["process"]["terminal"] = json!(true);
+    c.config["process"]["consoleSize"] = json!({ "height": 31, "width": 107 });
+    c.set_sh(script);
+    let sock = c.path("console.sock");
+    let listener = UnixListener::bind(&sock).expect("bind console socket");
+    (
+        receive_master(listener),
+        sock.to_string_lossy().into_owned(),
+    )
+}
+
+#[test]
+fn console_socket_tty_and_size() {
+    let mut c = Container::new("terminal");
+    let (h, sock) = setup(
+        &mut c,
+        "tty; stty size; read line; echo got:$line; echo END",
+    );
+    c.create_with(&["--console-socket", &sock]).assert_ok();
+    let master = std::fs::File::from(h.join().expect("console fd"));
+    let rx = read_master(master.try_clone().unwrap());
+    c.start().assert_ok();
+    let mut out = String::new();
+    collect_until(&rx, &mut out, "31 107");
+    (&master).write_all(b"hello-tty\n").unwrap();
+    collect_until(&rx, &mut out, "END");
+    let lines: Vec<&str> = out.lines().map(|l| l.trim_end_matches('\r')).collect();
+    assert!(lines[0].starts_with("/dev/pts/"), "tty: {out:?}");
+    assert_eq!(lines[1], "31 107", "{out:?}");
+    assert!(lines.contains(&"got:hello-tty"), "{out:?}");
+    c.wait_status("stopped");
+}
+
+#[test]
+fn terminal_is_controlling_and_stdio() {
+    let mut c = Container::new("terminal2");
+    let (h, sock) = setup(
+        &mut c,
+        "for i in 0 1 2; do readlink /proc/self/fd/$i; done; stat -c %t /dev/console; cut -d' ' -f7 /proc/self/stat; echo END",
+    );
+    c.run_with(&["--detach", "--console-socket", &sock])
+        .assert_ok();
+    let master = std::fs::File::from(h.join().expect("console fd"));
+    let rx = read_master(master);
+    let mut out = String::new();
+    collect_until(&rx, &mut out, "END");
+    let lines: Vec<&str> = out.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let pts = lines[0];
+    assert!(pts.starts_with("/dev/pts/"), "{out:?}");
+    assert_eq!(lines[1], pts, "{out:?}");
+    assert_eq!(lines[2], pts, "{out:?}");
+    // /dev/console is bind-mounted from the pty slave (a pts device: major 0x88).
+    assert_eq!(lines[3], "88", "{out:?}");
+    // A controlling terminal: tty_nr in /proc/self/stat is set.
+    assert_ne!(lines[4], "0", "no controlling terminal: {out:?}");
+}
