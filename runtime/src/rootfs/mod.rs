@@ -39,16 +39,20 @@ pub fn prepare(spec: &Spec, bundle: &Path, rootfs: &Path, in_user_ns: bool) -> R
         None::<&str>,
     )
     .with_context(|| format!("bind rootfs {:?} onto itself", rootfs.display()))?;
-    let root = open(
-        rootfs,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .with_context(|| format!("open rootfs {:?}", rootfs.display()))?;
+    let open_root = || {
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        open(rootfs, flags, Mode::empty())
+            .with_context(|| format!("open rootfs {:?}", rootfs.display()))
+    };
+    let mut root = open_root()?;
 
     let all = spec.mounts().as_deref().unwrap_or_default();
     for (i, m) in all.iter().enumerate() {
         mounts::apply(root.as_fd(), bundle, i, m)?;
+        if m.destination() == Path::new("/") {
+            // A mount on "/" itself (an overlay of image layers): later ones go on top of it.
+            root = open_root()?;
+        }
     }
     let dev_from_host = all.iter().any(|m| {
         m.destination() == Path::new("/dev")

@@ -1,0 +1,255 @@
+//! `unpack`: image -> bundle (rootfs/ + config.json), all or nothing.
+
+use std::collections::VecDeque;
+use std::fs;
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context, Result};
+use nix::fcntl::{open, OFlag};
+use nix::sys::stat::Mode;
+
+use crate::cache::Cache;
+use crate::config::{self, BundleOptions, OverlayRoot, UserDb};
+use crate::copy::Method;
+use crate::extract::{self, ExtractOptions};
+use crate::idmap::{IdMap, Ownership};
+use crate::image::{split_source_ref, Layer, Source};
+use crate::layer::{self, LayerStream};
+use crate::layout::BlobStore;
+use crate::platform::Platform;
+use crate::progress::Progress;
+use crate::safepath;
+use crate::whiteout::Mode as WhiteoutMode;
+
+pub struct UnpackOptions {
+    pub platform: Platform,
+    pub quiet: bool,
+    pub rootless: bool,
+    pub uid_map: Vec<IdMap>,
+    pub gid_map: Vec<IdMap>,
+    pub cache: Option<PathBuf>,
+    pub overlay: bool,
+    pub cache_method: Method,
+}
+
+/// Layers decompressing ahead of the one being applied. Each holds at most
+/// a bounded queue of decompressed chunks, so memory stays bounded.
+const LOOKAHEAD: usize = 2;
+
+pub fn unpack(image_spec: &str, bundle: &Path, opts: &UnpackOptions) -> Result<()> {
+    let (src, reference) = split_source_ref(image_spec);
+    let source = Source::open(&src)?;
+    let image = source.resolve(reference.as_deref(), &opts.platform)?;
+    if opts.overlay && opts.cache.is_none() {
+        bail!("--overlay needs --cache DIR: the overlay's lower layers live in the cache");
+    }
+    let bundle = absolute(bundle)?;
+    if fs::symlink_metadata(&bundle).is_ok() {
+        bail!("bundle {} already exists", bundle.display());
+    }
+    let tmp = TempDir::create_beside(&bundle)?;
+    let rootfs = tmp.path.join("rootfs");
+    fs::DirBuilder::new()
+        .mode(0o755)
+        .create(&rootfs)
+        .with_context(|| format!("mkdir {}", rootfs.display()))?;
+    let rootfs_fd = open_dir(&rootfs)?;
+    let ownership = Ownership {
+        uid_map: opts.uid_map.clone(),
+        gid_map: opts.gid_map.clone(),
+        skip_chown: opts.rootless,
+    };
+    let progress = Progress::new(opts.quiet);
+
+    let mut bundle_opts = BundleOptions {
+        rootless: opts.rootless,
+        uid_map: opts.uid_map.clone(),
+        gid_map: opts.gid_map.clone(),
+        overlay: None,
+    };
+    let users = match &opts.cache {
+        None => {
+            apply_layers(
+                &source.store,
+                &image.layers,
+                &rootfs_fd,
+                &ownership,
+                &progress,
+            )?;
+            read_user_db(&[rootfs_fd])
+        }
+        Some(dir) => {
+            let cache = Cache::open(dir)?;
+            let layers = cache.ensure(&source, &image, &ownership, &progress)?;
+            let lowers: Vec<OwnedFd> = layers
+                .iter()
+                .rev()
+                .map(|p| open_dir(p))
+                .collect::<Result<_>>()?;
+            let users = read_user_db(&lowers);
+            if opts.overlay {
+                for d in ["upper", "work"] {
+                    fs::DirBuilder::new().mode(0o755).create(tmp.path.join(d))?;
+                }
+                bundle_opts.overlay = Some(OverlayRoot {
+                    lower: layers.iter().rev().cloned().collect(),
+                    upper: bundle.join("upper"),
+                    work: bundle.join("work"),
+                });
+            } else {
+                crate::cache::materialize(&layers, &rootfs_fd, opts.cache_method)?;
+            }
+            users
+        }
+    };
+    let spec = config::generate(&image.config, &users, &bundle_opts)?;
+    let text = serde_json::to_string_pretty(&spec)?;
+    fs::write(tmp.path.join("config.json"), text).context("writing config.json")?;
+    tmp.commit(&bundle)
+}
+
+/// Applies layers in order, each decompressing on its own thread up to
+/// LOOKAHEAD layers ahead of the one being written.
+fn apply_layers(
+    store: &Arc<dyn BlobStore>,
+    layers: &[Layer],
+    rootfs: &OwnedFd,
+    ownership: &Ownership,
+    progress: &Progress,
+) -> Result<()> {
+    let opts = ExtractOptions {
+        whiteouts: WhiteoutMode::Apply,
+        ownership: ownership.clone(),
+    };
+    let mut pending: VecDeque<LayerStream> = VecDeque::new();
+    let mut spawned = 0;
+    for layer in layers {
+        while spawned < layers.len() && pending.len() <= LOOKAHEAD {
+            let l = &layers[spawned];
+            pending.push_back(layer::spawn(
+                store.clone(),
+                l.clone(),
+                progress.layer(&short_label(l), l.size),
+            ));
+            spawned += 1;
+        }
+        let mut stream = pending
+            .pop_front()
+            .expect("a stream was spawned for this layer");
+        apply_one(&mut stream, layer, |s| {
+            extract::apply_layer(rootfs, s, &opts, &[])
+        })?;
+    }
+    Ok(())
+}
+
+/// Runs `apply` over a layer stream and drains it so its checksums are
+/// verified; names the layer and the root cause on failure.
+pub fn apply_one(
+    stream: &mut LayerStream,
+    layer: &Layer,
+    apply: impl FnOnce(&mut LayerStream) -> Result<()>,
+) -> Result<()> {
+    let result = apply(stream).and_then(|()| stream.finish().map_err(|e| anyhow!(e)));
+    result.map_err(|e| match stream.take_error() {
+        Some(cause) => anyhow!("{}: {cause}", layer.label()),
+        None => e.context(layer.label()),
+    })
+}
+
+pub fn short_label(layer: &Layer) -> String {
+    match &layer.digest {
+        Some(d) => d.short().to_string(),
+        None => layer.blob.chars().take(12).collect(),
+    }
+}
+
+/// /etc/passwd and /etc/group of the image, read inside the first root
+/// (topmost layer first) that has them; links resolve inside that root.
+fn read_user_db(roots: &[OwnedFd]) -> UserDb {
+    let read = |name: &str| -> String {
+        for root in roots {
+            if let Ok(fd) = safepath::open_file(root, Path::new(name)) {
+                let mut text = String::new();
+                let _ = fs::File::from(fd).take(4 << 20).read_to_string(&mut text);
+                return text;
+            }
+        }
+        String::new()
+    };
+    UserDb {
+        passwd: read("etc/passwd"),
+        group: read("etc/group"),
+    }
+}
+
+pub fn open_dir(path: &Path) -> Result<OwnedFd> {
+    open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| anyhow!("open {}: {}", path.display(), std::io::Error::from(e)))
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    let name = p
+        .file_name()
+        .ok_or_else(|| anyhow!("bundle path {} has no final component", p.display()))?;
+    let parent = match p.parent() {
+        Some(par) if !par.as_os_str().is_empty() => par.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let parent =
+        fs::canonicalize(&parent).with_context(|| format!("bundle parent {}", parent.display()))?;
+    Ok(parent.join(name))
+}
+
+/// A directory beside the bundle that becomes the bundle by rename, or is
+/// removed if anything fails first.
+struct TempDir {
+    path: PathBuf,
+    done: bool,
+}
+
+impl TempDir {
+    fn create_beside(target: &Path) -> Result<Self> {
+        let parent = target.parent().unwrap_or(Path::new("."));
+        let name = target.file_name().unwrap_or_default().to_string_lossy();
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = parent.join(format!(".{name}.unpack-{}-{nanos}", std::process::id()));
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .with_context(|| format!("mkdir {}", path.display()))?;
+        Ok(Self { path, done: false })
+    }
+
+    fn commit(mut self, target: &Path) -> Result<()> {
+        fs::set_permissions(
+            &self.path,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )?;
+        fs::rename(&self.path, target)
+            .with_context(|| format!("rename to {}", target.display()))?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !self.done {
+            // std's remove_dir_all never follows symlinks.
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
