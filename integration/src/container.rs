@@ -344,6 +344,13 @@ impl Container {
         let mut leaks = Vec::new();
         let mut ids = vec![self.id.clone()];
         ids.extend(self.extra_ids.iter().cloned());
+        // Processes a test exec'd into a container are ours to reap (we are their
+        // subreaper, as an engine's shim is): do it first, or the init of a pid namespace
+        // cannot finish exiting and `delete --force` waits on it.
+        for &pid in self.pids.iter().skip(1) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            reap(pid, Duration::from_secs(5));
+        }
         for id in &ids {
             if let Some(pid) = self
                 .try_rt(&["state", id])
@@ -357,7 +364,9 @@ impl Container {
                 leaks.push(format!("`delete --force {id}` could not run or timed out"));
             }
         }
-        for &pid in &self.pids {
+        // Newest first: the init of a pid namespace cannot finish exiting while a process
+        // of its namespace (an exec'd one, whose parent is us) waits to be reaped.
+        for &pid in self.pids.iter().rev() {
             if !reap(pid, Duration::from_secs(10)) {
                 leaks.push(format!("process {pid} still alive after delete --force"));
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);

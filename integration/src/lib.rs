@@ -19,7 +19,9 @@
 //! * [`spec`]: the base `config.json` and helpers to mutate it.
 //! * [`container`]: the per-test fixture (bundle, `--root`, cleanup, leak check).
 //! * [`procfs`]: mountinfo parsing and small /proc helpers.
+//! * [`console`]: receiving a pty master over a console socket.
 
+pub mod console;
 pub mod container;
 pub mod procfs;
 pub mod rootfs;

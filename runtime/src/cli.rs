@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use patina::container::create::CreateOptions;
 use patina::container::list::ListFormat;
-use patina::container::{create, delete, kill, list, run, start, state};
+use patina::container::{create, delete, exec, kill, list, run, start, state};
 use patina::logging::{self, Format};
 use patina::{bail, Result};
 
@@ -71,6 +71,56 @@ struct CreateArgs {
     container_id: String,
 }
 
+#[derive(Args, Debug)]
+struct ExecArgs {
+    /// An OCI process JSON file (instead of the command and flags)
+    #[arg(short = 'p', long)]
+    process: Option<PathBuf>,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    tty: bool,
+    /// Set an environment variable (KEY=VALUE)
+    #[arg(short = 'e', long = "env")]
+    env: Vec<String>,
+    /// Working directory in the container
+    #[arg(long)]
+    cwd: Option<PathBuf>,
+    /// uid[:gid] to run as
+    #[arg(short = 'u', long)]
+    user: Option<String>,
+    /// Extra group ids
+    #[arg(short = 'g', long = "additional-gids")]
+    additional_gids: Vec<u32>,
+    /// Add a capability (bounding, effective and permitted sets)
+    #[arg(short = 'c', long = "cap")]
+    cap: Vec<String>,
+    /// Set no_new_privs
+    #[arg(long = "no-new-privs")]
+    no_new_privs: bool,
+    /// SELinux label (not supported yet)
+    #[arg(long = "process-label")]
+    process_label: Option<String>,
+    /// AppArmor profile (not supported yet)
+    #[arg(long)]
+    apparmor: Option<String>,
+    /// Return once the process is started
+    #[arg(short = 'd', long)]
+    detach: bool,
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: i32,
+    /// Exec even if the container is paused
+    #[arg(long = "ignore-paused")]
+    ignore_paused: bool,
+    container_id: String,
+    /// The command and its arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Create a container (it waits for `start`)
@@ -95,6 +145,8 @@ enum Command {
         force: bool,
         container_id: String,
     },
+    /// Run a process in a running container
+    Exec(ExecArgs),
     /// Create and start a container, and wait for it
     Run {
         /// Return once started
@@ -220,6 +272,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             force,
             container_id,
         } => delete::delete(&root, &container_id, force)?,
+        Command::Exec(args) => return exec_command(&root, args),
         Command::Run { detach, create } => {
             return run::run(
                 &root,
@@ -247,6 +300,43 @@ fn dispatch(cli: Cli) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+fn exec_command(root: &Path, args: ExecArgs) -> Result<i32> {
+    if args.process_label.is_some() {
+        bail!("--process-label: SELinux labels are not supported by patina yet");
+    }
+    if args.apparmor.is_some() {
+        bail!("--apparmor: AppArmor profiles are not supported by patina yet");
+    }
+    if args.preserve_fds < 0 {
+        bail!("--preserve-fds {}: must not be negative", args.preserve_fds);
+    }
+    let (dir, record) = exec::load(root, &args.container_id)?;
+    let process = match &args.process {
+        Some(path) => exec::read_process_file(path)?,
+        None => exec::process_from_flags(
+            record.process.as_ref(),
+            &exec::ProcessOverrides {
+                args: args.command.clone(),
+                tty: args.tty,
+                env: args.env.clone(),
+                cwd: args.cwd.clone(),
+                user: args.user.clone(),
+                additional_gids: args.additional_gids.clone(),
+                caps: args.cap.clone(),
+                no_new_privs: args.no_new_privs,
+            },
+        )?,
+    };
+    let opts = exec::ExecOptions {
+        detach: args.detach,
+        pid_file: args.pid_file.as_ref().map(|p| absolute(p)),
+        console_socket: args.console_socket.clone(),
+        preserve_fds: args.preserve_fds,
+    };
+    let _ = args.ignore_paused;
+    exec::exec(&dir, &record, &process, &opts)
 }
 
 fn write_spec(bundle: &Path) -> Result<()> {

@@ -62,6 +62,12 @@ pub struct Record {
     pub hooks: Option<Hooks>,
     /// Whether the container has its own pid namespace (then killing init kills all).
     pub own_pid_ns: bool,
+    /// The namespaces of config.json, which `exec` joins through init.
+    #[serde(default)]
+    pub namespaces: Vec<oci_spec::runtime::LinuxNamespaceType>,
+    /// config.json's process: what `exec` starts from when not given `--process`.
+    #[serde(default)]
+    pub process: Option<oci_spec::runtime::Process>,
 }
 
 /// The state JSON of runtime.md, with runc's extra fields (rootfs, created, owner).

@@ -28,8 +28,18 @@ pub fn set_size(fd: RawFd, rows: u16, cols: u16) -> Result<()> {
         .context("set terminal size")
 }
 
-/// In init, after pivot_root: make the pty, hand the master over, take the slave.
+/// In init, after pivot_root: make the pty, hand the master over, take the slave, and
+/// make it /dev/console.
 pub fn setup(console_socket: &OwnedFd, size: Option<(u16, u16)>) -> Result<()> {
+    setup_pty(console_socket, size, true)
+}
+
+/// For an exec'd process: its own pty, /dev/console stays the container's.
+pub fn setup_without_console(console_socket: &OwnedFd, size: Option<(u16, u16)>) -> Result<()> {
+    setup_pty(console_socket, size, false)
+}
+
+fn setup_pty(console_socket: &OwnedFd, size: Option<(u16, u16)>, console: bool) -> Result<()> {
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .context("open /dev/ptmx")?;
     grantpt(&master).context("grantpt")?;
@@ -44,7 +54,9 @@ pub fn setup(console_socket: &OwnedFd, size: Option<(u16, u16)>) -> Result<()> {
         nix::sys::stat::Mode::empty(),
     )
     .with_context(|| format!("open pty slave {slave_name}"))?;
-    bind_console(&slave_name)?;
+    if console {
+        bind_console(&slave_name)?;
+    }
     send_master(console_socket, master.as_raw_fd(), &slave_name)?;
     drop(master);
     // SAFETY: TIOCSCTTY takes an int argument; init has called setsid already.

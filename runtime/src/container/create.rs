@@ -185,6 +185,13 @@ fn drive_init(
         annotations: spec.annotations().clone().unwrap_or_default(),
         hooks: spec.hooks().as_ref().map(later_hooks),
         own_pid_ns: plan.has_own(LinuxNamespaceType::Pid),
+        namespaces: spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .map(|all| all.iter().map(|ns| ns.typ()).collect())
+            .unwrap_or_default(),
+        process: spec.process().clone(),
     };
     let creating =
         serde_json::to_string(&record.oci_state(Status::Creating)).expect("state serialises");

@@ -43,7 +43,7 @@ fn kill_and_wait(record: &Record) -> Result<()> {
         return Ok(());
     };
     super::kill::signal_container(record, libc::SIGKILL, true)?;
-    super::wait_exit(&pidfd, KILL_GRACE)
+    super::wait_exit(&pidfd, record.pid, KILL_GRACE)
 }
 
 /// Remove what the container left and run poststop hooks (failures only warned, as the spec says).

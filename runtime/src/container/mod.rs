@@ -2,6 +2,7 @@
 
 pub mod create;
 pub mod delete;
+pub mod exec;
 pub mod kill;
 pub mod list;
 pub mod run;
@@ -47,16 +48,40 @@ pub fn send_signal(pidfd: &OwnedFd, signal: i32) -> Result<()> {
         .with_context(|| format!("send signal {signal}"))
 }
 
-/// Wait until the process behind `pidfd` has exited (a pidfd polls readable then).
-pub fn wait_exit(pidfd: &OwnedFd, limit: Duration) -> Result<()> {
-    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-    let ms = PollTimeout::try_from(limit.as_millis().min(i32::MAX as u128) as i32)
-        .unwrap_or(PollTimeout::MAX);
-    match poll(&mut fds, ms).context("wait for the container to exit")? {
-        0 => Err(Error::msg(format!(
-            "container did not exit within {}s",
-            limit.as_secs()
-        ))),
-        _ => Ok(()),
+/// Wait until the process behind `pidfd` has exited, or is irrevocably exiting: the
+/// init of a pid namespace stays in exit until every process of the namespace has been
+/// reaped, including ones whose parent is outside (an exec'd process of an engine that
+/// reaps later), so PF_EXITING is where "dead" is decided.
+pub fn wait_exit(pidfd: &OwnedFd, pid: i32, limit: Duration) -> Result<()> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        if poll(&mut fds, PollTimeout::from(10u16)).context("wait for the container to exit")? > 0
+            || exiting(pid)
+        {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(Error::msg(format!(
+                "container did not exit within {}s",
+                limit.as_secs()
+            )));
+        }
     }
+}
+
+/// PF_EXITING in /proc/PID/stat's flags (field 9).
+fn exiting(pid: i32) -> bool {
+    const PF_EXITING: u64 = 0x4;
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+        return false;
+    };
+    after
+        .split(' ')
+        .nth(6)
+        .and_then(|f| f.parse::<u64>().ok())
+        .is_some_and(|f| f & PF_EXITING != 0)
 }

@@ -84,7 +84,7 @@ fn wants_terminal(bundle: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn forwardable_signals() -> SigSet {
+pub(super) fn forwardable_signals() -> SigSet {
     let mut set = SigSet::all();
     for sync in [
         Signal::SIGKILL,
@@ -101,7 +101,7 @@ fn forwardable_signals() -> SigSet {
 
 /// Wait for init, passing on every signal we get (Ctrl-C, SIGTERM from a supervisor),
 /// and copying between our stdio and the container's pty if it has one.
-fn wait_forwarding(pid: Pid, set: &SigSet, master: Option<&OwnedFd>) -> Result<i32> {
+pub(super) fn wait_forwarding(pid: Pid, set: &SigSet, master: Option<&OwnedFd>) -> Result<i32> {
     let signals = SignalFd::with_flags(set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .context("signalfd")?;
     if let Some(master) = master {

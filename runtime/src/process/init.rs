@@ -206,7 +206,7 @@ fn join_session_keyring(name: &str) -> Result<()> {
 }
 
 /// process.cwd is created if the image lacks it (as runc does), then entered.
-fn prepare_cwd(process: &Process) -> Result<()> {
+pub(crate) fn prepare_cwd(process: &Process) -> Result<()> {
     let cwd = process.cwd();
     std::fs::create_dir_all(cwd)
         .with_context(|| format!("process.cwd: create {:?}", cwd.display()))?;
@@ -214,7 +214,7 @@ fn prepare_cwd(process: &Process) -> Result<()> {
 }
 
 /// Groups, then gid, then uid with capabilities kept across, then the exact cap sets.
-fn switch_user(process: &Process, caps: Option<&CapSets>) -> Result<()> {
+pub(crate) fn switch_user(process: &Process, caps: Option<&CapSets>) -> Result<()> {
     let user = process.user();
     if let Some(caps) = caps {
         caps.drop_bounding()
@@ -240,7 +240,7 @@ fn switch_user(process: &Process, caps: Option<&CapSets>) -> Result<()> {
 }
 
 /// process.env, plus HOME when absent (as runc does, from /etc/passwd or "/").
-fn environment(process: &Process) -> Vec<String> {
+pub(crate) fn environment(process: &Process) -> Vec<String> {
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", home_of(process.user().uid())));
@@ -290,7 +290,7 @@ pub fn find_program(name: &str, env: &[String]) -> Result<PathBuf> {
         })
 }
 
-fn cstring(bytes: &[u8]) -> Result<CString> {
+pub(crate) fn cstring(bytes: &[u8]) -> Result<CString> {
     CString::new(bytes).map_err(|_| Error::msg("argument or environment entry contains a NUL byte"))
 }
 
@@ -330,7 +330,7 @@ fn wait_and_exec(ctx: &InitContext<'_>, ready: Ready) -> Error {
 }
 
 /// Only stdio and the `--preserve-fds` ones reach the program (CVE-2024-21626 class).
-fn prepare_exec_fds(preserve: i32) -> Result<()> {
+pub(crate) fn prepare_exec_fds(preserve: i32) -> Result<()> {
     for fd in 3..3 + preserve {
         // SAFETY: F_SETFD on a descriptor number; an invalid one just fails with EBADF.
         unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
@@ -352,7 +352,7 @@ fn prepare_exec_fds(preserve: i32) -> Result<()> {
 
 /// Rust ignores SIGPIPE at start-up and the runtime may block signals: the program must
 /// start with the default dispositions and an empty mask.
-fn reset_signals() {
+pub(crate) fn reset_signals() {
     use nix::sys::signal::{signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
     // SAFETY: restoring default dispositions installs no Rust handler.
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };

@@ -2,6 +2,7 @@
 //! channel it talks over during `create`.
 
 pub mod channel;
+pub mod exec;
 pub mod init;
 
 use nix::sched::CloneFlags;

@@ -1,0 +1,269 @@
+//! `exec`: start another process in a running container (runc's `exec`): it joins every
+//! namespace of the container through init's pidfd, takes the container's process
+//! settings unless overridden, and (unless detached) the runtime waits for it and exits
+//! with its code.
+
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use nix::sched::{setns, CloneFlags};
+use nix::sys::signal::SigmaskHow;
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxNamespaceType, Process};
+
+use super::run::{forwardable_signals, wait_forwarding};
+use crate::bail;
+use crate::capabilities::CapSets;
+use crate::error::{Context, Error, Result};
+use crate::namespaces::clone_flag;
+use crate::process::channel::{self, Message};
+use crate::process::exec::{self as exec_child, ExecContext};
+use crate::process::{clone_into, kill_and_reap};
+use crate::state::{self, Record, StateDir, Status};
+use crate::terminal;
+
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: i32,
+}
+
+/// The container's state and its process defaults, for building the exec'd process.
+pub fn load(root: &Path, id: &str) -> Result<(StateDir, Record)> {
+    let dir = StateDir::new(root, id)?;
+    let record = dir.load()?;
+    Ok((dir, record))
+}
+
+pub fn exec(dir: &StateDir, record: &Record, process: &Process, opts: &ExecOptions) -> Result<i32> {
+    match dir.status(record) {
+        Status::Running | Status::Created => {}
+        other => bail!("cannot exec in container {:?}: it is {other}", dir.id),
+    }
+    let Some(init) = super::pidfd_of(record.pid, record.pid_start)? else {
+        bail!("cannot exec in container {:?}: it is stopped", dir.id);
+    };
+    if process.args().as_deref().is_none_or(|a| a.is_empty()) {
+        bail!("process.args: must name the program to run (it is empty)");
+    }
+    let caps = process
+        .capabilities()
+        .as_ref()
+        .map(CapSets::from_spec)
+        .transpose()?;
+    let wants_tty = process.terminal().unwrap_or(false);
+    let (relay_end, console) = console_for(wants_tty, opts)?;
+
+    let (for_children, join) = split_namespaces(&record.namespaces);
+    if !for_children.is_empty() {
+        setns(&init, for_children)
+            .context("enter the container's pid/time namespace for the exec'd process")?;
+    }
+    let (parent, child) = channel::pair()?;
+    let ctx = ExecContext {
+        init: &init,
+        join,
+        process,
+        caps: caps.as_ref(),
+        console_socket: console.as_ref(),
+        preserve_fds: opts.preserve_fds,
+    };
+    let pid = clone_into(CloneFlags::empty(), || {
+        parent.close_copy_in_child();
+        exec_child::run(&ctx, &child)
+    })?;
+    drop(child);
+    drop(console);
+    let started = start_child(&parent, pid, relay_end.as_ref(), opts);
+    let master = match started {
+        Ok(master) => master,
+        Err(e) => {
+            kill_and_reap(pid);
+            return Err(e);
+        }
+    };
+    if opts.detach {
+        return Ok(0);
+    }
+    let _raw = master.as_ref().map(|_| terminal::RawMode::enter());
+    wait_forwarding(pid, &forwardable_signals(), master.as_ref())
+}
+
+/// pid and time namespaces apply to children: the runtime enters those itself before
+/// the clone; the exec'd process joins the rest.
+fn split_namespaces(types: &[LinuxNamespaceType]) -> (CloneFlags, CloneFlags) {
+    let mut for_children = CloneFlags::empty();
+    let mut join = CloneFlags::empty();
+    for &typ in types {
+        match typ {
+            LinuxNamespaceType::Pid | LinuxNamespaceType::Time => for_children |= clone_flag(typ),
+            _ => join |= clone_flag(typ),
+        }
+    }
+    (for_children, join)
+}
+
+/// (our end to receive a pty master on, the end the exec'd process sends it on).
+fn console_for(wants_tty: bool, opts: &ExecOptions) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    match (&opts.console_socket, wants_tty) {
+        (Some(path), true) => {
+            let stream = UnixStream::connect(path)
+                .with_context(|| format!("connect to --console-socket {:?}", path.display()))?;
+            Ok((None, Some(OwnedFd::from(stream))))
+        }
+        (None, true) if opts.detach => {
+            bail!("process.terminal: cannot allocate a tty for a detached exec without --console-socket")
+        }
+        (None, true) => {
+            let (a, b) = socketpair(
+                AddressFamily::Unix,
+                SockType::Stream,
+                None,
+                SockFlag::SOCK_CLOEXEC,
+            )
+            .context("socketpair for the terminal")?;
+            Ok((Some(a), Some(b)))
+        }
+        (_, false) => Ok((None, None)),
+    }
+}
+
+/// Let the child go, learn whether it exec'd, write the pid file; returns the pty master
+/// when patina relays the terminal itself.
+fn start_child(
+    parent: &channel::Channel,
+    pid: Pid,
+    relay_end: Option<&OwnedFd>,
+    opts: &ExecOptions,
+) -> Result<Option<OwnedFd>> {
+    if !opts.detach {
+        // Blocked before the program starts, so no signal or exit is missed.
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwardable_signals()), None)
+            .context("block signals")?;
+    }
+    parent.send(&Message::Go(String::new()))?;
+    let master = match relay_end {
+        // If the process failed before making its pty, say why rather than "no master".
+        Some(socket) => Some(terminal::receive_master(socket).map_err(
+            |e| match parent.recv() {
+                Ok(Some(Message::Failed(why))) => Error::msg(why),
+                _ => e,
+            },
+        )?),
+        None => None,
+    };
+    match parent.recv()? {
+        None => {}
+        Some(Message::Failed(why)) => return Err(Error::msg(why)),
+        Some(other) => {
+            return Err(Error::msg(format!(
+                "exec: unexpected {other:?} from the process"
+            )))
+        }
+    }
+    if let Some(pid_file) = &opts.pid_file {
+        state::write_atomically(pid_file, pid.as_raw().to_string().as_bytes())
+            .with_context(|| format!("write --pid-file {:?}", pid_file.display()))?;
+    }
+    Ok(master)
+}
+
+/// runc's `exec` flags on top of the container's own process (config.json's).
+#[derive(Debug, Clone, Default)]
+pub struct ProcessOverrides {
+    pub args: Vec<String>,
+    pub tty: bool,
+    pub env: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    pub user: Option<String>,
+    pub additional_gids: Vec<u32>,
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+}
+
+pub fn process_from_flags(base: Option<&Process>, o: &ProcessOverrides) -> Result<Process> {
+    let mut p = base.cloned().unwrap_or_default();
+    if o.args.is_empty() {
+        bail!("exec: no command given (pass the command after the container id, or --process)");
+    }
+    p.set_args(Some(o.args.clone()));
+    p.set_terminal(Some(o.tty));
+    p.set_console_size(None);
+    let mut env = p.env().clone().unwrap_or_default();
+    for entry in &o.env {
+        let key = entry.split('=').next().unwrap_or_default();
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(entry.clone());
+    }
+    p.set_env(Some(env));
+    if let Some(cwd) = &o.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    if let Some(user) = &o.user {
+        let mut u = p.user().clone();
+        let (uid, gid) = user.split_once(':').unwrap_or((user, ""));
+        u.set_uid(
+            uid.parse()
+                .map_err(|_| Error::msg(format!("--user {user:?}: uid must be a number")))?,
+        );
+        u.set_gid(if gid.is_empty() {
+            0
+        } else {
+            gid.parse()
+                .map_err(|_| Error::msg(format!("--user {user:?}: gid must be a number")))?
+        });
+        p.set_user(u);
+    }
+    if !o.additional_gids.is_empty() {
+        let mut u = p.user().clone();
+        u.set_additional_gids(Some(o.additional_gids.clone()));
+        p.set_user(u);
+    }
+    if !o.caps.is_empty() {
+        p.set_capabilities(Some(add_caps(
+            p.capabilities().clone().unwrap_or_default(),
+            &o.caps,
+        )?));
+    }
+    if o.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    Ok(p)
+}
+
+/// `--cap X` adds X to the bounding, effective and permitted sets, as runc does.
+fn add_caps(
+    mut caps: oci_spec::runtime::LinuxCapabilities,
+    names: &[String],
+) -> Result<oci_spec::runtime::LinuxCapabilities> {
+    use std::str::FromStr;
+    for name in names {
+        let cap = oci_spec::runtime::Capability::from_str(name.trim_start_matches("CAP_"))
+            .map_err(|_| Error::msg(format!("--cap {name:?}: unknown capability")))?;
+        let add = |set: Option<oci_spec::runtime::Capabilities>| {
+            let mut set = set.unwrap_or_default();
+            set.insert(cap);
+            Some(set)
+        };
+        let (b, e, p) = (
+            add(caps.bounding().clone()),
+            add(caps.effective().clone()),
+            add(caps.permitted().clone()),
+        );
+        caps.set_bounding(b);
+        caps.set_effective(e);
+        caps.set_permitted(p);
+    }
+    Ok(caps)
+}
+
+pub fn read_process_file(path: &Path) -> Result<Process> {
+    let raw =
+        std::fs::read(path).with_context(|| format!("read --process {:?}", path.display()))?;
+    serde_json::from_slice(&raw)
+        .map_err(|e| Error::msg(format!("parse --process {:?}: {e}", path.display())))
+}

@@ -1,0 +1,105 @@
+//! The process `patina exec` starts: a clone of the runtime that joins the namespaces of
+//! the container's init (one setns(2) on init's pidfd), takes the process settings,
+//! and execs. Failures before execve go back over the channel; success is the channel
+//! closing (its fd is close-on-exec).
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::sched::{setns, CloneFlags};
+use oci_spec::runtime::Process;
+
+use super::channel::{Channel, Message};
+use super::init::{
+    cstring, environment, find_program, prepare_exec_fds, reset_signals, switch_user,
+};
+use crate::capabilities::CapSets;
+use crate::error::{Context, Error, Result};
+use crate::{rlimits, terminal};
+
+pub struct ExecContext<'a> {
+    /// pidfd of the container's init: the namespaces are joined through it.
+    pub init: &'a OwnedFd,
+    /// Namespaces to join here (pid and time were entered by the runtime for its children).
+    pub join: CloneFlags,
+    pub process: &'a Process,
+    pub caps: Option<&'a CapSets>,
+    pub console_socket: Option<&'a OwnedFd>,
+    pub preserve_fds: i32,
+}
+
+pub fn run(ctx: &ExecContext<'_>, channel: &Channel) -> ! {
+    let err = match channel.recv() {
+        Ok(Some(Message::Go(_))) => become_program(ctx),
+        other => Error::msg(format!("exec: expected go from the runtime, got {other:?}")),
+    };
+    let _ = channel.send(&Message::Failed(err.to_string()));
+    // SAFETY: leave without running the runtime's exit handlers in the child.
+    unsafe { libc::_exit(1) }
+}
+
+/// Returns only on failure.
+fn become_program(ctx: &ExecContext<'_>) -> Error {
+    match prepare(ctx) {
+        Ok((program, argv, envp)) => {
+            reset_signals();
+            match nix::unistd::execve(&program, &argv, &envp) {
+                Err(e) => Error::os(e, format!("exec {program:?}")),
+                Ok(never) => match never {},
+            }
+        }
+        Err(e) => e,
+    }
+}
+
+type Argv = (
+    std::ffi::CString,
+    Vec<std::ffi::CString>,
+    Vec<std::ffi::CString>,
+);
+
+fn prepare(ctx: &ExecContext<'_>) -> Result<Argv> {
+    let process = ctx.process;
+    if !ctx.join.is_empty() {
+        setns(ctx.init.as_fd(), ctx.join).context("join the container's namespaces")?;
+    }
+    nix::unistd::setsid().context("setsid")?;
+    if process.terminal().unwrap_or(false) {
+        let socket = ctx.console_socket.ok_or_else(|| {
+            Error::msg("process.terminal is true but no console socket was given")
+        })?;
+        let size = process
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        terminal::setup_without_console(socket, size).context("process.terminal")?;
+    }
+    let cwd = process.cwd();
+    nix::unistd::chdir(cwd)
+        .with_context(|| format!("process.cwd: chdir to {:?}", cwd.display()))?;
+    rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
+    switch_user(process, ctx.caps)?;
+    if process.no_new_privileges().unwrap_or(false) {
+        nix::sys::prctl::set_no_new_privs().context("process.noNewPrivileges")?;
+    }
+    if let Some(mask) = process.user().umask() {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
+    let env = environment(process);
+    let args = process.args().as_deref().unwrap_or_default();
+    let Some(first) = args.first() else {
+        return Err(Error::msg(
+            "process.args: must name the program to run (it is empty)",
+        ));
+    };
+    let program = find_program(first, &env)?;
+    use std::os::unix::ffi::OsStrExt;
+    let argv = args
+        .iter()
+        .map(|a| cstring(a.as_bytes()))
+        .collect::<Result<_>>()?;
+    let envp = env
+        .iter()
+        .map(|e| cstring(e.as_bytes()))
+        .collect::<Result<_>>()?;
+    prepare_exec_fds(ctx.preserve_fds)?;
+    Ok((cstring(program.as_os_str().as_bytes())?, argv, envp))
+}
