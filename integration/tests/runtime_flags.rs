@@ -120,3 +120,60 @@ fn error_inside_init_reaches_create_with_step_and_errno() {
         );
     }
 }
+
+/// Socket activation: a runtime started with LISTEN_FDS for its own pid hands those fds
+/// to the container and tells the program with LISTEN_FDS=N, LISTEN_PID=1.
+#[test]
+fn listen_fds_reach_the_program() {
+    let mut c = Container::new("listenfds");
+    let data = c.path("activation.txt");
+    std::fs::write(&data, "activated\n").unwrap();
+    c.set_sh("echo $LISTEN_FDS $LISTEN_PID; cat <&3");
+    c.write_config();
+    let script = format!(
+        "exec 3<'{}'; LISTEN_PID=$$ LISTEN_FDS=1 exec '{}' --root '{}' run --bundle '{}' '{}'",
+        data.display(),
+        integration::runtime_path().display(),
+        c.root.display(),
+        c.bundle.display(),
+        c.id
+    );
+    let out = c.exec(std::process::Command::new("/bin/sh").args(["-c", &script]));
+    out.assert_ok();
+    assert_eq!(out.stdout, "1 1\nactivated\n");
+}
+
+#[test]
+fn features_describe_what_is_implemented() {
+    let c = Container::new("features");
+    let out = c.rt(&["features"]);
+    out.assert_ok();
+    let f: serde_json::Value = serde_json::from_str(&out.stdout).expect("features is JSON");
+    let list = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let hooks = list(&f["hooks"]);
+    for hook in [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ] {
+        assert!(hooks.contains(&hook.to_owned()), "{hook} missing: {f}");
+    }
+    let namespaces = list(&f["linux"]["namespaces"]);
+    assert!(namespaces.contains(&"pid".to_owned()) && namespaces.contains(&"user".to_owned()));
+    assert!(list(&f["mountOptions"]).contains(&"rbind".to_owned()));
+    assert!(list(&f["linux"]["capabilities"]).contains(&"CAP_SYS_ADMIN".to_owned()));
+    if !is_runc() {
+        // beyond runc: runc 1.1.5 has no time namespace.
+        assert!(namespaces.contains(&"time".to_owned()));
+        assert_eq!(f["ociVersionMax"], "1.3.0");
+    }
+}

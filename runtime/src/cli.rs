@@ -171,6 +171,8 @@ enum Command {
         #[arg(long = "rootless", id = "spec_rootless")]
         rootless: bool,
     },
+    /// Print what this runtime implements (runtime-spec features.json)
+    Features,
     /// Checkpoint a container (not supported)
     Checkpoint {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -294,6 +296,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 bail!("spec --rootless: rootless containers are not supported by patina yet");
             }
             write_spec(&bundle)?;
+        }
+        Command::Features => {
+            let json = serde_json::to_string_pretty(&patina::features::features())
+                .expect("features serialise");
+            print(&(json + "\n"));
         }
         Command::Checkpoint { .. } | Command::Restore { .. } => {
             bail!("checkpoint/restore: not supported by patina (no CRIU integration yet)");

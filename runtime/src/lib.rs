@@ -7,6 +7,7 @@ pub mod capabilities;
 pub mod container;
 pub mod default_spec;
 pub mod error;
+pub mod features;
 pub mod hooks;
 pub mod logging;
 pub mod namespaces;

@@ -51,7 +51,8 @@ pub fn create_with_console(
     console: Option<OwnedFd>,
 ) -> Result<Created> {
     let dir = StateDir::new(root, id)?;
-    let bundle = Bundle::load(&opts.bundle)?;
+    let mut bundle = Bundle::load(&opts.bundle)?;
+    let listen_fds = pass_socket_activation(&mut bundle);
     let linux = bundle.spec.linux().as_ref();
     let plan = Plan::from_spec(linux)?;
     if !plan.mount_ns() {
@@ -78,6 +79,10 @@ pub fn create_with_console(
         (None, None) => None,
     };
     dir.create()?;
+    let opts = &CreateOptions {
+        preserve_fds: opts.preserve_fds + listen_fds,
+        ..opts.clone()
+    };
     let spawned = spawn(&dir, &bundle, &plan, caps.as_ref(), console.as_ref(), opts);
     let (record, pid) = match spawned {
         Ok(done) => done,
@@ -87,6 +92,31 @@ pub fn create_with_console(
         }
     };
     Ok(Created { dir, record, pid })
+}
+
+/// Socket activation (sd_listen_fds): when the runtime itself was handed LISTEN_FDS for
+/// its pid, those fds (3..3+N, before `--preserve-fds`) go to the container, whose
+/// program is told with LISTEN_FDS=N and LISTEN_PID=1, as runc does.
+fn pass_socket_activation(bundle: &mut Bundle) -> i32 {
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    let count = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<i32>().ok())
+        .unwrap_or(0);
+    if !ours || count <= 0 {
+        return 0;
+    }
+    if let Some(process) = bundle.spec.process_mut() {
+        let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+        env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
+        env.push(format!("LISTEN_FDS={count}"));
+        env.push("LISTEN_PID=1".to_owned());
+        process.set_env(Some(env));
+    }
+    count
 }
 
 fn connect_console(path: &Path) -> Result<OwnedFd> {

@@ -11,6 +11,46 @@ use super::paths::{fd_path, mkdir_all_in_root, touch_in_root};
 use crate::bail;
 use crate::error::{Context, Error, Result};
 
+/// The option names patina gives a meaning to (others go to the filesystem as data);
+/// `features` reports them.
+pub const KNOWN_OPTIONS: &[&str] = &[
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "loud",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "private",
+    "rbind",
+    "relatime",
+    "remount",
+    "ro",
+    "rprivate",
+    "rshared",
+    "rslave",
+    "runbindable",
+    "rw",
+    "shared",
+    "silent",
+    "slave",
+    "strictatime",
+    "suid",
+    "sync",
+    "unbindable",
+];
+
 /// One entry of `mounts[].options`, classified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountOption {
@@ -417,6 +457,17 @@ mod tests {
             "gid=5",
         ]);
         assert_eq!(p.data, "newinstance,ptmxmode=0666,mode=0620,gid=5");
+    }
+
+    #[test]
+    fn every_known_option_has_a_meaning() {
+        for option in KNOWN_OPTIONS {
+            let parsed = MountOption::parse(option).unwrap();
+            assert!(
+                !matches!(parsed, MountOption::Data(_)),
+                "{option} falls through to data"
+            );
+        }
     }
 
     #[test]
