@@ -100,6 +100,19 @@ pub fn dup_onto(fd: RawFd, target: RawFd) -> Result<()> {
     nix::errno::Errno::result(rc).map(drop).map_err(Error::from)
 }
 
+/// A connected pair standing in for `--console-socket` when patina relays the tty
+/// itself: (our end, to receive the master on; the end the container process sends on).
+pub fn relay_pair() -> Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .context("socketpair for the terminal")
+}
+
 /// Receive a pty master sent by init over our end of a console socketpair.
 pub fn receive_master(socket: &OwnedFd) -> Result<OwnedFd> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned};

@@ -40,18 +40,21 @@ pub struct Created {
 }
 
 pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<Created> {
-    create_with_console(root, id, opts, None)
+    state::check_id(id)?;
+    let bundle = Bundle::load(&opts.bundle)?;
+    create_from_bundle(root, id, bundle, opts, None)
 }
 
-/// `create`, with an already connected console socket (used by `run` to relay a tty).
-pub fn create_with_console(
+/// `create` of an already loaded bundle, with an optional already connected console
+/// socket (`run` uses both to relay a tty without reading config.json twice).
+pub fn create_from_bundle(
     root: &Path,
     id: &str,
+    mut bundle: Bundle,
     opts: &CreateOptions,
     console: Option<OwnedFd>,
 ) -> Result<Created> {
     let dir = StateDir::new(root, id)?;
-    let mut bundle = Bundle::load(&opts.bundle)?;
     let listen_fds = pass_socket_activation(&mut bundle);
     let linux = bundle.spec.linux().as_ref();
     let plan = Plan::from_spec(linux)?;

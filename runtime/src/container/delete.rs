@@ -26,11 +26,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     };
     match dir.status(&record) {
         Status::Stopped => {}
+        // runc deletes a created (never started) container without --force.
         Status::Created => kill_and_wait(&record)?,
-        status if force => {
-            let _ = status;
-            kill_and_wait(&record)?
-        }
+        _ if force => kill_and_wait(&record)?,
         other => {
             bail!("cannot delete container {id:?}: it is {other} (stop it first, or use --force)")
         }

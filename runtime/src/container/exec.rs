@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 
 use nix::sched::{setns, CloneFlags};
 use nix::sys::signal::SigmaskHow;
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxNamespaceType, Process};
 
@@ -119,14 +118,8 @@ fn console_for(wants_tty: bool, opts: &ExecOptions) -> Result<(Option<OwnedFd>, 
             bail!("process.terminal: cannot allocate a tty for a detached exec without --console-socket")
         }
         (None, true) => {
-            let (a, b) = socketpair(
-                AddressFamily::Unix,
-                SockType::Stream,
-                None,
-                SockFlag::SOCK_CLOEXEC,
-            )
-            .context("socketpair for the terminal")?;
-            Ok((Some(a), Some(b)))
+            let (ours, theirs) = terminal::relay_pair()?;
+            Ok((Some(ours), Some(theirs)))
         }
         (_, false) => Ok((None, None)),
     }

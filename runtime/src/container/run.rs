@@ -8,11 +8,10 @@ use std::path::Path;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::create::{create_with_console, CreateOptions};
+use super::create::{create_from_bundle, CreateOptions};
 use super::{delete, start};
 use crate::bail;
 use crate::error::{Context, Result};
@@ -21,23 +20,23 @@ use crate::spec::Bundle;
 use crate::terminal;
 
 pub fn run(root: &Path, id: &str, opts: &CreateOptions, detach: bool) -> Result<i32> {
-    let wants_tty = opts.console_socket.is_none() && wants_terminal(&opts.bundle);
-    if wants_tty && detach {
+    crate::state::check_id(id)?;
+    let bundle = Bundle::load(&opts.bundle)?;
+    let terminal = bundle
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    let relay = terminal && opts.console_socket.is_none();
+    if relay && detach {
         bail!("process.terminal: cannot allocate a tty for a detached container without --console-socket");
     }
-    let (ours, theirs) = if wants_tty {
-        let (a, b) = socketpair(
-            AddressFamily::Unix,
-            SockType::Stream,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .context("socketpair for the terminal")?;
-        (Some(a), Some(b))
-    } else {
-        (None, None)
+    let (ours, theirs) = match relay {
+        true => terminal::relay_pair().map(|(a, b)| (Some(a), Some(b)))?,
+        false => (None, None),
     };
-    let created = create_with_console(root, id, opts, theirs)?;
+    let created = create_from_bundle(root, id, bundle, opts, theirs)?;
     let master = match &ours {
         Some(socket) => match terminal::receive_master(socket) {
             Ok(master) => Some(master),
@@ -74,14 +73,6 @@ pub fn run(root: &Path, id: &str, opts: &CreateOptions, detach: bool) -> Result<
     let _lock = created.dir.lock()?;
     delete::destroy(&created.dir, &created.record)?;
     Ok(code)
-}
-
-fn wants_terminal(bundle: &Path) -> bool {
-    // Cheap re-read only on the foreground path; create() validates the same file.
-    Bundle::load(bundle)
-        .ok()
-        .and_then(|b| b.spec.process().as_ref().and_then(|p| p.terminal()))
-        .unwrap_or(false)
 }
 
 pub(super) fn forwardable_signals() -> SigSet {
