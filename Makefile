@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 APT_LISTS := .ci/apt-packages.txt $(wildcard integration/apt-packages.txt imagetool/apt-packages.txt)
 
-.PHONY: deps build demo test lint unit integration integration-runc bench clean
+.PHONY: deps build demo test lint unit integration integration-runc test-vm bench clean
 
 deps:
 	@pkgs=$$(cat $(APT_LISTS) | grep -v '^#' | sort -u | tr '\n' ' '); \
@@ -35,7 +35,11 @@ integration: deps
 integration-runc: deps
 	PATINA_RUNTIME=/usr/sbin/runc $(CARGO) test -p integration
 
-test: lint unit integration integration-runc
+# The suite again inside a QEMU guest with a pure cgroup v2 kernel (about a minute).
+test-vm: deps
+	integration/vm/run.sh
+
+test: lint unit integration integration-runc test-vm
 
 bench: build
 	bench/run.sh

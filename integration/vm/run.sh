@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Runs integration test binaries inside a QEMU guest booted with a pure cgroup v2 kernel
+# (cgroup_no_v1=all), as most production hosts are; this host is v1 hybrid.
+#
+# Usage: integration/vm/run.sh [TEST...]   (default: the tests listed in integration/vm/tests.txt)
+# Env:   PATINA_VM_CACHE (default /var/cache/patina-vm: kernel and nothing else is kept there)
+#        PATINA_VM_TIMEOUT seconds for the whole guest run (default 900)
+#
+# Builds patina and the test binaries (static, see .cargo/config.toml), packs them with
+# busybox into an initramfs, boots Debian's cloud kernel under TCG (KVM is unusable here),
+# runs every test binary as root in the guest, and prints each binary's cargo-style
+# "test result" line plus a closing "N passed, N failed" line. Exits non-zero on any
+# failed test, a missing result, or a boot timeout.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+cache=${PATINA_VM_CACHE:-/var/cache/patina-vm}
+timeout_s=${PATINA_VM_TIMEOUT:-900}
+if [ $# -gt 0 ]; then tests=("$@"); else mapfile -t tests < <(grep -v '^#' "$here/tests.txt" | grep .); fi
+
+ensure_qemu() {
+    command -v qemu-system-x86_64 >/dev/null && return
+    # bookworm's qemu-system-x86 would replace the machine's backports qemu-utils: use backports.
+    local src=/etc/apt/sources.list.d/patina-backports.sources
+    if ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
+        printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' > "$src"
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports --no-install-recommends qemu-system-x86 >/dev/null
+}
+
+# Debian's cloud kernel, downloaded and unpacked (never installed), cached by package name.
+ensure_kernel() {
+    mkdir -p "$cache"
+    local pkg
+    pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-6/ {print $2; exit}')
+    [ -n "$pkg" ] || { apt-get update -qq; pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-6/ {print $2; exit}'); }
+    if [ ! -e "$cache/$pkg/vmlinuz" ]; then
+        local tmp; tmp=$(mktemp -d "$cache/dl.XXXXXX")
+        (cd "$tmp" && apt-get download -qq "$pkg" 2>/dev/null && dpkg -x ./*.deb x)
+        mkdir -p "$cache/$pkg"
+        cp "$tmp"/x/boot/vmlinuz-* "$cache/$pkg/vmlinuz"
+        rm -rf "$tmp"
+    fi
+    kernel=$cache/$pkg/vmlinuz
+}
+
+build() {
+    (cd "$repo" && cargo build -q -p patina)
+    local json
+    json=$(cd "$repo" && cargo test -q -p integration --no-run --message-format=json 2>/dev/null)
+    for t in "${tests[@]}"; do
+        local exe
+        exe=$(printf '%s\n' "$json" | python3 -c '
+import json, sys
+name = sys.argv[1]
+for line in sys.stdin:
+    try: m = json.loads(line)
+    except ValueError: continue
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == name and "test" in m["target"]["kind"] and m.get("executable"):
+        print(m["executable"])' "$t")
+        [ -n "$exe" ] || { echo "vm: no test binary named $t" >&2; exit 1; }
+        exes+=("$t=$exe")
+    done
+}
+
+assemble() {
+    root=$work/root
+    mkdir -p "$root"/{bin,proc,sys,dev,tmp,patina/tests,newroot}
+    cp /bin/busybox "$root/bin/busybox"
+    chroot "$root" /bin/busybox --install -s /bin
+    cp "$repo/target/x86_64-unknown-linux-gnu/debug/patina" "$root/patina/patina"
+    for e in "${exes[@]}"; do cp "${e#*=}" "$root/patina/tests/${e%%=*}"; done
+    cp "$here/init" "$root/init"
+    cp "$here/guest.sh" "$root/guest.sh"
+    chmod +x "$root/init" "$root/guest.sh"
+    (cd "$root" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) > "$work/initrd.gz"
+}
+
+boot() {
+    local log=$work/console.log
+    set +e
+    timeout "$timeout_s" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m 3072 \
+        -kernel "$kernel" -initrd "$work/initrd.gz" -nographic -no-reboot -monitor none \
+        -append "console=ttyS0 quiet panic=-1 cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 rdinit=/init" \
+        -serial "file:$log" >/dev/null 2>&1
+    local rc=$?
+    set -e
+    tr -d '\r' < "$log" > "$work/console.txt"
+    [ "$rc" = 124 ] && { echo "vm: guest timed out after ${timeout_s}s" >&2; tail -40 "$work/console.txt" >&2; exit 1; }
+    return 0
+}
+
+report() {
+    local txt=$work/console.txt passed=0 failed=0 missing=0
+    grep -q '^PATINA-VM-DONE' "$txt" || { echo "vm: the guest did not finish" >&2; tail -60 "$txt" >&2; exit 1; }
+    for e in "${exes[@]}"; do
+        local t=${e%%=*} line
+        line=$(awk -v t="$t" '$0 == "=== " t {on=1; next} on && /^test result:/ {print; exit}' "$txt")
+        if [ -z "$line" ]; then
+            echo "vm: $t: no result" >&2; missing=$((missing + 1)); continue
+        fi
+        echo "[guest, cgroup v2] $t: $line"
+        passed=$((passed + $(sed -E 's/.* ([0-9]+) passed.*/\1/' <<<"$line")))
+        failed=$((failed + $(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")))
+    done
+    if [ "$failed" != 0 ] || [ "$missing" != 0 ]; then
+        grep -E '^(---- |thread .* panicked|test .* FAILED)' "$txt" | head -80 >&2 || true
+    fi
+    echo "vm: $passed passed, $failed failed"
+    [ "$failed" = 0 ] && [ "$missing" = 0 ]
+}
+
+work=$(mktemp -d /dev/shm/patina-vm.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+exes=()
+start=$(date +%s)
+ensure_qemu
+ensure_kernel
+build
+assemble
+boot
+report
+echo "vm: guest run took $(( $(date +%s) - start ))s" >&2
