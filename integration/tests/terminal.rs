@@ -32,7 +32,8 @@ fn console_socket_tty_and_size() {
     let rx = read_master(master.try_clone().unwrap());
     c.start().assert_ok();
     let mut out = String::new();
-    collect_until(&rx, &mut out, "31 107");
+    // The whole line, newline included: what we type next is echoed at once.
+    collect_until(&rx, &mut out, "31 107\r\n");
     (&master).write_all(b"hello-tty\n").unwrap();
     collect_until(&rx, &mut out, "END");
     let lines: Vec<&str> = out.lines().map(|l| l.trim_end_matches('\r')).collect();

@@ -106,7 +106,7 @@ report() {
         failed=$((failed + $(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")))
     done
     if [ "$failed" != 0 ] || [ "$missing" != 0 ]; then
-        grep -E '^(---- |thread .* panicked|test .* FAILED)' "$txt" | head -80 >&2 || true
+        grep -E -A4 '^(thread .* panicked|test .* FAILED)' "$txt" | head -80 >&2 || true
     fi
     echo "vm: $passed passed, $failed failed"
     [ "$failed" = 0 ] && [ "$missing" = 0 ]
