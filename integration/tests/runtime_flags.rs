@@ -177,3 +177,43 @@ fn features_describe_what_is_implemented() {
         assert_eq!(f["ociVersionMax"], "1.3.0");
     }
 }
+
+/// `--pidfd-socket` (runc 1.2): the caller gets a pidfd of init and can signal it with
+/// no pid-reuse race.
+#[test]
+fn pidfd_socket_hands_over_a_pidfd_of_init() {
+    use std::os::fd::AsRawFd;
+    let mut c = Container::new("pidfdsock");
+    c.set_args(&["sleep", "1000"]);
+    let sock = c.path("pidfd.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let received = integration::console::receive_master(listener);
+    let out = c.create_with(&["--pidfd-socket", sock.to_str().unwrap()]);
+    if is_runc() {
+        // beyond runc: runc 1.1.5 has no --pidfd-socket (it came with runc 1.2).
+        out.assert_failed();
+        drop(std::os::unix::net::UnixStream::connect(&sock));
+        let _ = received.join();
+        return;
+    }
+    out.assert_ok();
+    let pidfd = received.join().unwrap();
+    c.start().assert_ok();
+    // SAFETY: pidfd_send_signal with a null siginfo, on a pidfd we own.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<u8>(),
+            0,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "pidfd_send_signal: {}",
+        std::io::Error::last_os_error()
+    );
+    c.wait_status("stopped");
+}

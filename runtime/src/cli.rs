@@ -56,6 +56,9 @@ struct CreateArgs {
     /// Write the init pid to this file
     #[arg(long = "pid-file")]
     pid_file: Option<PathBuf>,
+    /// Unix socket to send a pidfd of the init process to
+    #[arg(long = "pidfd-socket")]
+    pidfd_socket: Option<PathBuf>,
     /// Unix socket to send the pty master to (with process.terminal)
     #[arg(long = "console-socket")]
     console_socket: Option<PathBuf>,
@@ -108,6 +111,9 @@ struct ExecArgs {
     detach: bool,
     #[arg(long = "pid-file")]
     pid_file: Option<PathBuf>,
+    /// Unix socket to send a pidfd of the process to
+    #[arg(long = "pidfd-socket")]
+    pidfd_socket: Option<PathBuf>,
     #[arg(long = "console-socket")]
     console_socket: Option<PathBuf>,
     #[arg(long = "preserve-fds", default_value_t = 0)]
@@ -239,6 +245,7 @@ fn create_options(args: &CreateArgs) -> Result<CreateOptions> {
     Ok(CreateOptions {
         bundle: args.bundle.clone(),
         pid_file: args.pid_file.as_ref().map(|p| absolute(p)),
+        pidfd_socket: args.pidfd_socket.clone(),
         console_socket: args.console_socket.clone(),
         no_pivot: args.no_pivot,
         no_new_keyring: args.no_new_keyring,
@@ -339,6 +346,7 @@ fn exec_command(root: &Path, args: ExecArgs) -> Result<i32> {
     let opts = exec::ExecOptions {
         detach: args.detach,
         pid_file: args.pid_file.as_ref().map(|p| absolute(p)),
+        pidfd_socket: args.pidfd_socket.clone(),
         console_socket: args.console_socket.clone(),
         preserve_fds: args.preserve_fds,
     };

@@ -25,6 +25,7 @@ use crate::state::{self, Record, StateDir, Status};
 pub struct CreateOptions {
     pub bundle: PathBuf,
     pub pid_file: Option<PathBuf>,
+    pub pidfd_socket: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
@@ -173,11 +174,12 @@ fn spawn(
         kill_and_reap(pid);
     }
     let record = result?;
-    if let Some(pid_file) = &opts.pid_file {
-        state::write_atomically(pid_file, pid.as_raw().to_string().as_bytes())
-            .with_context(|| format!("write --pid-file {:?}", pid_file.display()))
-            .inspect_err(|_| kill_and_reap(pid))?;
-    }
+    super::announce(
+        pid.as_raw(),
+        opts.pid_file.as_deref(),
+        opts.pidfd_socket.as_deref(),
+    )
+    .inspect_err(|_| kill_and_reap(pid))?;
     Ok((record, pid))
 }
 

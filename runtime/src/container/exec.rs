@@ -20,13 +20,14 @@ use crate::namespaces::clone_flag;
 use crate::process::channel::{self, Message};
 use crate::process::exec::{self as exec_child, ExecContext};
 use crate::process::{clone_into, kill_and_reap};
-use crate::state::{self, Record, StateDir, Status};
+use crate::state::{Record, StateDir, Status};
 use crate::terminal;
 
 #[derive(Debug, Clone, Default)]
 pub struct ExecOptions {
     pub detach: bool,
     pub pid_file: Option<PathBuf>,
+    pub pidfd_socket: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: i32,
 }
@@ -158,10 +159,11 @@ fn start_child(
             )))
         }
     }
-    if let Some(pid_file) = &opts.pid_file {
-        state::write_atomically(pid_file, pid.as_raw().to_string().as_bytes())
-            .with_context(|| format!("write --pid-file {:?}", pid_file.display()))?;
-    }
+    super::announce(
+        pid.as_raw(),
+        opts.pid_file.as_deref(),
+        opts.pidfd_socket.as_deref(),
+    )?;
     Ok(master)
 }
 

@@ -16,6 +16,45 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::error::{Context, Error, Result};
 
+/// Tell the caller about a started process: `--pid-file` (written atomically) and
+/// `--pidfd-socket` (a pidfd sent over SCM_RIGHTS, as runc 1.2 does), so an engine can
+/// signal it without pid-reuse races.
+pub fn announce(
+    pid: i32,
+    pid_file: Option<&std::path::Path>,
+    pidfd_socket: Option<&std::path::Path>,
+) -> Result<()> {
+    if let Some(path) = pid_file {
+        crate::state::write_atomically(path, pid.to_string().as_bytes())
+            .with_context(|| format!("write --pid-file {:?}", path.display()))?;
+    }
+    if let Some(path) = pidfd_socket {
+        send_pidfd(pid, path).with_context(|| format!("--pidfd-socket {:?}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn send_pidfd(pid: i32, path: &std::path::Path) -> Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let stream = std::os::unix::net::UnixStream::connect(path).context("connect")?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = nix::errno::Errno::result(fd).context("pidfd_open")? as i32;
+    // SAFETY: the kernel just returned this descriptor to us.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fds = [pidfd.as_raw_fd()];
+    let name = format!("pidfd:{pid}");
+    sendmsg::<()>(
+        stream.as_raw_fd(),
+        &[std::io::IoSlice::new(name.as_bytes())],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map(drop)
+    .context("send pidfd")
+}
+
 /// A pidfd for `pid`, checked to still be the process started at `start`, so that a
 /// signal never reaches a process that reused the pid.
 pub fn pidfd_of(pid: i32, start: u64) -> Result<Option<OwnedFd>> {
