@@ -77,6 +77,9 @@ pub struct Private {
     /// Host paths outside `dir` the engine may create: (path, existed before).
     outside: Mutex<Vec<(PathBuf, bool)>>,
     netns_before: Vec<String>,
+    /// Ancestors of the cgroup parent that did not exist (in some hierarchy) before: engines
+    /// create them (`mkdir -p`); removed deepest first at teardown if empty.
+    cgroup_ancestors: Vec<PathBuf>,
 }
 
 fn netns_entries() -> Vec<String> {
@@ -158,6 +161,18 @@ impl Private {
             write_wrapper(&rt.path, &rt.label, &rt.real, &argv_log);
         }
         let cgroup_parent = format!("{}/pe-{pid}-{tag}", own_cgroup_path());
+        let mut cgroup_ancestors = Vec::new();
+        for mnt in cgroup_mounts() {
+            let mut p = mnt.clone();
+            let parts: Vec<&str> = cgroup_parent.split('/').filter(|x| !x.is_empty()).collect();
+            for part in &parts[..parts.len() - 1] {
+                p = p.join(part);
+                if !p.exists() {
+                    cgroup_ancestors.push(p.clone());
+                }
+            }
+        }
+        cgroup_ancestors.reverse();
         Private {
             tag: tag.to_string(),
             dir,
@@ -168,6 +183,7 @@ impl Private {
             under_test,
             outside: Mutex::new(Vec::new()),
             netns_before: netns_entries(),
+            cgroup_ancestors,
         }
     }
 
@@ -301,6 +317,9 @@ impl Private {
             if root.is_dir() {
                 remove_cgroup_tree(&root, &mut leaks);
             }
+        }
+        for a in &self.cgroup_ancestors {
+            let _ = std::fs::remove_dir(a);
         }
         // Paths outside the private dir the engine created.
         for (p, existed) in self.outside.lock().unwrap().iter() {
