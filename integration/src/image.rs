@@ -6,6 +6,7 @@
 use crate::runtime::{exec, Output};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -38,10 +39,18 @@ fn run(scratch: &Path, argv: &[&str]) -> Output {
     out
 }
 
+/// skopeo (containers/image) keeps a blob-info cache in `/var/lib/containers/cache` for root,
+/// with no option to move it: removed at [`remove`] when this process created it.
+const SKOPEO_CACHE_ROOT: &str = "/var/lib/containers";
+static CREATED_CACHE: AtomicBool = AtomicBool::new(false);
+
 /// The busybox image, built on first use.
 pub fn busybox() -> &'static Image {
     static IMAGE: OnceLock<Image> = OnceLock::new();
     IMAGE.get_or_init(|| {
+        if !Path::new(SKOPEO_CACHE_ROOT).exists() {
+            CREATED_CACHE.store(true, Ordering::Relaxed);
+        }
         let dir = dir();
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create image dir");
@@ -100,4 +109,7 @@ pub fn busybox() -> &'static Image {
 /// Removes the image files of this process (engine teardown).
 pub fn remove() {
     let _ = std::fs::remove_dir_all(dir());
+    if CREATED_CACHE.swap(false, Ordering::Relaxed) {
+        let _ = std::fs::remove_dir_all(SKOPEO_CACHE_ROOT);
+    }
 }
