@@ -30,3 +30,5 @@ pub mod spec;
 
 pub use container::{Container, HostProcess};
 pub use runtime::{is_runc, runtime_path, Output};
+pub mod engines;
+pub mod image;

@@ -1,0 +1,205 @@
+//! containerd 1.6 (Debian) with a private config, root, state and socket, driven by `ctr`
+//! (namespace `patina-test`). The runtime is chosen per container with `ctr run
+//! --runc-binary`, its state goes to `--runc-root` under the private dir, the cgroup to
+//! `--cgroup <parent>/<name>`, and ctr's fifos to `--fifo-dir`. The CRI plugin and the
+//! snapshotters that need other filesystems are disabled; overlayfs is used.
+//!
+//! Outside the private dir, containerd-shim-runc-v2 always puts its socket in
+//! `/run/containerd/s/` (a constant in containerd 1.6): removed at teardown when we created it.
+
+use super::{Engine, Private, Rt};
+use crate::runtime::Output;
+use std::process::Child;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+pub const NAMESPACE: &str = "patina-test";
+
+pub struct Containerd {
+    pub p: Private,
+    pub socket: String,
+    daemon: Mutex<Option<Child>>,
+}
+
+static ENGINE: OnceLock<Containerd> = OnceLock::new();
+
+/// The containerd instance of this test process.
+pub fn engine() -> &'static Containerd {
+    ENGINE.get_or_init(|| {
+        let e = Containerd::start();
+        super::at_exit(teardown_at_exit);
+        e
+    })
+}
+
+extern "C" fn teardown_at_exit() {
+    if let Some(e) = ENGINE.get() {
+        let leaks = std::panic::catch_unwind(|| e.teardown())
+            .unwrap_or_else(|_| vec!["containerd teardown panicked".into()]);
+        super::report_leaks("containerd", leaks);
+    }
+}
+
+impl Containerd {
+    fn start() -> Self {
+        let p = Private::new("ctd");
+        let socket = p.path("c.sock");
+        let config = p.dir.join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"version = 2
+root = "{root}"
+state = "{state}"
+disabled_plugins = [
+  "io.containerd.grpc.v1.cri",
+  "io.containerd.internal.v1.opt",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.tracing.processor.v1.otlp",
+]
+[grpc]
+  address = "{socket}"
+[ttrpc]
+  address = "{socket}.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+"#,
+                root = p.path("root"),
+                state = p.path("state"),
+            ),
+        )
+        .unwrap();
+        std::fs::create_dir_all(p.dir.join("fifo")).unwrap();
+        p.watch_outside("/run/containerd");
+        let mut child = p.spawn_daemon(
+            "containerd",
+            &["containerd", "--config", &config.to_string_lossy()],
+            &[],
+        );
+        let e = Containerd {
+            socket,
+            daemon: Mutex::new(None),
+            p,
+        };
+        e.p.wait_ready("containerd", &mut child, || e.ctr(&["version"]).success());
+        *e.daemon.lock().unwrap() = Some(child);
+        let img = crate::image::busybox();
+        let out = e.ctr(&[
+            "images",
+            "import",
+            "--base-name",
+            "localhost/patina-busybox",
+            &img.oci_archive.to_string_lossy(),
+        ]);
+        assert!(out.success(), "ctr images import: {out:#?}");
+        e
+    }
+
+    fn ctr_argv<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
+        let mut argv = vec!["ctr", "--address", &self.socket, "-n", NAMESPACE];
+        argv.extend_from_slice(args);
+        argv
+    }
+
+    /// `ctr --address <private socket> -n patina-test <args>`.
+    pub fn ctr(&self, args: &[&str]) -> Output {
+        self.p.run(&self.ctr_argv(args), &[])
+    }
+
+    /// Options of `ctr run` for container `name` with runtime `rt`.
+    pub fn run_opts(&self, rt: &Rt, name: &str) -> Vec<String> {
+        vec![
+            "--runc-binary".into(),
+            rt.path_str(),
+            "--runc-root".into(),
+            self.p.path("runc-root"),
+            "--cgroup".into(),
+            format!("{}/{name}", self.p.cgroup_parent),
+            "--fifo-dir".into(),
+            self.p.path("fifo"),
+        ]
+    }
+
+    fn run_argv<'a>(
+        &'a self,
+        opts: &'a [String],
+        extra: &[&'a str],
+        name: &'a str,
+        cmd: &[&'a str],
+    ) -> Vec<&'a str> {
+        let mut args: Vec<&str> = vec!["run"];
+        args.extend(opts.iter().map(String::as_str));
+        args.extend_from_slice(extra);
+        args.push(crate::image::NAME);
+        args.push(name);
+        args.extend_from_slice(cmd);
+        self.ctr_argv(&args)
+    }
+
+    /// `ctr run <run_opts> <extra> IMAGE name <cmd>`.
+    pub fn run(&self, rt: &Rt, extra: &[&str], name: &str, cmd: &[&str]) -> Output {
+        let opts = self.run_opts(rt, name);
+        self.p.run(&self.run_argv(&opts, extra, name, cmd), &[])
+    }
+
+    /// The same `ctr run` on a terminal of `rows` x `cols`.
+    pub fn run_tty(
+        &self,
+        rt: &Rt,
+        extra: &[&str],
+        name: &str,
+        cmd: &[&str],
+        rows: u16,
+        cols: u16,
+    ) -> Output {
+        let opts = self.run_opts(rt, name);
+        let argv = self.run_argv(&opts, extra, name, cmd);
+        super::run_in_pty(&argv, &[], rows, cols, &self.p.dir)
+    }
+
+    /// (pid, status) of task `name` from `ctr task ls`.
+    pub fn task(&self, name: &str) -> Option<(i32, String)> {
+        let out = self.ctr(&["task", "ls"]);
+        out.stdout.lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 3 && f[0] == name).then(|| (f[1].parse().unwrap_or(0), f[2].to_string()))
+        })
+    }
+
+    fn teardown(&self) -> Vec<String> {
+        let mut leaks = Vec::new();
+        let ls = self.ctr(&["containers", "ls", "-q"]);
+        for n in ls.stdout.split_whitespace() {
+            leaks.push(format!("containerd container left: {n}"));
+            self.remove(n);
+        }
+        let _ = self.ctr(&["images", "rm", crate::image::NAME]);
+        if let Some(mut child) = self.daemon.lock().unwrap().take() {
+            leaks.extend(super::stop_daemon(
+                "containerd",
+                &mut child,
+                Duration::from_secs(15),
+            ));
+        }
+        leaks.extend(self.p.teardown());
+        leaks
+    }
+}
+
+impl Engine for Containerd {
+    fn private(&self) -> &Private {
+        &self.p
+    }
+    fn remove(&self, name: &str) {
+        if self.task(name).is_some() {
+            let _ = self.ctr(&["task", "kill", "-s", "SIGKILL", name]);
+            let _ = self.ctr(&["task", "delete", "-f", name]);
+        }
+        let _ = self.ctr(&["containers", "rm", name]);
+    }
+}

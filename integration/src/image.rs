@@ -1,0 +1,115 @@
+//! The test image for the engine tests, built locally with no network: a busybox-static
+//! root filesystem ([`crate::rootfs::build`]) packed into an OCI layout with `umoci`, then
+//! converted with `skopeo copy` to a docker-archive (docker, podman) and an oci-archive
+//! (containerd). Built once per test process, under `/dev/shm/patina-img-<pid>`.
+
+use crate::runtime::{exec, Output};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Name every engine knows the image by.
+pub const NAME: &str = "localhost/patina-busybox:latest";
+
+pub struct Image {
+    /// Scratch dir holding the layout and the archives.
+    pub dir: PathBuf,
+    /// OCI image layout (`umoci`), tag `latest`.
+    pub layout: PathBuf,
+    /// `docker load` / `podman load` input.
+    pub docker_archive: PathBuf,
+    /// `ctr images import` input.
+    pub oci_archive: PathBuf,
+}
+
+fn dir() -> PathBuf {
+    PathBuf::from(format!("/dev/shm/patina-img-{}", std::process::id()))
+}
+
+#[track_caller]
+fn run(scratch: &Path, argv: &[&str]) -> Output {
+    let out = exec(
+        Command::new(argv[0]).args(&argv[1..]),
+        scratch,
+        Duration::from_secs(120),
+    );
+    assert!(out.success(), "{argv:?} failed: {out:#?}");
+    out
+}
+
+/// skopeo (containers/image) keeps a blob-info cache in `/var/lib/containers/cache` for root,
+/// with no option to move it: removed at [`remove`] when this process created it.
+const SKOPEO_CACHE_ROOT: &str = "/var/lib/containers";
+static CREATED_CACHE: AtomicBool = AtomicBool::new(false);
+
+/// The busybox image, built on first use.
+pub fn busybox() -> &'static Image {
+    static IMAGE: OnceLock<Image> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        if !Path::new(SKOPEO_CACHE_ROOT).exists() {
+            CREATED_CACHE.store(true, Ordering::Relaxed);
+        }
+        let dir = dir();
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create image dir");
+        let scratch = dir.join("scratch");
+        std::fs::create_dir_all(&scratch).unwrap();
+        let layout = dir.join("layout");
+        let bundle = dir.join("bundle");
+        let l = layout.to_string_lossy().into_owned();
+        let b = bundle.to_string_lossy().into_owned();
+        let img = format!("{l}:latest");
+        run(&scratch, &["umoci", "init", "--layout", &l]);
+        run(&scratch, &["umoci", "new", "--image", &img]);
+        run(&scratch, &["umoci", "unpack", "--image", &img, &b]);
+        // umoci created an empty rootfs: fill it.
+        let rootfs = bundle.join("rootfs");
+        std::fs::remove_dir_all(&rootfs).unwrap();
+        crate::rootfs::build(&rootfs);
+        run(&scratch, &["umoci", "repack", "--image", &img, &b]);
+        run(
+            &scratch,
+            &[
+                "umoci",
+                "config",
+                "--image",
+                &img,
+                "--config.cmd",
+                "sh",
+                "--config.env",
+                "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+                "--config.workingdir",
+                "/",
+            ],
+        );
+        let docker_archive = dir.join("busybox.docker.tar");
+        let oci_archive = dir.join("busybox.oci.tar");
+        for (transport, path) in [
+            ("docker-archive", &docker_archive),
+            ("oci-archive", &oci_archive),
+        ] {
+            let dest = format!("{transport}:{}:{NAME}", path.display());
+            run(
+                &scratch,
+                &["skopeo", "copy", "--quiet", &format!("oci:{img}"), &dest],
+            );
+        }
+        std::fs::remove_dir_all(&bundle).unwrap();
+        Image {
+            dir,
+            layout,
+            docker_archive,
+            oci_archive,
+        }
+    })
+}
+
+/// Removes the image files of this process (engine teardown).
+pub fn remove() {
+    let _ = std::fs::remove_dir_all(dir());
+    if CREATED_CACHE.swap(false, Ordering::Relaxed) {
+        let _ = std::fs::remove_dir_all(SKOPEO_CACHE_ROOT);
+    }
+}
