@@ -7,7 +7,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use patina::container::create::CreateOptions;
 use patina::container::list::ListFormat;
-use patina::container::{create, delete, exec, kill, list, run, start, state};
+use patina::container::update::UpdateFlags;
+use patina::container::{
+    create, delete, events, exec, kill, list, pause, ps, resume, run, start, state, update,
+};
 use patina::logging::{self, Format};
 use patina::{bail, Result};
 
@@ -179,6 +182,31 @@ enum Command {
     },
     /// Print what this runtime implements (runtime-spec features.json)
     Features,
+    /// Freeze every process of a container
+    Pause { container_id: String },
+    /// Thaw a paused container
+    Resume { container_id: String },
+    /// Change the resource limits of a container
+    Update(Box<UpdateArgs>),
+    /// List the processes of a container
+    Ps {
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: ListFormatArg,
+        container_id: String,
+        /// Options passed to ps (default -ef)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Show resource usage and OOM events of a container
+    Events {
+        /// Print one stats object and exit
+        #[arg(long)]
+        stats: bool,
+        /// Time between stats lines
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        container_id: String,
+    },
     /// Checkpoint a container (not supported)
     Checkpoint {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -189,6 +217,40 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         rest: Vec<String>,
     },
+}
+
+#[derive(Args, Debug)]
+struct UpdateArgs {
+    /// OCI LinuxResources JSON file ("-" for stdin)
+    #[arg(short = 'r', long)]
+    resources: Option<PathBuf>,
+    /// Memory limit in bytes (k, m, g suffixes; -1 unlimited)
+    #[arg(long, allow_hyphen_values = true)]
+    memory: Option<String>,
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
+    memory_reservation: Option<String>,
+    /// Memory plus swap limit
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    #[arg(long = "cpu-shares", allow_hyphen_values = true)]
+    cpu_shares: Option<String>,
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    cpu_quota: Option<String>,
+    #[arg(long = "cpu-period", allow_hyphen_values = true)]
+    cpu_period: Option<String>,
+    #[arg(long = "cpu-rt-period", allow_hyphen_values = true)]
+    cpu_rt_period: Option<String>,
+    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
+    cpu_rt_runtime: Option<String>,
+    #[arg(long = "cpuset-cpus")]
+    cpuset_cpus: Option<String>,
+    #[arg(long = "cpuset-mems")]
+    cpuset_mems: Option<String>,
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pids_limit: Option<String>,
+    #[arg(long = "blkio-weight", allow_hyphen_values = true)]
+    blkio_weight: Option<String>,
+    container_id: String,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -308,6 +370,45 @@ fn dispatch(cli: Cli) -> Result<i32> {
             let json = serde_json::to_string_pretty(&patina::features::features())
                 .expect("features serialise");
             print(&(json + "\n"));
+        }
+        Command::Pause { container_id } => pause::pause(&root, &container_id)?,
+        Command::Resume { container_id } => resume::resume(&root, &container_id)?,
+        Command::Update(a) => {
+            let flags = UpdateFlags {
+                resources: a.resources,
+                memory: a.memory,
+                memory_reservation: a.memory_reservation,
+                memory_swap: a.memory_swap,
+                cpu_shares: a.cpu_shares,
+                cpu_quota: a.cpu_quota,
+                cpu_period: a.cpu_period,
+                cpu_rt_period: a.cpu_rt_period,
+                cpu_rt_runtime: a.cpu_rt_runtime,
+                cpuset_cpus: a.cpuset_cpus,
+                cpuset_mems: a.cpuset_mems,
+                pids_limit: a.pids_limit,
+                blkio_weight: a.blkio_weight,
+            };
+            update::update(&root, &a.container_id, &flags)?;
+        }
+        Command::Ps {
+            format,
+            container_id,
+            ps_args,
+        } => {
+            let format = match format {
+                ListFormatArg::Table => ps::PsFormat::Table,
+                ListFormatArg::Json => ps::PsFormat::Json,
+            };
+            print(&ps::ps(&root, &container_id, format, &ps_args)?);
+        }
+        Command::Events {
+            stats,
+            interval,
+            container_id,
+        } => {
+            let interval = events::parse_duration(&interval)?;
+            events::events(&root, &container_id, interval, stats)?;
         }
         Command::Checkpoint { .. } | Command::Restore { .. } => {
             bail!("checkpoint/restore: not supported by patina (no CRIU integration yet)");

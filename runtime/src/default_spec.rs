@@ -1,6 +1,6 @@
 //! `spec`: the default config.json, as `runc spec` writes it, so that users can start
-//! from the same file. It leaves out `linux.resources` (runc's deny-all device rule)
-//! until patina's cgroup support lands, so that `patina spec && patina run` works.
+//! from the same file, including runc's deny-all device rule (the default devices and
+//! `linux.devices` are allowed after it, as runc does).
 
 use serde_json::{json, Value};
 
@@ -37,6 +37,7 @@ pub fn default_spec() -> Value {
               "options": ["nosuid", "noexec", "nodev", "relatime", "ro"] }
         ],
         "linux": {
+            "resources": { "devices": [{ "allow": false, "access": "rwm" }] },
             "namespaces": [
                 { "type": "pid" }, { "type": "network" }, { "type": "ipc" },
                 { "type": "uts" }, { "type": "mount" }, { "type": "cgroup" }

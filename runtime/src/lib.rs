@@ -4,6 +4,7 @@
 //! tests call the same code. See docs/architecture.md for the processes and pipes.
 
 pub mod capabilities;
+pub mod cgroups;
 pub mod container;
 pub mod default_spec;
 pub mod error;

@@ -62,7 +62,21 @@ pub fn validate(spec: &Spec) -> Result<()> {
     check_process(spec)?;
     check_mounts(spec)?;
     check_namespaces(spec)?;
+    check_cgroups(spec)?;
     reject_unimplemented(spec)
+}
+
+fn check_cgroups(spec: &Spec) -> Result<()> {
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    if let Some(path) = linux.cgroups_path() {
+        crate::cgroups::check_path(path)?;
+    }
+    match linux.resources() {
+        Some(r) => crate::cgroups::validate(r),
+        None => Ok(()),
+    }
 }
 
 pub fn check_oci_version(version: &str) -> Result<()> {
@@ -200,9 +214,6 @@ fn reject_unimplemented(spec: &Spec) -> Result<()> {
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
-    if linux.resources().is_some() {
-        return unsupported("linux.resources");
-    }
     if linux.seccomp().is_some() {
         return unsupported("linux.seccomp");
     }

@@ -30,6 +30,7 @@ pub enum Status {
     Creating,
     Created,
     Running,
+    Paused,
     Stopped,
 }
 
@@ -39,6 +40,7 @@ impl std::fmt::Display for Status {
             Status::Creating => "creating",
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Stopped => "stopped",
         })
     }
@@ -68,6 +70,9 @@ pub struct Record {
     /// config.json's process: what `exec` starts from when not given `--process`.
     #[serde(default)]
     pub process: Option<oci_spec::runtime::Process>,
+    /// The container's cgroup directories, resolved at create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<crate::cgroups::Cgroup>,
 }
 
 /// The state JSON of runtime.md, with runc's extra fields (rootfs, created, owner).
@@ -211,12 +216,15 @@ impl StateDir {
         self.path.join(EXEC_FIFO)
     }
 
-    /// created vs running: the exec fifo exists until `start` consumes it.
+    /// created vs running: the exec fifo exists until `start` consumes it; paused while
+    /// the cgroup is frozen.
     pub fn status(&self, record: &Record) -> Status {
         if !process_is(record.pid, record.pid_start) {
             return Status::Stopped;
         }
-        if self.fifo_path().exists() {
+        if record.cgroup.as_ref().is_some_and(|c| c.is_frozen()) {
+            Status::Paused
+        } else if self.fifo_path().exists() {
             Status::Created
         } else {
             Status::Running

@@ -12,6 +12,7 @@ use oci_spec::runtime::{Hooks, LinuxIdMapping, LinuxNamespaceType, Spec};
 
 use crate::bail;
 use crate::capabilities::CapSets;
+use crate::cgroups::{devices, Cgroup, Layout};
 use crate::error::{Context, Error, Result};
 use crate::hooks;
 use crate::namespaces::{self, Plan};
@@ -38,6 +39,18 @@ pub struct Created {
     pub dir: StateDir,
     pub record: Record,
     pub pid: Pid,
+}
+
+impl Created {
+    /// Undo a create whose follow-up failed: kill init, remove its cgroup and state.
+    pub fn abandon(&self) {
+        kill_and_reap(self.pid);
+        if let Some(cg) = &self.record.cgroup {
+            let _ = cg.kill_all();
+            let _ = cg.remove();
+        }
+        let _ = self.dir.remove();
+    }
 }
 
 pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<Created> {
@@ -82,12 +95,24 @@ pub fn create_from_bundle(
         }
         (None, None) => None,
     };
+    let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref());
+    let cgroup = Cgroup::resolve(&Layout::detect()?, cgroups_path, id)?;
     dir.create()?;
     let opts = &CreateOptions {
         preserve_fds: opts.preserve_fds + listen_fds,
         ..opts.clone()
     };
-    let spawned = spawn(&dir, &bundle, &plan, caps.as_ref(), console.as_ref(), opts);
+    let spawned = in_cgroup(&cgroup, &bundle, |cgroup| {
+        spawn(
+            &dir,
+            &bundle,
+            &plan,
+            caps.as_ref(),
+            console.as_ref(),
+            opts,
+            cgroup,
+        )
+    });
     let (record, pid) = match spawned {
         Ok(done) => done,
         Err(e) => {
@@ -123,6 +148,32 @@ fn pass_socket_activation(bundle: &mut Bundle) -> i32 {
     count
 }
 
+/// Make the container's cgroup with its resources, run `f`, and remove the cgroup
+/// again if `f` fails (by then `f` has killed init), so a failed create leaves nothing.
+fn in_cgroup<T>(
+    cgroup: &Cgroup,
+    bundle: &Bundle,
+    f: impl FnOnce(&Cgroup) -> Result<T>,
+) -> Result<T> {
+    let linux = bundle.spec.linux().as_ref();
+    let no_resources = Default::default();
+    let resources = linux
+        .and_then(|l| l.resources().as_ref())
+        .unwrap_or(&no_resources);
+    let rules = devices::container_rules(
+        resources.devices().as_deref(),
+        linux.and_then(|l| l.devices().as_deref()),
+    )?;
+    cgroup.create()?;
+    let result = cgroup
+        .apply(resources, Some(&rules))
+        .and_then(|()| f(cgroup));
+    if result.is_err() {
+        let _ = cgroup.remove();
+    }
+    result
+}
+
 fn connect_console(path: &Path) -> Result<OwnedFd> {
     let stream = UnixStream::connect(path)
         .with_context(|| format!("connect to --console-socket {:?}", path.display()))?;
@@ -139,6 +190,7 @@ fn spawn(
     caps: Option<&CapSets>,
     console: Option<&OwnedFd>,
     opts: &CreateOptions,
+    cgroup: &Cgroup,
 ) -> Result<(Record, Pid)> {
     let spec = &bundle.spec;
     let fifo = dir.fifo_path();
@@ -169,7 +221,7 @@ fn spawn(
         init::run(&ctx, &child)
     })?;
     drop(child);
-    let result = drive_init(dir, bundle, plan, &parent, pid);
+    let result = drive_init(dir, bundle, plan, &parent, pid, cgroup);
     if result.is_err() {
         kill_and_reap(pid);
     }
@@ -199,8 +251,11 @@ fn drive_init(
     plan: &Plan,
     parent: &Channel,
     pid: Pid,
+    cgroup: &Cgroup,
 ) -> Result<Record> {
     let spec = &bundle.spec;
+    // Before Go: init unshares its cgroup namespace only after, so this cgroup is its root.
+    cgroup.join(pid.as_raw())?;
     if plan.new_user {
         namespaces::write_id_maps(
             pid.as_raw(),
@@ -227,6 +282,7 @@ fn drive_init(
             .map(|all| all.iter().map(|ns| ns.typ()).collect())
             .unwrap_or_default(),
         process: spec.process().clone(),
+        cgroup: Some(cgroup.clone()),
     };
     let creating =
         serde_json::to_string(&record.oci_state(Status::Creating)).expect("state serialises");

@@ -46,6 +46,11 @@ fn kill_and_wait(record: &Record) -> Result<()> {
 
 /// Remove what the container left and run poststop hooks (failures only warned, as the spec says).
 pub fn destroy(dir: &StateDir, record: &Record) -> Result<()> {
+    if let Some(cgroup) = &record.cgroup {
+        // Without a pid namespace of its own, processes may outlive init: end them first.
+        cgroup.kill_all()?;
+        cgroup.remove()?;
+    }
     dir.remove()?;
     if let Some(h) = record.hooks.as_ref().and_then(|h| h.poststop().as_ref()) {
         let stopped =

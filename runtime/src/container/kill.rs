@@ -13,7 +13,7 @@ pub fn kill(root: &Path, id: &str, signal: &str, all: bool) -> Result<()> {
     let _lock = dir.lock()?;
     let record = dir.load()?;
     match dir.status(&record) {
-        Status::Created | Status::Running => {}
+        Status::Created | Status::Running | Status::Paused => {}
         other => bail!("cannot kill container {id:?}: it is {other}"),
     }
     signal_container(&record, signal, all)
@@ -24,8 +24,14 @@ pub fn signal_container(record: &Record, signal: i32, all: bool) -> Result<()> {
         bail!("container {:?} is not running", record.id);
     };
     // SIGKILL to the init of a pid namespace kills every process in it: no scan needed.
+    let cgroup_procs = match &record.cgroup {
+        Some(cg) if all => Some(cg.procs()?),
+        _ => None,
+    };
     if all && !(record.own_pid_ns && signal == libc::SIGKILL) {
-        let others = if record.own_pid_ns {
+        let others = if let Some(procs) = cgroup_procs {
+            procs
+        } else if record.own_pid_ns {
             processes_in_pid_ns(record.pid)?
         } else {
             descendants_of(record.pid)
@@ -36,7 +42,13 @@ pub fn signal_container(record: &Record, signal: i32, all: bool) -> Result<()> {
         }
     }
     super::send_signal(&pidfd, signal)
-        .map_err(|e| e.wrap(format!("kill container {:?}", record.id)))
+        .map_err(|e| e.wrap(format!("kill container {:?}", record.id)))?;
+    // A v1-frozen task does not die until thawed: a paused container that is killed is
+    // let go (runc does the same).
+    match &record.cgroup {
+        Some(cg) if signal == libc::SIGKILL && cg.is_frozen() => cg.freeze(false),
+        _ => Ok(()),
+    }
 }
 
 /// Processes whose pid namespace is the one of `init`.
@@ -50,7 +62,7 @@ pub fn processes_in_pid_ns(init: i32) -> Result<Vec<i32>> {
 }
 
 /// Without a pid namespace of its own, the container's processes are init's descendants.
-/// (Processes that escaped by double-forking are found through the cgroup, with cgroups.)
+/// (Used only for containers without a cgroup record, i.e. created before cgroups.)
 fn descendants_of(init: i32) -> Vec<i32> {
     let parents: Vec<(i32, i32)> = all_pids()
         .into_iter()

@@ -15,7 +15,6 @@ use super::create::{create_from_bundle, CreateOptions};
 use super::{delete, start};
 use crate::bail;
 use crate::error::{Context, Result};
-use crate::process::kill_and_reap;
 use crate::spec::Bundle;
 use crate::terminal;
 
@@ -41,8 +40,7 @@ pub fn run(root: &Path, id: &str, opts: &CreateOptions, detach: bool) -> Result<
         Some(socket) => match terminal::receive_master(socket) {
             Ok(master) => Some(master),
             Err(e) => {
-                kill_and_reap(created.pid);
-                let _ = created.dir.remove();
+                created.abandon();
                 return Err(e);
             }
         },
@@ -59,8 +57,7 @@ pub fn run(root: &Path, id: &str, opts: &CreateOptions, detach: bool) -> Result<
         start::start_locked(&created.dir, &created.record)
     };
     if let Err(e) = started {
-        kill_and_reap(created.pid);
-        let _ = created.dir.remove();
+        created.abandon();
         return Err(e);
     }
     if detach {

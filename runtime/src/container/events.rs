@@ -1,0 +1,103 @@
+//! `events`: the container's resource usage in runc's JSON format; `--stats` prints one
+//! stats object, otherwise a stats line every `--interval` and an "oom" event each
+//! time the kernel OOM-kills in the cgroup, until the container stops.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::bail;
+use crate::cgroups::stats;
+use crate::error::{Error, Result};
+use crate::state::{StateDir, Status};
+
+pub fn events(root: &Path, id: &str, interval: Duration, stats_once: bool) -> Result<()> {
+    let dir = StateDir::new(root, id)?;
+    let record = dir.load()?;
+    if dir.status(&record) == Status::Stopped {
+        bail!("container {id:?} is not running");
+    }
+    let cg = super::pause::cgroup_of(&record)?;
+    let emit = |event: serde_json::Value| -> Result<()> {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{event}")
+            .and_then(|()| out.flush())
+            .map_err(|e| Error::from(e).wrap("write event"))
+    };
+    let stats_event = || json!({ "type": "stats", "id": id, "data": stats::stats(cg) });
+    if stats_once {
+        return emit(stats_event());
+    }
+    let mut ooms = stats::oom_kills(cg);
+    let mut next_stats = Instant::now();
+    loop {
+        let now_ooms = stats::oom_kills(cg);
+        for _ in ooms..now_ooms {
+            emit(json!({ "type": "oom", "id": id }))?;
+        }
+        ooms = now_ooms;
+        if dir.status(&record) == Status::Stopped {
+            return Ok(());
+        }
+        if Instant::now() >= next_stats {
+            emit(stats_event())?;
+            next_stats = Instant::now() + interval;
+        }
+        std::thread::sleep(interval.min(Duration::from_millis(50)));
+    }
+}
+
+/// Go-style durations as runc takes them: `5s`, `100ms`, `1m30s`, `2h`.
+pub fn parse_duration(text: &str) -> Result<Duration> {
+    let bad = || {
+        Error::msg(format!(
+            "--interval {text:?}: expected a duration like 5s or 100ms"
+        ))
+    };
+    let mut total = Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let split = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .ok_or_else(bad)?;
+        let value: f64 = rest[..split].parse().map_err(|_| bad())?;
+        let unit_end = rest[split..]
+            .find(|c: char| c.is_ascii_digit())
+            .map_or(rest.len(), |i| split + i);
+        let scale = match &rest[split..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        total += Duration::from_secs_f64(value * scale);
+        rest = &rest[unit_end..];
+    }
+    if total.is_zero() {
+        return Err(bad());
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("100ms").unwrap(), Duration::from_millis(100));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        for bad in ["", "5", "x", "0s", "-1s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}
