@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Benchmark: `patina run` vs `runc run` of the same busybox /bin/true bundle.
 #
-# Usage: bench/run.sh [-n ITERATIONS] [--no-floor]
+# Usage: bench/run.sh [-n ITERATIONS] [--no-floor] [--resources]
 #   -n N         iterations per runtime (default 200, or $N)
 #   --no-floor   skip the `unshare` floor row
+#   --resources  the config also sets memory, pids and cpu limits (and runc's
+#                deny-all device rule), so each run creates and fills a cgroup
 # Environment:
 #   PATINA   patina binary (default: target/x86_64-unknown-linux-gnu/release/patina, built if missing)
 #   RUNC     runc binary   (default: /usr/sbin/runc)
@@ -20,11 +22,13 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 n=${N:-200}
 floor=1
+resources=0
 while [ $# -gt 0 ]; do
     case "$1" in
         -n) n=$2; shift 2 ;;
         -n*) n=${1#-n}; shift ;;
         --no-floor) floor=0; shift ;;
+        --resources) resources=1; shift ;;
         -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
@@ -48,6 +52,11 @@ done
 
 # The measuring wrapper, $work (removed on exit) and the /bin/true bundle in $bundle.
 . "$here/common.sh"
+
+if [ "$resources" = 1 ]; then
+    sed -i 's|^  "linux": {$|  "linux": {\n    "resources": { "memory": { "limit": 268435456 }, "pids": { "limit": 128 }, "cpu": { "shares": 512, "quota": 50000, "period": 100000 }, "devices": [{ "allow": false, "access": "rwm" }] },|' "$bundle/config.json"
+    grep -q '"resources"' "$bundle/config.json" || { echo "could not add resources to the config" >&2; exit 1; }
+fi
 
 # one_run NAME BIN ID: appends "wall cpu rss" to $work/NAME.dat
 one_run() {
@@ -103,7 +112,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2fx", a / b; else
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN {print (r <= t) ? "ok" : "MISSED"}'; }
 
 echo
-echo "Median of $n runs of \`run\` of a busybox /bin/true bundle on tmpfs ($(nproc) cores)."
+what="a busybox /bin/true bundle"
+[ "$resources" = 1 ] && what="a busybox /bin/true bundle with memory, pids and cpu limits"
+echo "Median of $n runs of \`run\` of $what on tmpfs ($(nproc) cores)."
 echo
 echo "| runtime | wall (ms) | CPU user+sys (ms) | peak RSS (MiB) |"
 echo "|---|---:|---:|---:|"

@@ -322,7 +322,8 @@ fn events_stats_reports_usage_in_runcs_format() {
     let d = &e["data"];
     assert!(d["cpu"]["usage"]["total"].as_u64().unwrap() > 0, "{d}");
     assert!(d["memory"]["usage"]["usage"].as_u64().unwrap() > 0, "{d}");
-    assert_eq!(d["pids"]["current"], 1, "{d}");
+    // runc's Go threads may still be counted just after start: at least init.
+    assert!(d["pids"]["current"].as_u64().unwrap() >= 1, "{d}");
     assert_eq!(d["pids"]["limit"], 50, "{d}");
     assert!(d["hugetlb"].is_object() && d["blkio"].is_object(), "{d}");
 }

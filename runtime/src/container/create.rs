@@ -1,7 +1,7 @@
 //! `create`: runtime.md "create" — set the container up and leave its init blocked
 //! before the user program, then return.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -18,7 +18,7 @@ use crate::hooks;
 use crate::namespaces::{self, Plan};
 use crate::process::channel::{self, Channel, Message};
 use crate::process::init::{self, InitContext};
-use crate::process::{clone_into, kill_and_reap};
+use crate::process::{clone_into, clone_into_cgroup, kill_and_reap};
 use crate::spec::Bundle;
 use crate::state::{self, Record, StateDir, Status};
 
@@ -216,11 +216,27 @@ fn spawn(
         caps,
         new_keyring: (!opts.no_new_keyring).then_some(dir.id.as_str()),
     };
-    let pid = clone_into(plan.clone_flags, || {
+    let joiner = cgroup.joiner()?;
+    let child_main = || {
         parent.close_copy_in_child();
+        if let Err(e) = joiner.join_self() {
+            let _ = child.send(&Message::Failed(e.to_string()));
+            return 1;
+        }
         init::run(&ctx, &child)
-    })?;
+    };
+    let (pid, joined) = match &joiner.unified {
+        Some(fd) => clone_into_cgroup(plan.clone_flags, fd.as_fd(), child_main)?,
+        None => (clone_into(plan.clone_flags, child_main)?, true),
+    };
     drop(child);
+    drop(joiner);
+    if !joined {
+        if let Err(e) = cgroup.join(pid.as_raw()) {
+            kill_and_reap(pid);
+            return Err(e);
+        }
+    }
     let result = drive_init(dir, bundle, plan, &parent, pid, cgroup);
     if result.is_err() {
         kill_and_reap(pid);
@@ -254,8 +270,8 @@ fn drive_init(
     cgroup: &Cgroup,
 ) -> Result<Record> {
     let spec = &bundle.spec;
-    // Before Go: init unshares its cgroup namespace only after, so this cgroup is its root.
-    cgroup.join(pid.as_raw())?;
+    // init is in its cgroup already (born there, or joined before it reads Go); it
+    // unshares its cgroup namespace only after Go, so this cgroup is its root.
     if plan.new_user {
         namespaces::write_id_maps(
             pid.as_raw(),
