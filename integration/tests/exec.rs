@@ -234,3 +234,84 @@ fn exec_of_missing_program_fails_with_its_name() {
     out.assert_failed();
     assert!(out.stderr.contains("no-such-program"), "{out:?}");
 }
+
+#[test]
+fn exec_joins_the_containers_cgroup() {
+    let mut c = Container::new("execcgroup");
+    let init = running(&mut c);
+    let out = exec(&c, &[&c.id, "sh", "-c", "echo $$; sleep 0.2"]);
+    out.assert_ok();
+    // Outside view: the exec'd process's cgroups equal init's, hierarchy by hierarchy.
+    let init_cgroups = std::fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
+    let detached = c.path("cg.pid");
+    exec(
+        &c,
+        &[
+            "-d",
+            "--pid-file",
+            detached.to_str().unwrap(),
+            &c.id,
+            "sleep",
+            "1000",
+        ],
+    )
+    .assert_ok();
+    let pid: i32 = std::fs::read_to_string(&detached)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    c.track_pid(pid);
+    let exec_cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert_eq!(
+        exec_cgroups, init_cgroups,
+        "exec'd process is outside the container's cgroup"
+    );
+}
+
+#[test]
+fn exec_into_a_paused_container_needs_ignore_paused() {
+    let mut c = Container::new("execpaused");
+    running(&mut c);
+    c.rt(&["pause", &c.id]).assert_ok();
+    let refused = exec(&c, &[&c.id, "true"]);
+    refused.assert_failed();
+    // --ignore-paused: the process is created frozen and cannot exec until the
+    // container is resumed, so the runtime call only completes after resume.
+    let pid_file = c.path("paused.pid");
+    let mut cmd = c.command();
+    cmd.args([
+        "exec",
+        "--ignore-paused",
+        "-d",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &c.id,
+        "sleep",
+        "1000",
+    ]);
+    let mut pending = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        pending.try_wait().unwrap().is_none(),
+        "exec finished while the container was frozen"
+    );
+    c.rt(&["resume", &c.id]).assert_ok();
+    assert!(
+        pending.wait().unwrap().success(),
+        "exec --ignore-paused failed after resume"
+    );
+    c.track_pid(
+        std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap(),
+    );
+    assert_eq!(c.status(), "running");
+}

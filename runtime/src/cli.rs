@@ -450,8 +450,8 @@ fn exec_command(root: &Path, args: ExecArgs) -> Result<i32> {
         pidfd_socket: args.pidfd_socket.clone(),
         console_socket: args.console_socket.clone(),
         preserve_fds: args.preserve_fds,
+        ignore_paused: args.ignore_paused,
     };
-    let _ = args.ignore_paused;
     exec::exec(&dir, &record, &process, &opts)
 }
 

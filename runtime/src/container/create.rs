@@ -1,7 +1,7 @@
 //! `create`: runtime.md "create" — set the container up and leave its init blocked
 //! before the user program, then return.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -18,7 +18,7 @@ use crate::hooks;
 use crate::namespaces::{self, Plan};
 use crate::process::channel::{self, Channel, Message};
 use crate::process::init::{self, InitContext};
-use crate::process::{clone_into, clone_into_cgroup, kill_and_reap};
+use crate::process::{clone_in_cgroup, kill_and_reap};
 use crate::spec::Bundle;
 use crate::state::{self, Record, StateDir, Status};
 
@@ -216,27 +216,15 @@ fn spawn(
         caps,
         new_keyring: (!opts.no_new_keyring).then_some(dir.id.as_str()),
     };
-    let joiner = cgroup.joiner()?;
-    let child_main = || {
+    let pid = clone_in_cgroup(plan.clone_flags, Some(cgroup), |joined| {
         parent.close_copy_in_child();
-        if let Err(e) = joiner.join_self() {
+        if let Err(e) = joined {
             let _ = child.send(&Message::Failed(e.to_string()));
             return 1;
         }
         init::run(&ctx, &child)
-    };
-    let (pid, joined) = match &joiner.unified {
-        Some(fd) => clone_into_cgroup(plan.clone_flags, fd.as_fd(), child_main)?,
-        None => (clone_into(plan.clone_flags, child_main)?, true),
-    };
+    })?;
     drop(child);
-    drop(joiner);
-    if !joined {
-        if let Err(e) = cgroup.join(pid.as_raw()) {
-            kill_and_reap(pid);
-            return Err(e);
-        }
-    }
     let result = drive_init(dir, bundle, plan, &parent, pid, cgroup);
     if result.is_err() {
         kill_and_reap(pid);

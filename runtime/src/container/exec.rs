@@ -19,7 +19,7 @@ use crate::error::{Context, Error, Result};
 use crate::namespaces::clone_flag;
 use crate::process::channel::{self, Message};
 use crate::process::exec::{self as exec_child, ExecContext};
-use crate::process::{clone_into, kill_and_reap};
+use crate::process::{clone_in_cgroup, kill_and_reap};
 use crate::state::{Record, StateDir, Status};
 use crate::terminal;
 
@@ -30,6 +30,8 @@ pub struct ExecOptions {
     pub pidfd_socket: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: i32,
+    /// Exec into a paused container too (runc's `--ignore-paused`).
+    pub ignore_paused: bool,
 }
 
 /// The container's state and its process defaults, for building the exec'd process.
@@ -42,6 +44,11 @@ pub fn load(root: &Path, id: &str) -> Result<(StateDir, Record)> {
 pub fn exec(dir: &StateDir, record: &Record, process: &Process, opts: &ExecOptions) -> Result<i32> {
     match dir.status(record) {
         Status::Running | Status::Created => {}
+        Status::Paused if opts.ignore_paused => {}
+        Status::Paused => bail!(
+            "cannot exec in container {:?}: it is paused (resume it, or pass --ignore-paused)",
+            dir.id
+        ),
         other => bail!("cannot exec in container {:?}: it is {other}", dir.id),
     }
     let Some(init) = super::pidfd_of(record.pid, record.pid_start)? else {
@@ -72,8 +79,13 @@ pub fn exec(dir: &StateDir, record: &Record, process: &Process, opts: &ExecOptio
         console_socket: console.as_ref(),
         preserve_fds: opts.preserve_fds,
     };
-    let pid = clone_into(CloneFlags::empty(), || {
+    // The exec'd process belongs to the container's cgroup from its first instruction.
+    let pid = clone_in_cgroup(CloneFlags::empty(), record.cgroup.as_ref(), |joined| {
         parent.close_copy_in_child();
+        if let Err(e) = joined {
+            let _ = child.send(&Message::Failed(e.to_string()));
+            return 1;
+        }
         exec_child::run(&ctx, &child)
     })?;
     drop(child);

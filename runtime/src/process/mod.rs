@@ -99,3 +99,31 @@ pub fn kill_and_reap(pid: Pid) {
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
     let _ = nix::sys::wait::waitpid(pid, None);
 }
+
+/// Clone a child that starts its life inside `cgroup` (every hierarchy, see
+/// [`crate::cgroups::Joiner`]): born in the cgroup2 directory when the kernel can, joining
+/// the v1 hierarchies itself first thing. `child` gets the outcome of that join, to
+/// report a failure its own way. Without a cgroup it is a plain [`clone_into`].
+pub fn clone_in_cgroup(
+    flags: CloneFlags,
+    cgroup: Option<&crate::cgroups::Cgroup>,
+    child: impl FnOnce(Result<()>) -> i32,
+) -> Result<Pid> {
+    let Some(cgroup) = cgroup else {
+        return clone_into(flags, || child(Ok(())));
+    };
+    let joiner = cgroup.joiner()?;
+    let child_main = || child(joiner.join_self());
+    let (pid, joined) = match &joiner.unified {
+        Some(fd) => clone_into_cgroup(flags, std::os::fd::AsFd::as_fd(fd), child_main)?,
+        None => (clone_into(flags, child_main)?, true),
+    };
+    drop(joiner);
+    if !joined {
+        if let Err(e) = cgroup.join(pid.as_raw()) {
+            kill_and_reap(pid);
+            return Err(e);
+        }
+    }
+    Ok(pid)
+}
