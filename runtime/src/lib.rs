@@ -9,13 +9,18 @@ pub mod default_spec;
 pub mod error;
 pub mod hooks;
 pub mod logging;
+pub mod lsm;
 pub mod namespaces;
+pub mod personality;
 pub mod process;
 pub mod rlimits;
 pub mod rootfs;
+pub mod scheduler;
+pub mod seccomp;
 pub mod signal;
 pub mod spec;
 pub mod state;
+pub mod sysctl;
 pub mod terminal;
 
 pub use error::{Error, Result};

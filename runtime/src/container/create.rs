@@ -18,6 +18,7 @@ use crate::namespaces::{self, Plan};
 use crate::process::channel::{self, Channel, Message};
 use crate::process::init::{self, InitContext};
 use crate::process::{clone_into, kill_and_reap};
+use crate::seccomp::{notify, Seccomp};
 use crate::spec::Bundle;
 use crate::state::{self, Record, StateDir, Status};
 
@@ -68,6 +69,10 @@ pub fn create_with_console(
             bail!("process.rlimits: unknown type {}", limit.typ());
         }
     }
+    let seccomp = linux
+        .and_then(|l| l.seccomp().as_ref())
+        .map(crate::seccomp::compile)
+        .transpose()?;
     let terminal = process.terminal().unwrap_or(false);
     let console = match (&opts.console_socket, console) {
         (_, Some(fd)) => Some(fd),
@@ -78,7 +83,11 @@ pub fn create_with_console(
         (None, None) => None,
     };
     dir.create()?;
-    let spawned = spawn(&dir, &bundle, &plan, caps.as_ref(), console.as_ref(), opts);
+    let security = Security {
+        caps: caps.as_ref(),
+        seccomp: seccomp.as_ref(),
+    };
+    let spawned = spawn(&dir, &bundle, &plan, &security, console.as_ref(), opts);
     let (record, pid) = match spawned {
         Ok(done) => done,
         Err(e) => {
@@ -98,11 +107,17 @@ fn connect_console(path: &Path) -> Result<OwnedFd> {
 /// From the state dir on: clone init and walk it through setup. On any failure the
 /// caller removes the state dir; init (and with it every mount it made, all in its own
 /// mount namespace) is killed here.
+/// What init applies to the process last: capabilities and the seccomp filter.
+struct Security<'a> {
+    caps: Option<&'a CapSets>,
+    seccomp: Option<&'a Seccomp>,
+}
+
 fn spawn(
     dir: &StateDir,
     bundle: &Bundle,
     plan: &Plan,
-    caps: Option<&CapSets>,
+    security: &Security<'_>,
     console: Option<&OwnedFd>,
     opts: &CreateOptions,
 ) -> Result<(Record, Pid)> {
@@ -127,15 +142,16 @@ fn spawn(
         console_socket: console,
         no_pivot: opts.no_pivot,
         preserve_fds: opts.preserve_fds,
-        caps,
+        caps: security.caps,
         new_keyring: (!opts.no_new_keyring).then_some(dir.id.as_str()),
+        seccomp: security.seccomp,
     };
     let pid = clone_into(plan.clone_flags, || {
         parent.close_copy_in_child();
         init::run(&ctx, &child)
     })?;
     drop(child);
-    let result = drive_init(dir, bundle, plan, &parent, pid);
+    let result = drive_init(dir, bundle, plan, &parent, pid, security.seccomp);
     if result.is_err() {
         kill_and_reap(pid);
     }
@@ -164,6 +180,7 @@ fn drive_init(
     plan: &Plan,
     parent: &Channel,
     pid: Pid,
+    seccomp: Option<&Seccomp>,
 ) -> Result<Record> {
     let spec = &bundle.spec;
     if plan.new_user {
@@ -205,6 +222,13 @@ fn drive_init(
         )?;
     }
     parent.send(&Message::HooksDone)?;
+    if let Some((path, metadata)) = seccomp.and_then(|s| s.listener.as_ref()) {
+        let fd = parent
+            .expect_fd(&Message::SeccompFd)
+            .map_err(|e| e.wrap("container init"))?;
+        let document = notify::process_state(spec.version(), pid.as_raw(), metadata, &creating);
+        notify::send_to_listener(path, &document, &fd)?;
+    }
     parent
         .expect(&Message::Ready)
         .map_err(|e| e.wrap("container init"))?;

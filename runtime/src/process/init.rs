@@ -22,8 +22,9 @@ use super::channel::{Channel, Message};
 use crate::capabilities::CapSets;
 use crate::error::{Context, Error, Result};
 use crate::namespaces::{self, Plan};
+use crate::seccomp::{Seccomp, When};
 use crate::spec::Bundle;
-use crate::{hooks, rlimits, rootfs, terminal};
+use crate::{hooks, lsm, personality, rlimits, rootfs, scheduler, sysctl, terminal};
 
 /// Everything init needs; it lives in memory init inherits from the runtime at clone.
 pub struct InitContext<'a> {
@@ -36,6 +37,8 @@ pub struct InitContext<'a> {
     pub caps: Option<&'a CapSets>,
     /// Join a new session keyring of this name (runc's default; `--no-new-keyring` off).
     pub new_keyring: Option<&'a str>,
+    /// linux.seccomp, compiled by the runtime.
+    pub seccomp: Option<&'a Seccomp>,
 }
 
 /// Entry point in the cloned child; never returns.
@@ -60,15 +63,17 @@ pub fn run(ctx: &InitContext<'_>, channel: &Channel) -> ! {
 }
 
 /// What is left to do once init has said "ready".
-struct Ready {
+struct Ready<'a> {
     program: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
     start_hooks: Vec<Hook>,
     state_json: String,
+    /// The filter, when it goes in just before execve.
+    seccomp: Option<&'a Seccomp>,
 }
 
-fn setup(ctx: &InitContext<'_>, channel: &Channel) -> Result<Ready> {
+fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
     let spec = &ctx.bundle.spec;
     let process = spec.process().as_ref().expect("validated: process present");
     let state_json = match channel.recv()? {
@@ -133,12 +138,22 @@ fn setup(ctx: &InitContext<'_>, channel: &Channel) -> Result<Ready> {
             .map(|b| (b.height() as u16, b.width() as u16));
         terminal::setup(socket, size).context("process.terminal")?;
     }
+    sysctl::apply(spec)?;
     rootfs::finalize(spec)?;
     prepare_cwd(process)?;
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
+    apply_process_attributes(spec, process)?;
+    let no_new_privileges = process.no_new_privileges().unwrap_or(false);
+    let seccomp_at = ctx.seccomp.map(|s| (s, s.when(no_new_privileges)));
+    if let Some((filter, When::BeforeUserSwitch)) = seccomp_at {
+        install_seccomp(filter, channel)?;
+    }
     switch_user(process, ctx.caps)?;
-    if process.no_new_privileges().unwrap_or(false) {
+    if no_new_privileges {
         nix::sys::prctl::set_no_new_privs().context("process.noNewPrivileges")?;
+    }
+    if let Some((filter, When::BeforeReady)) = seccomp_at {
+        install_seccomp(filter, channel)?;
     }
     if let Some(mask) = process.user().umask() {
         nix::sys::stat::umask(Mode::from_bits_truncate(mask));
@@ -161,7 +176,32 @@ fn setup(ctx: &InitContext<'_>, channel: &Channel) -> Result<Ready> {
             .and_then(|h| h.start_container().clone())
             .unwrap_or_default(),
         state_json: with_status(&state_json, "created"),
+        seccomp: seccomp_at
+            .filter(|(_, when)| *when == When::BeforeExec)
+            .map(|(s, _)| s),
     })
+}
+
+/// Personality, scheduler and I/O priority: inherited by the program through execve.
+fn apply_process_attributes(spec: &oci_spec::runtime::Spec, process: &Process) -> Result<()> {
+    if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
+        personality::apply(p)?;
+    }
+    if let Some(s) = process.scheduler() {
+        scheduler::apply(s)?;
+    }
+    if let Some(p) = process.io_priority() {
+        scheduler::apply_io(p)?;
+    }
+    Ok(())
+}
+
+/// Install the filter; a notify listener fd goes to the runtime (before "ready").
+fn install_seccomp(filter: &Seccomp, channel: &Channel) -> Result<()> {
+    if let Some(fd) = filter.install()? {
+        channel.send_fd(&Message::SeccompFd, &fd)?;
+    }
+    Ok(())
 }
 
 /// The same state JSON with another status (startContainer hooks run in `created`).
@@ -295,7 +335,7 @@ fn cstring(bytes: &[u8]) -> Result<CString> {
 }
 
 /// Block until `start` opens the exec fifo, then hooks and exec. Returns only on failure.
-fn wait_and_exec(ctx: &InitContext<'_>, ready: Ready) -> Error {
+fn wait_and_exec(ctx: &InitContext<'_>, ready: Ready<'_>) -> Error {
     let fifo = nix::fcntl::openat(
         ctx.state_dir.as_fd(),
         crate::state::EXEC_FIFO,
@@ -323,6 +363,15 @@ fn wait_and_exec(ctx: &InitContext<'_>, ready: Ready) -> Error {
         return e;
     }
     reset_signals();
+    if let Err(e) = lsm::apply_exec_labels(&ctx.bundle.spec) {
+        return e;
+    }
+    // Last: from here on the profile filters every syscall, the exec included.
+    if let Some(filter) = ready.seccomp {
+        if let Err(e) = filter.install() {
+            return e;
+        }
+    }
     match nix::unistd::execve(&ready.program, &ready.argv, &ready.envp) {
         Err(e) => Error::os(e, format!("exec {:?}", ready.program)),
         Ok(never) => match never {},
