@@ -7,6 +7,7 @@ pub mod capabilities;
 pub mod container;
 pub mod default_spec;
 pub mod error;
+pub mod exe_protect;
 pub mod hooks;
 pub mod logging;
 pub mod lsm;

@@ -51,6 +51,7 @@ pub fn create_with_console(
     opts: &CreateOptions,
     console: Option<OwnedFd>,
 ) -> Result<Created> {
+    crate::exe_protect::protect()?;
     let dir = StateDir::new(root, id)?;
     let bundle = Bundle::load(&opts.bundle)?;
     let linux = bundle.spec.linux().as_ref();

@@ -43,7 +43,7 @@ pub struct InitContext<'a> {
 
 /// Entry point in the cloned child; never returns.
 pub fn run(ctx: &InitContext<'_>, channel: &Channel) -> ! {
-    let code = match setup(ctx, channel) {
+    let code = match crate::exe_protect::protect().and_then(|()| setup(ctx, channel)) {
         Ok(ready) => {
             // Setup is done and reported: from here on, errors go to the program's stderr.
             let err = wait_and_exec(ctx, ready);
@@ -250,7 +250,18 @@ fn prepare_cwd(process: &Process) -> Result<()> {
     let cwd = process.cwd();
     std::fs::create_dir_all(cwd)
         .with_context(|| format!("process.cwd: create {:?}", cwd.display()))?;
-    nix::unistd::chdir(cwd).with_context(|| format!("process.cwd: chdir to {:?}", cwd.display()))
+    nix::unistd::chdir(cwd)
+        .with_context(|| format!("process.cwd: chdir to {:?}", cwd.display()))?;
+    // A cwd reached through a magic link (/proc/self/fd/N of a descriptor still open
+    // here) can lie outside the root (CVE-2024-21626): the kernel then reports it as
+    // unreachable, which glibc's getcwd turns into ENOENT.
+    match std::env::current_dir() {
+        Ok(dir) if dir.is_absolute() => Ok(()),
+        _ => Err(Error::msg(format!(
+            "process.cwd {:?}: resolves outside the container's root",
+            cwd.display()
+        ))),
+    }
 }
 
 /// Groups, then gid, then uid with capabilities kept across, then the exact cap sets.

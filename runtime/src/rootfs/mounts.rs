@@ -144,6 +144,14 @@ pub fn apply(root: BorrowedFd<'_>, bundle: &Path, index: usize, m: &Mount) -> Re
             dest.display()
         )
     };
+    if matches!(typ, "proc" | "sysfs") && super::paths::through_symlink(root, dest) {
+        // As runc: procfs and sysfs only on an ordinary directory, never where an image
+        // symlink (`/proc -> /`) would put them (over the root, or a fake /proc).
+        bail!(
+            "{}: {typ} must be mounted on an ordinary directory, not through a symlink",
+            describe()
+        );
+    }
     let result = if plan.bind.is_some() || typ == "bind" {
         let source = bind_source(bundle, m)?;
         mount_bind(root, &source, dest, &plan)
