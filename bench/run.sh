@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Benchmark: `patina run` vs `runc run` of the same busybox /bin/true bundle.
 #
-# Usage: bench/run.sh [-n ITERATIONS] [--no-floor]
+# Usage: bench/run.sh [-n ITERATIONS] [--no-floor] [--seccomp FILE]
 #   -n N         iterations per runtime (default 200, or $N)
 #   --no-floor   skip the `unshare` floor row
+#   --seccomp F  add F (an OCI linux.seccomp object) to the config of both runtimes;
+#                bench/podman-seccomp-x86_64.json is podman's default profile as podman
+#                hands it to the runtime (arch map and default capabilities resolved)
 # Environment:
 #   PATINA   patina binary (default: target/x86_64-unknown-linux-gnu/release/patina, built if missing)
 #   RUNC     runc binary   (default: /usr/sbin/runc)
@@ -20,11 +23,13 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 n=${N:-200}
 floor=1
+seccomp=
 while [ $# -gt 0 ]; do
     case "$1" in
         -n) n=$2; shift 2 ;;
         -n*) n=${1#-n}; shift ;;
         --no-floor) floor=0; shift ;;
+        --seccomp) seccomp=$2; shift 2 ;;
         -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
@@ -55,7 +60,7 @@ fi
 
 work=$(mktemp -d /dev/shm/patina-bench-XXXXXX)
 cleanup() {
-    for rt in patina runc; do
+    for rt in patina runc plain; do
         if [ -d "$work/root-$rt" ]; then
             bin=$patina; [ "$rt" = runc ] && bin=$runc
             for id in $(ls "$work/root-$rt" 2>/dev/null); do
@@ -105,17 +110,31 @@ cat > "$bundle/config.json" <<'JSON'
     { "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"] }
   ],
   "linux": {
+    SECCOMP_PLACEHOLDER
     "namespaces": [ { "type": "pid" }, { "type": "network" }, { "type": "ipc" }, { "type": "uts" }, { "type": "mount" }, { "type": "cgroup" } ],
     "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
     "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
   }
 }
 JSON
+if [ -n "$seccomp" ]; then
+    [ -r "$seccomp" ] || { echo "cannot read $seccomp" >&2; exit 2; }
+    { printf '"seccomp": '; cat "$seccomp"; printf ',\n'; } > "$work/seccomp.part"
+    # The same bundle without the profile, for the "patina (no seccomp)" row.
+    mkdir -p "$work/bundle-plain"
+    ln -s "$bundle/rootfs" "$work/bundle-plain/rootfs"
+    sed '/SECCOMP_PLACEHOLDER/d' "$bundle/config.json" > "$work/bundle-plain/config.json"
+    sed -i -e "/SECCOMP_PLACEHOLDER/{r $work/seccomp.part" -e 'd}' "$bundle/config.json"
+else
+    sed -i '/SECCOMP_PLACEHOLDER/d' "$bundle/config.json"
+fi
 
 # one_run NAME BIN ID: appends "wall cpu rss" to $work/NAME.dat
 one_run() {
     local name=$1 bin=$2 id=$3 line
-    if [ "$name" = floor ]; then
+    if [ "$name" = plain ]; then
+        line=$("$measure" "$bin" --root "$work/root-$name" run --bundle "$work/bundle-plain" "$id" 2>>"$work/$name.err")
+    elif [ "$name" = floor ]; then
         line=$("$measure" unshare --pid --fork --net --ipc --uts --mount --cgroup \
             chroot "$bundle/rootfs" /bin/true)
     else
@@ -131,8 +150,9 @@ one_run() {
 }
 
 names=(patina runc)
-[ "$floor" = 1 ] && names+=(floor)
-bins=("$patina" "$runc" "")
+bins=("$patina" "$runc")
+[ "$floor" = 1 ] && { names+=(floor); bins+=(""); }
+[ -n "$seccomp" ] && { names+=(plain); bins+=("$patina"); }
 
 echo "patina: $patina" >&2
 echo "runc:   $runc ($("$runc" --version 2>/dev/null | head -1))" >&2
@@ -142,7 +162,7 @@ for i in 1 2 3 4 5; do
 done
 rm -f "$work"/*.dat
 for ((i = 1; i <= n; i++)); do
-    if ((i % 2)); then order=(0 1 2); else order=(1 0 2); fi
+    if ((i % 2)); then order=(0 1 2 3); else order=(3 1 0 2); fi
     for k in "${order[@]}"; do
         [ "$k" -lt "${#names[@]}" ] || continue
         one_run "${names[$k]}" "${bins[$k]}" "b-$i"
@@ -166,17 +186,23 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2fx", a / b; else
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN {print (r <= t) ? "ok" : "MISSED"}'; }
 
 echo
-echo "Median of $n runs of \`run\` of a busybox /bin/true bundle on tmpfs ($(nproc) cores)."
+echo "Median of $n runs of \`run\` of a busybox /bin/true bundle on tmpfs ($(nproc) cores)${seccomp:+, seccomp profile $(basename "$seccomp")}."
 echo
 echo "| runtime | wall (ms) | CPU user+sys (ms) | peak RSS (MiB) |"
 echo "|---|---:|---:|---:|"
 for name in "${names[@]}"; do
     label=$name
     [ "$name" = floor ] && label="floor (unshare + chroot + exec)"
+    [ "$name" = plain ] && label="patina without the seccomp profile"
     echo "| $label | $(ms "${wall[$name]}") | $(ms "${cpu[$name]}") | $(mib "${rss[$name]}") |"
 done
 rw=$(ratio "${wall[patina]}" "${wall[runc]}")
 rc=$(ratio "${cpu[patina]}" "${cpu[runc]}")
 rr=$(ratio "${rss[patina]}" "${rss[runc]}")
 echo "| **patina/runc** | **$rw** | **$rc** | **$rr** |"
+if [ -n "$seccomp" ]; then
+    sw=$(ratio "${wall[patina]}" "${wall[plain]}")
+    echo "| **patina with/without seccomp** | **$sw** | **$(ratio "${cpu[patina]}" "${cpu[plain]}")** | **$(ratio "${rss[patina]}" "${rss[plain]}")** |"
+    echo "| seccomp target | <= 1.10x ($(verdict "${sw%x}" 1.10)) | | |"
+fi
 echo "| target | <= 0.65x ($(verdict "${rw%x}" 0.65)) | <= 0.30x ($(verdict "${rc%x}" 0.30)) | <= 3 MiB ($(verdict "$(mib "${rss[patina]}")" 3)) |"
