@@ -27,12 +27,9 @@ lint: deps
 unit: deps
 	$(CARGO) test --workspace --exclude integration
 
-# The engine tests (integration/tests/engine_*.rs: podman, containerd, docker) need cgroups
-# (issue 3) and seccomp (issue 4) in patina: until those are on main they run against runc only
-# (integration-runc, and `make engines-runc`). To flip them to patina, drop `-- --skip engine_`.
 integration: deps
 	$(CARGO) build -p patina
-	$(CARGO) test -p integration -- --skip engine_
+	$(CARGO) test -p integration 
 
 # The same suite against Debian's runc: tests where patina goes beyond runc say so.
 integration-runc: deps

@@ -10,7 +10,7 @@ fi
 
 work=$(mktemp -d /dev/shm/patina-bench-XXXXXX)
 cleanup() {
-    for rt in patina runc; do
+    for rt in patina runc plain; do
         if [ -d "$work/root-$rt" ]; then
             bin=$patina; [ "$rt" = runc ] && bin=$runc
             for id in $(ls "$work/root-$rt" 2>/dev/null); do

@@ -26,6 +26,7 @@ pub mod container;
 pub mod procfs;
 pub mod rootfs;
 pub mod runtime;
+pub mod security;
 pub mod spec;
 
 pub use container::{Container, HostProcess};

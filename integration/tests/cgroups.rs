@@ -569,3 +569,22 @@ fn update_with_bad_input_is_refused() {
     c.rt(&["update", "--memory", "1m", "no-such-container"])
         .assert_failed();
 }
+
+/// The cgroup mount shows the container's own cgroup, with or without a cgroup
+/// namespace: a program reading its limit from /sys/fs/cgroup sees the configured one
+/// (docker on v1 runs without a cgroup namespace and relies on this).
+#[test]
+fn cgroup_mount_shows_the_containers_own_limits() {
+    for cgroupns in [true, false] {
+        let mut c = Container::new(if cgroupns { "cgmountns" } else { "cgmounthost" });
+        c.config["linux"]["resources"] = json!({ "memory": { "limit": 67108864 } });
+        if !cgroupns {
+            let ns = c.config["linux"]["namespaces"].as_array_mut().unwrap();
+            ns.retain(|n| n["type"] != "cgroup");
+        }
+        let out = c.sh_ok(
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max",
+        );
+        assert_eq!(out.trim(), "67108864", "cgroupns={cgroupns}: {out}");
+    }
+}

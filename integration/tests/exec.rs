@@ -315,3 +315,32 @@ fn exec_into_a_paused_container_needs_ignore_paused() {
     );
     assert_eq!(c.status(), "running");
 }
+
+#[test]
+fn exec_gets_the_containers_seccomp_filter() {
+    let mut c = Container::new("execseccomp");
+    c.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{ "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13 }]
+    });
+    running(&mut c);
+    let out = exec(
+        &c,
+        &[
+            &c.id,
+            "sh",
+            "-c",
+            "grep '^Seccomp:' /proc/self/status; mkdir /tmp/blocked 2>&1; echo rc=$?",
+        ],
+    );
+    out.assert_ok();
+    assert!(
+        out.stdout.contains("Seccomp:\t2"),
+        "no filter on the exec'd process: {out:?}"
+    );
+    assert!(
+        out.stdout.contains("Permission denied") && out.stdout.contains("rc=1"),
+        "{out:?}"
+    );
+}

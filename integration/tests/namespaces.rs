@@ -207,3 +207,12 @@ fn time_namespace_offsets() {
     }
     assert_ne!(lines.last().unwrap().to_string(), ns_link("time"));
 }
+
+/// A new network namespace has `lo` up, as with runc: 127.0.0.1 works inside.
+#[test]
+fn loopback_is_up_in_a_new_network_namespace() {
+    let mut c = Container::new("loopback");
+    let out = c.sh_ok("cat /sys/class/net/lo/flags");
+    let flags = u32::from_str_radix(out.trim().trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(flags & 1, 1, "lo is down: flags {out}");
+}

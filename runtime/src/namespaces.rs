@@ -152,6 +152,34 @@ pub fn unshare_time(linux: Option<&Linux>) -> Result<()> {
     std::fs::write("/proc/self/timens_offsets", text).context("write /proc/self/timens_offsets")
 }
 
+/// A new network namespace starts with `lo` down; runc brings it up, and programs
+/// expect 127.0.0.1 to work.
+pub fn bring_up_loopback() -> Result<()> {
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+    use std::os::fd::AsRawFd;
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .context("socket to configure lo")?;
+    // SAFETY: ifreq is plain old data; an all-zero value is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we own.
+    unsafe {
+        nix::errno::Errno::result(libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req))
+            .context("get lo flags")?;
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        nix::errno::Errno::result(libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req))
+            .context("bring lo up")?;
+    }
+    Ok(())
+}
+
 /// "CONTAINER HOST SIZE" lines of /proc/PID/uid_map.
 pub fn format_id_map(mappings: &[LinuxIdMapping]) -> String {
     mappings

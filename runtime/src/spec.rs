@@ -63,6 +63,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
     check_mounts(spec)?;
     check_namespaces(spec)?;
     check_cgroups(spec)?;
+    check_security(spec)?;
     reject_unimplemented(spec)
 }
 
@@ -180,6 +181,24 @@ fn check_namespaces(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// Security fields that can be checked up front (seccomp is compiled by `create`).
+fn check_security(spec: &Spec) -> Result<()> {
+    crate::sysctl::validate(spec)?;
+    crate::lsm::validate(spec)?;
+    if let Some(process) = spec.process() {
+        if let Some(s) = process.scheduler() {
+            crate::scheduler::validate(s)?;
+        }
+        if let Some(p) = process.io_priority() {
+            crate::scheduler::validate_io(p)?;
+        }
+    }
+    if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
+        crate::personality::validate(p)?;
+    }
+    Ok(())
+}
+
 /// Fields patina does not implement yet are refused by name rather than ignored:
 /// a container that silently runs without its seccomp profile or memory limit is worse
 /// than one that does not start.
@@ -187,26 +206,6 @@ fn reject_unimplemented(spec: &Spec) -> Result<()> {
     let unsupported =
         |field: &str| Err(Error::msg(format!("{field}: not supported by patina yet")));
     if let Some(process) = spec.process() {
-        if process
-            .apparmor_profile()
-            .as_deref()
-            .is_some_and(|p| !p.is_empty())
-        {
-            return unsupported("process.apparmorProfile");
-        }
-        if process
-            .selinux_label()
-            .as_deref()
-            .is_some_and(|p| !p.is_empty())
-        {
-            return unsupported("process.selinuxLabel");
-        }
-        if process.io_priority().is_some() {
-            return unsupported("process.ioPriority");
-        }
-        if process.scheduler().is_some() {
-            return unsupported("process.scheduler");
-        }
         if process.exec_cpu_affinity().is_some() {
             return unsupported("process.execCPUAffinity");
         }
@@ -214,24 +213,8 @@ fn reject_unimplemented(spec: &Spec) -> Result<()> {
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
-    if linux.seccomp().is_some() {
-        return unsupported("linux.seccomp");
-    }
     if linux.intel_rdt().is_some() {
         return unsupported("linux.intelRdt");
-    }
-    if linux.sysctl().as_ref().is_some_and(|s| !s.is_empty()) {
-        return unsupported("linux.sysctl");
-    }
-    if linux
-        .mount_label()
-        .as_deref()
-        .is_some_and(|l| !l.is_empty())
-    {
-        return unsupported("linux.mountLabel");
-    }
-    if linux.personality().is_some() {
-        return unsupported("linux.personality");
     }
     if linux.memory_policy().is_some() {
         return unsupported("linux.memoryPolicy");
@@ -294,12 +277,9 @@ mod tests {
 
     #[test]
     fn unimplemented_fields_are_named() {
-        let spec = spec_from(&MINIMAL.replace(
-            r#""root""#,
-            r#""linux":{"seccomp":{"defaultAction":"SCMP_ACT_ALLOW"}},"root""#,
-        ));
+        let spec = spec_from(&MINIMAL.replace(r#""root""#, r#""linux":{"intelRdt":{}},"root""#));
         let err = validate(&spec).unwrap_err().to_string();
-        assert!(err.contains("linux.seccomp"), "{err}");
+        assert!(err.contains("linux.intelRdt"), "{err}");
     }
 
     #[test]

@@ -70,6 +70,9 @@ pub struct Record {
     /// config.json's process: what `exec` starts from when not given `--process`.
     #[serde(default)]
     pub process: Option<oci_spec::runtime::Process>,
+    /// linux.seccomp: `exec`'d processes get the container's filter too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
     /// The container's cgroup directories, resolved at create.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<crate::cgroups::Cgroup>,

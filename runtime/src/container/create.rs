@@ -19,6 +19,7 @@ use crate::namespaces::{self, Plan};
 use crate::process::channel::{self, Channel, Message};
 use crate::process::init::{self, InitContext};
 use crate::process::{clone_in_cgroup, kill_and_reap};
+use crate::seccomp::{notify, Seccomp};
 use crate::spec::Bundle;
 use crate::state::{self, Record, StateDir, Status};
 
@@ -68,6 +69,7 @@ pub fn create_from_bundle(
     opts: &CreateOptions,
     console: Option<OwnedFd>,
 ) -> Result<Created> {
+    crate::exe_protect::protect()?;
     let dir = StateDir::new(root, id)?;
     let listen_fds = pass_socket_activation(&mut bundle);
     let linux = bundle.spec.linux().as_ref();
@@ -86,6 +88,10 @@ pub fn create_from_bundle(
             bail!("process.rlimits: unknown type {}", limit.typ());
         }
     }
+    let seccomp = linux
+        .and_then(|l| l.seccomp().as_ref())
+        .map(crate::seccomp::compile)
+        .transpose()?;
     let terminal = process.terminal().unwrap_or(false);
     let console = match (&opts.console_socket, console) {
         (_, Some(fd)) => Some(fd),
@@ -102,12 +108,16 @@ pub fn create_from_bundle(
         preserve_fds: opts.preserve_fds + listen_fds,
         ..opts.clone()
     };
+    let security = Security {
+        caps: caps.as_ref(),
+        seccomp: seccomp.as_ref(),
+    };
     let spawned = in_cgroup(&cgroup, &bundle, |cgroup| {
         spawn(
             &dir,
             &bundle,
             &plan,
-            caps.as_ref(),
+            &security,
             console.as_ref(),
             opts,
             cgroup,
@@ -183,11 +193,17 @@ fn connect_console(path: &Path) -> Result<OwnedFd> {
 /// From the state dir on: clone init and walk it through setup. On any failure the
 /// caller removes the state dir; init (and with it every mount it made, all in its own
 /// mount namespace) is killed here.
+/// What init applies to the process last: capabilities and the seccomp filter.
+struct Security<'a> {
+    caps: Option<&'a CapSets>,
+    seccomp: Option<&'a Seccomp>,
+}
+
 fn spawn(
     dir: &StateDir,
     bundle: &Bundle,
     plan: &Plan,
-    caps: Option<&CapSets>,
+    security: &Security<'_>,
     console: Option<&OwnedFd>,
     opts: &CreateOptions,
     cgroup: &Cgroup,
@@ -213,8 +229,9 @@ fn spawn(
         console_socket: console,
         no_pivot: opts.no_pivot,
         preserve_fds: opts.preserve_fds,
-        caps,
+        caps: security.caps,
         new_keyring: (!opts.no_new_keyring).then_some(dir.id.as_str()),
+        seccomp: security.seccomp,
     };
     let pid = clone_in_cgroup(plan.clone_flags, Some(cgroup), |joined| {
         parent.close_copy_in_child();
@@ -225,7 +242,7 @@ fn spawn(
         init::run(&ctx, &child)
     })?;
     drop(child);
-    let result = drive_init(dir, bundle, plan, &parent, pid, cgroup);
+    let result = drive_init(dir, bundle, plan, &parent, pid, cgroup, security.seccomp);
     if result.is_err() {
         kill_and_reap(pid);
     }
@@ -256,6 +273,7 @@ fn drive_init(
     parent: &Channel,
     pid: Pid,
     cgroup: &Cgroup,
+    seccomp: Option<&Seccomp>,
 ) -> Result<Record> {
     let spec = &bundle.spec;
     // init is in its cgroup already (born there, or joined before it reads Go); it
@@ -286,6 +304,7 @@ fn drive_init(
             .map(|all| all.iter().map(|ns| ns.typ()).collect())
             .unwrap_or_default(),
         process: spec.process().clone(),
+        seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
         cgroup: Some(cgroup.clone()),
     };
     let creating =
@@ -307,6 +326,13 @@ fn drive_init(
         )?;
     }
     parent.send(&Message::HooksDone)?;
+    if let Some((path, metadata)) = seccomp.and_then(|s| s.listener.as_ref()) {
+        let fd = parent
+            .expect_fd(&Message::SeccompFd)
+            .map_err(|e| e.wrap("container init"))?;
+        let document = notify::process_state(spec.version(), pid.as_raw(), metadata, &creating);
+        notify::send_to_listener(path, &document, &fd)?;
+    }
     parent
         .expect(&Message::Ready)
         .map_err(|e| e.wrap("container init"))?;

@@ -62,6 +62,20 @@ pub fn exec(dir: &StateDir, record: &Record, process: &Process, opts: &ExecOptio
         .as_ref()
         .map(CapSets::from_spec)
         .transpose()?;
+    if [process.apparmor_profile(), process.selinux_label()]
+        .iter()
+        .any(|l| l.as_deref().is_some_and(|l| !l.is_empty()))
+    {
+        bail!("process.apparmorProfile/selinuxLabel: LSM labels for exec'd processes are not supported by patina yet");
+    }
+    let seccomp = record
+        .seccomp
+        .as_ref()
+        .map(crate::seccomp::compile)
+        .transpose()?;
+    if seccomp.as_ref().is_some_and(|s| s.listener.is_some()) {
+        bail!("linux.seccomp.listenerPath: SCMP_ACT_NOTIFY for exec'd processes is not supported by patina yet");
+    }
     let wants_tty = process.terminal().unwrap_or(false);
     let (relay_end, console) = console_for(wants_tty, opts)?;
 
@@ -76,6 +90,7 @@ pub fn exec(dir: &StateDir, record: &Record, process: &Process, opts: &ExecOptio
         join,
         process,
         caps: caps.as_ref(),
+        seccomp: seccomp.as_ref(),
         console_socket: console.as_ref(),
         preserve_fds: opts.preserve_fds,
     };

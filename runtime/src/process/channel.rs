@@ -2,9 +2,12 @@
 //! SOCK_SEQPACKET keeps message boundaries, and when either side dies the other reads
 //! EOF at once instead of hanging.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{
+    recv, recvmsg, send, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned,
+    MsgFlags, SockFlag, SockType,
+};
 
 use crate::error::{Context, Error, Result};
 
@@ -22,6 +25,8 @@ pub enum Message {
     Ready,
     /// child -> parent: setup failed at this step.
     Failed(String),
+    /// child -> parent: the seccomp listener fd is attached (SCM_RIGHTS).
+    SeccompFd,
 }
 
 impl Message {
@@ -32,6 +37,7 @@ impl Message {
             Message::HooksDone => vec![b'D'],
             Message::Ready => vec![b'R'],
             Message::Failed(why) => [b"F".as_slice(), why.as_bytes()].concat(),
+            Message::SeccompFd => vec![b'S'],
         }
     }
 
@@ -42,6 +48,7 @@ impl Message {
             b'D' => Message::HooksDone,
             b'R' => Message::Ready,
             b'F' => Message::Failed(String::from_utf8_lossy(&raw[1..]).into_owned()),
+            b'S' => Message::SeccompFd,
             _ => return None,
         })
     }
@@ -74,6 +81,62 @@ impl Channel {
         )
         .map(drop)
         .with_context(|| format!("send {message:?} to the other side of the init channel"))
+    }
+
+    /// A message with a descriptor attached (SCM_RIGHTS).
+    pub fn send_fd(&self, message: &Message, fd: &OwnedFd) -> Result<()> {
+        let payload = message.encode();
+        let iov = [std::io::IoSlice::new(&payload)];
+        let fds = [fd.as_raw_fd()];
+        let cmsg = [ControlMessage::ScmRights(&fds)];
+        sendmsg::<()>(
+            self.fd.as_raw_fd(),
+            &iov,
+            &cmsg,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map(drop)
+        .with_context(|| format!("send {message:?} to the other side of the init channel"))
+    }
+
+    /// The next message, which must be `wanted` with a descriptor attached.
+    pub fn expect_fd(&self, wanted: &Message) -> Result<OwnedFd> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let (n, fd) = loop {
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            match recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(msg) => {
+                    let fd = msg.cmsgs().ok().and_then(|mut all| {
+                        all.find_map(|c| match c {
+                            ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+                            _ => None,
+                        })
+                    });
+                    break (msg.bytes, fd);
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(Error::os(e, "read from the init channel")),
+            }
+        };
+        // SAFETY: SCM_RIGHTS gave this process a new descriptor that nothing else owns.
+        let fd = fd.map(|raw| unsafe { OwnedFd::from_raw_fd(raw) });
+        match (Message::decode(&buf[..n]), fd) {
+            (Some(ref m), Some(fd)) if m == wanted => Ok(fd),
+            (Some(Message::Failed(why)), _) => Err(Error::msg(why)),
+            (other, _) if n > 0 => Err(Error::msg(format!(
+                "init channel: expected {wanted:?} with a descriptor, got {other:?}"
+            ))),
+            _ => Err(Error::msg(format!(
+                "init channel closed while waiting for {wanted:?}: the other side exited"
+            ))),
+        }
     }
 
     /// In the cloned child, close its copy of the runtime's end: otherwise init would

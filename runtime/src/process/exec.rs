@@ -14,6 +14,7 @@ use super::init::{
 };
 use crate::capabilities::CapSets;
 use crate::error::{Context, Error, Result};
+use crate::seccomp::{Seccomp, When};
 use crate::{rlimits, terminal};
 
 pub struct ExecContext<'a> {
@@ -23,12 +24,14 @@ pub struct ExecContext<'a> {
     pub join: CloneFlags,
     pub process: &'a Process,
     pub caps: Option<&'a CapSets>,
+    /// The container's seccomp filter, which exec'd processes get too.
+    pub seccomp: Option<&'a Seccomp>,
     pub console_socket: Option<&'a OwnedFd>,
     pub preserve_fds: i32,
 }
 
 pub fn run(ctx: &ExecContext<'_>, channel: &Channel) -> ! {
-    let err = match channel.recv() {
+    let err = match crate::exe_protect::protect().and_then(|()| channel.recv()) {
         Ok(Some(Message::Go(_))) => become_program(ctx),
         other => Error::msg(format!("exec: expected go from the runtime, got {other:?}")),
     };
@@ -42,6 +45,13 @@ fn become_program(ctx: &ExecContext<'_>) -> Error {
     match prepare(ctx) {
         Ok((program, argv, envp)) => {
             reset_signals();
+            // Last: from here on the profile filters every syscall, the exec included.
+            let nnp = ctx.process.no_new_privileges().unwrap_or(false);
+            if let Some(filter) = ctx.seccomp.filter(|f| f.when(nnp) == When::BeforeExec) {
+                if let Err(e) = filter.install() {
+                    return e;
+                }
+            }
             match nix::unistd::execve(&program, &argv, &envp) {
                 Err(e) => Error::os(e, format!("exec {program:?}")),
                 Ok(never) => match never {},
@@ -76,8 +86,16 @@ fn prepare(ctx: &ExecContext<'_>) -> Result<Argv> {
     nix::unistd::chdir(cwd)
         .with_context(|| format!("process.cwd: chdir to {:?}", cwd.display()))?;
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if let Some(filter) = ctx
+        .seccomp
+        .filter(|f| f.when(nnp) == When::BeforeUserSwitch)
+    {
+        // Without no_new_privs the kernel wants CAP_SYS_ADMIN: install while privileged.
+        filter.install()?;
+    }
     switch_user(process, ctx.caps)?;
-    if process.no_new_privileges().unwrap_or(false) {
+    if nnp {
         nix::sys::prctl::set_no_new_privs().context("process.noNewPrivileges")?;
     }
     if let Some(mask) = process.user().umask() {

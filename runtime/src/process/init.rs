@@ -22,8 +22,9 @@ use super::channel::{Channel, Message};
 use crate::capabilities::CapSets;
 use crate::error::{Context, Error, Result};
 use crate::namespaces::{self, Plan};
+use crate::seccomp::{Seccomp, When};
 use crate::spec::Bundle;
-use crate::{hooks, rlimits, rootfs, terminal};
+use crate::{hooks, lsm, personality, rlimits, rootfs, scheduler, sysctl, terminal};
 
 /// Everything init needs; it lives in memory init inherits from the runtime at clone.
 pub struct InitContext<'a> {
@@ -36,11 +37,13 @@ pub struct InitContext<'a> {
     pub caps: Option<&'a CapSets>,
     /// Join a new session keyring of this name (runc's default; `--no-new-keyring` off).
     pub new_keyring: Option<&'a str>,
+    /// linux.seccomp, compiled by the runtime.
+    pub seccomp: Option<&'a Seccomp>,
 }
 
 /// Entry point in the cloned child; never returns.
 pub fn run(ctx: &InitContext<'_>, channel: &Channel) -> ! {
-    let code = match setup(ctx, channel) {
+    let code = match crate::exe_protect::protect().and_then(|()| setup(ctx, channel)) {
         Ok(ready) => {
             // Setup is done and reported: from here on, errors go to the program's stderr.
             let err = wait_and_exec(ctx, ready);
@@ -60,15 +63,17 @@ pub fn run(ctx: &InitContext<'_>, channel: &Channel) -> ! {
 }
 
 /// What is left to do once init has said "ready".
-struct Ready {
+struct Ready<'a> {
     program: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
     start_hooks: Vec<Hook>,
     state_json: String,
+    /// The filter, when it goes in just before execve.
+    seccomp: Option<&'a Seccomp>,
 }
 
-fn setup(ctx: &InitContext<'_>, channel: &Channel) -> Result<Ready> {
+fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
     let spec = &ctx.bundle.spec;
     let process = spec.process().as_ref().expect("validated: process present");
     let state_json = match channel.recv()? {
@@ -89,6 +94,13 @@ fn setup(ctx: &InitContext<'_>, channel: &Channel) -> Result<Ready> {
     for ns in &ctx.plan.join_in_init {
         namespaces::join(ns)?;
     }
+    if ctx
+        .plan
+        .clone_flags
+        .contains(nix::sched::CloneFlags::CLONE_NEWNET)
+    {
+        namespaces::bring_up_loopback()?;
+    }
     if !ctx.plan.unshare_later.is_empty() {
         unshare(ctx.plan.unshare_later).context("unshare cgroup namespace")?;
     }
@@ -105,8 +117,17 @@ fn setup(ctx: &InitContext<'_>, channel: &Channel) -> Result<Ready> {
     let in_user_ns = ctx
         .plan
         .has_own(oci_spec::runtime::LinuxNamespaceType::User);
-    rootfs::prepare(spec, &ctx.bundle.dir, &ctx.bundle.rootfs, in_user_ns)
-        .context("prepare rootfs")?;
+    let own_cgroupns = ctx
+        .plan
+        .has_own(oci_spec::runtime::LinuxNamespaceType::Cgroup);
+    rootfs::prepare(
+        spec,
+        &ctx.bundle.dir,
+        &ctx.bundle.rootfs,
+        in_user_ns,
+        own_cgroupns,
+    )
+    .context("prepare rootfs")?;
 
     channel.send(&Message::RunCreateRuntimeHooks)?;
     channel.expect(&Message::HooksDone)?;
@@ -133,12 +154,22 @@ fn setup(ctx: &InitContext<'_>, channel: &Channel) -> Result<Ready> {
             .map(|b| (b.height() as u16, b.width() as u16));
         terminal::setup(socket, size).context("process.terminal")?;
     }
+    sysctl::apply(spec)?;
     rootfs::finalize(spec)?;
     prepare_cwd(process)?;
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
+    apply_process_attributes(spec, process)?;
+    let no_new_privileges = process.no_new_privileges().unwrap_or(false);
+    let seccomp_at = ctx.seccomp.map(|s| (s, s.when(no_new_privileges)));
+    if let Some((filter, When::BeforeUserSwitch)) = seccomp_at {
+        install_seccomp(filter, channel)?;
+    }
     switch_user(process, ctx.caps)?;
-    if process.no_new_privileges().unwrap_or(false) {
+    if no_new_privileges {
         nix::sys::prctl::set_no_new_privs().context("process.noNewPrivileges")?;
+    }
+    if let Some((filter, When::BeforeReady)) = seccomp_at {
+        install_seccomp(filter, channel)?;
     }
     if let Some(mask) = process.user().umask() {
         nix::sys::stat::umask(Mode::from_bits_truncate(mask));
@@ -161,7 +192,32 @@ fn setup(ctx: &InitContext<'_>, channel: &Channel) -> Result<Ready> {
             .and_then(|h| h.start_container().clone())
             .unwrap_or_default(),
         state_json: with_status(&state_json, "created"),
+        seccomp: seccomp_at
+            .filter(|(_, when)| *when == When::BeforeExec)
+            .map(|(s, _)| s),
     })
+}
+
+/// Personality, scheduler and I/O priority: inherited by the program through execve.
+fn apply_process_attributes(spec: &oci_spec::runtime::Spec, process: &Process) -> Result<()> {
+    if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
+        personality::apply(p)?;
+    }
+    if let Some(s) = process.scheduler() {
+        scheduler::apply(s)?;
+    }
+    if let Some(p) = process.io_priority() {
+        scheduler::apply_io(p)?;
+    }
+    Ok(())
+}
+
+/// Install the filter; a notify listener fd goes to the runtime (before "ready").
+fn install_seccomp(filter: &Seccomp, channel: &Channel) -> Result<()> {
+    if let Some(fd) = filter.install()? {
+        channel.send_fd(&Message::SeccompFd, &fd)?;
+    }
+    Ok(())
 }
 
 /// The same state JSON with another status (startContainer hooks run in `created`).
@@ -210,7 +266,18 @@ pub(crate) fn prepare_cwd(process: &Process) -> Result<()> {
     let cwd = process.cwd();
     std::fs::create_dir_all(cwd)
         .with_context(|| format!("process.cwd: create {:?}", cwd.display()))?;
-    nix::unistd::chdir(cwd).with_context(|| format!("process.cwd: chdir to {:?}", cwd.display()))
+    nix::unistd::chdir(cwd)
+        .with_context(|| format!("process.cwd: chdir to {:?}", cwd.display()))?;
+    // A cwd reached through a magic link (/proc/self/fd/N of a descriptor still open
+    // here) can lie outside the root (CVE-2024-21626): the kernel then reports it as
+    // unreachable, which glibc's getcwd turns into ENOENT.
+    match std::env::current_dir() {
+        Ok(dir) if dir.is_absolute() => Ok(()),
+        _ => Err(Error::msg(format!(
+            "process.cwd {:?}: resolves outside the container's root",
+            cwd.display()
+        ))),
+    }
 }
 
 /// Groups, then gid, then uid with capabilities kept across, then the exact cap sets.
@@ -295,7 +362,7 @@ pub(crate) fn cstring(bytes: &[u8]) -> Result<CString> {
 }
 
 /// Block until `start` opens the exec fifo, then hooks and exec. Returns only on failure.
-fn wait_and_exec(ctx: &InitContext<'_>, ready: Ready) -> Error {
+fn wait_and_exec(ctx: &InitContext<'_>, ready: Ready<'_>) -> Error {
     let fifo = nix::fcntl::openat(
         ctx.state_dir.as_fd(),
         crate::state::EXEC_FIFO,
@@ -323,6 +390,15 @@ fn wait_and_exec(ctx: &InitContext<'_>, ready: Ready) -> Error {
         return e;
     }
     reset_signals();
+    if let Err(e) = lsm::apply_exec_labels(&ctx.bundle.spec) {
+        return e;
+    }
+    // Last: from here on the profile filters every syscall, the exec included.
+    if let Some(filter) = ready.seccomp {
+        if let Err(e) = filter.install() {
+            return e;
+        }
+    }
     match nix::unistd::execve(&ready.program, &ready.argv, &ready.envp) {
         Err(e) => Error::os(e, format!("exec {:?}", ready.program)),
         Ok(never) => match never {},

@@ -164,8 +164,18 @@ impl MountPlan {
     }
 }
 
+/// What mounts need to know about the container beyond the entry itself.
+#[derive(Debug, Clone, Copy)]
+pub struct MountContext<'a> {
+    /// Relative bind sources are relative to the bundle.
+    pub bundle: &'a Path,
+    /// Whether init is in a cgroup namespace of its own (decides how `cgroup` mounts).
+    pub own_cgroupns: bool,
+}
+
 /// Mount one `mounts[]` entry inside the rootfs.
-pub fn apply(root: BorrowedFd<'_>, bundle: &Path, index: usize, m: &Mount) -> Result<()> {
+pub fn apply(root: BorrowedFd<'_>, ctx: &MountContext<'_>, index: usize, m: &Mount) -> Result<()> {
+    let bundle = ctx.bundle;
     let dest = m.destination();
     let options = m.options().as_deref().unwrap_or_default();
     let plan = MountPlan::from_options(options)?;
@@ -184,11 +194,19 @@ pub fn apply(root: BorrowedFd<'_>, bundle: &Path, index: usize, m: &Mount) -> Re
             dest.display()
         )
     };
+    if matches!(typ, "proc" | "sysfs") && super::paths::through_symlink(root, dest) {
+        // As runc: procfs and sysfs only on an ordinary directory, never where an image
+        // symlink (`/proc -> /`) would put them (over the root, or a fake /proc).
+        bail!(
+            "{}: {typ} must be mounted on an ordinary directory, not through a symlink",
+            describe()
+        );
+    }
     let result = if plan.bind.is_some() || typ == "bind" {
         let source = bind_source(bundle, m)?;
         mount_bind(root, &source, dest, &plan)
     } else if typ == "cgroup" {
-        mount_cgroup(root, dest, &plan)
+        mount_cgroup(root, dest, &plan, ctx.own_cgroupns)
     } else {
         mount_fs(root, m, typ, dest, &plan)
     };
@@ -331,31 +349,36 @@ pub fn apply_propagation(target: &Path, propagation: &[MsFlags]) -> Result<()> {
 }
 
 /// `type: cgroup`: a tmpfs with one mount per hierarchy the process belongs to, as
-/// runc lays it out, or a single cgroup2 mount on a pure v2 host. The container is in
-/// its own cgroup namespace when it asked for one, so each hierarchy shows its own
-/// cgroup as the root.
-fn mount_cgroup(root: BorrowedFd<'_>, dest: &Path, plan: &MountPlan) -> Result<()> {
+/// runc lays it out, or a single mount on a pure v2 host. In a cgroup namespace of its
+/// own, fresh cgroup mounts show the container's cgroup as their root. Without one, a
+/// fresh mount would show the host's whole tree (and the root's limits, not the
+/// container's): there each hierarchy is the container's own cgroup directory,
+/// bind-mounted, as runc does.
+fn mount_cgroup(
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    plan: &MountPlan,
+    own_cgroupns: bool,
+) -> Result<()> {
     let hierarchies = own_hierarchies()?;
     let target = mkdir_all_in_root(root, dest, 0o755)?;
     let flags = plan.flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    if hierarchies.iter().all(|h| h.is_empty()) {
-        return mount(
-            Some("cgroup2"),
+    let pure_v2 = hierarchies.iter().all(|h| h.is_empty());
+    if !pure_v2 {
+        mount(
+            Some("tmpfs"),
             &fd_path(&target),
-            Some("cgroup2"),
-            flags,
-            None::<&str>,
+            Some("tmpfs"),
+            (flags & !MsFlags::MS_RDONLY) | MsFlags::MS_RELATIME,
+            Some("mode=755"),
         )
-        .context("mount cgroup2");
+        .context("mount tmpfs for cgroup hierarchies")?;
     }
-    mount(
-        Some("tmpfs"),
-        &fd_path(&target),
-        Some("tmpfs"),
-        (flags & !MsFlags::MS_RDONLY) | MsFlags::MS_RELATIME,
-        Some("mode=755"),
-    )
-    .context("mount tmpfs for cgroup hierarchies")?;
+    let own_dirs = if own_cgroupns {
+        None
+    } else {
+        Some(own_cgroup_dirs()?)
+    };
     for controllers in &hierarchies {
         let (name, fstype, data) = if controllers.is_empty() {
             ("unified".to_owned(), "cgroup2", String::new())
@@ -364,17 +387,76 @@ fn mount_cgroup(root: BorrowedFd<'_>, dest: &Path, plan: &MountPlan) -> Result<(
         } else {
             (controllers.clone(), "cgroup", controllers.clone())
         };
-        let sub = dest.join(&name);
+        let sub = if pure_v2 {
+            dest.to_path_buf()
+        } else {
+            dest.join(&name)
+        };
         let target = mkdir_all_in_root(root, &sub, 0o755)?;
-        let data = (!data.is_empty()).then_some(data.as_str());
-        mount(Some("cgroup"), &fd_path(&target), Some(fstype), flags, data)
-            .with_context(|| format!("mount cgroup hierarchy {name:?}"))?;
+        match own_dirs
+            .as_ref()
+            .and_then(|dirs| dirs.iter().find(|(c, _)| c == controllers))
+        {
+            Some((_, dir)) => {
+                mount(
+                    Some(dir),
+                    &fd_path(&target),
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                )
+                .with_context(|| format!("bind the container's cgroup {:?}", dir.display()))?;
+                let target = reopen(root, &sub)?;
+                remount_bind(&fd_path(&target), flags)?;
+            }
+            None => {
+                let data = (!data.is_empty()).then_some(data.as_str());
+                mount(Some("cgroup"), &fd_path(&target), Some(fstype), flags, data)
+                    .with_context(|| format!("mount cgroup hierarchy {name:?}"))?;
+            }
+        }
     }
-    if plan.flags.contains(MsFlags::MS_RDONLY) {
+    if !pure_v2 && plan.flags.contains(MsFlags::MS_RDONLY) {
         let target = reopen(root, dest)?;
         remount_bind(&fd_path(&target), MsFlags::MS_RDONLY)?;
     }
     Ok(())
+}
+
+/// The host directory of this process's cgroup in each hierarchy (controllers as in
+/// /proc/self/cgroup, "" for cgroup2), from the host's mounts.
+fn own_cgroup_dirs() -> Result<Vec<(String, std::path::PathBuf)>> {
+    use crate::cgroups::Layout;
+    let raw = std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
+    let layout = Layout::detect()?;
+    let mut dirs = Vec::new();
+    for line in raw.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let mount = match &layout {
+            Layout::V2 { mount } if controllers.is_empty() => Some(mount),
+            Layout::V1 { unified, .. } if controllers.is_empty() => unified.as_ref(),
+            Layout::V1 { hierarchies, .. } => hierarchies
+                .iter()
+                .find(|(names, _)| {
+                    names.join(",") == controllers || names.iter().any(|n| n == controllers)
+                })
+                .map(|(_, mount)| mount),
+            Layout::V2 { .. } => None,
+        };
+        if let Some(mount) = mount {
+            let inner = path
+                .strip_prefix(mount.root.as_str())
+                .unwrap_or(path)
+                .trim_start_matches('/');
+            dirs.push((controllers.to_owned(), mount.point.join(inner)));
+        }
+    }
+    Ok(dirs)
 }
 
 /// Controllers of each hierarchy in /proc/self/cgroup, "" standing for the unified

@@ -41,6 +41,14 @@ pub fn open_in_root(root: impl AsFd, path: &Path, extra: OFlag) -> nix::Result<O
     openat2(root, &relative(path), how(OFlag::O_PATH | extra))
 }
 
+/// Whether `path` inside `root` is reached through a symlink (a missing path is not).
+pub fn through_symlink(root: impl AsFd, path: &Path) -> bool {
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS);
+    matches!(openat2(root, &relative(path), how), Err(Errno::ELOOP))
+}
+
 /// Create every missing directory of `path` inside `root` and return a handle on the last.
 /// A dangling symlink on the way (`evil -> /somewhere`) has its target made inside the
 /// root, which is where the kernel will resolve it for the container.

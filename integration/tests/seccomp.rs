@@ -1,0 +1,327 @@
+//! linux.seccomp, tested from inside the container: every action observed (errno value,
+//! SIGSYS, ENOSYS from TRACE without a tracer, the notify listener), argument filters
+//! that match exactly, the x86 ABI through `int 0x80`, podman's real default profile,
+//! and the filter going in late enough that the runtime's own syscalls pass.
+
+use integration::security::{
+    exit_with_i386_getpid, exit_with_syscall, install_program, podman_profile,
+};
+use integration::{spec, Container};
+use serde_json::{json, Value};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixListener;
+
+/// 128 + SIGSYS: how the shell reports a child killed by seccomp.
+const SIGSYS_EXIT: &str = "rc=159";
+
+fn allow_all_but(rules: Value) -> Value {
+    json!({ "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": rules })
+}
+
+fn with_profile(name: &str, profile: Value) -> Container {
+    let mut c = Container::new(name);
+    c.config["linux"]["seccomp"] = profile;
+    c
+}
+
+#[test]
+fn errno_action_returns_errno_ret() {
+    let mut c = with_profile(
+        "scerrno",
+        allow_all_but(
+            json!([{ "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 95 }]),
+        ),
+    );
+    let out = c.sh_ok("mkdir /tmp/x 2>&1; echo rc=$?; touch /tmp/y && echo touched");
+    assert!(
+        out.contains("not supported") && out.contains("rc=1"),
+        "{out}"
+    );
+    assert!(out.contains("touched"), "{out}");
+}
+
+#[test]
+fn errno_action_defaults_to_eperm() {
+    let mut c = with_profile(
+        "scerrnodef",
+        allow_all_but(json!([{ "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO" }])),
+    );
+    let out = c.sh_ok("mkdir /tmp/x 2>&1; echo rc=$?");
+    assert!(out.contains("Operation not permitted"), "{out}");
+}
+
+#[test]
+fn kill_and_trap_actions_end_with_sigsys() {
+    for action in [
+        "SCMP_ACT_KILL",
+        "SCMP_ACT_KILL_THREAD",
+        "SCMP_ACT_KILL_PROCESS",
+        "SCMP_ACT_TRAP",
+    ] {
+        let mut c = with_profile(
+            "sckill",
+            allow_all_but(json!([{ "names": ["mkdir", "mkdirat"], "action": action }])),
+        );
+        // A child shell: busybox runs mkdir inside the shell that calls it (and every
+        // busybox process calls uname at start-up, static glibc).
+        let out = c.sh_ok("sh -c 'mkdir /tmp/k'; echo rc=$?; echo alive");
+        assert!(
+            out.contains(SIGSYS_EXIT) && out.contains("alive"),
+            "{action}: {out}"
+        );
+    }
+}
+
+#[test]
+fn trace_without_tracer_is_enosys_and_log_allows() {
+    let mut c = with_profile(
+        "sctrace",
+        allow_all_but(json!([
+            { "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_TRACE", "errnoRet": 7 },
+            { "names": ["uname"], "action": "SCMP_ACT_LOG" }
+        ])),
+    );
+    let out = c.sh_ok("mkdir /tmp/x 2>&1; echo rc=$?; uname");
+    assert!(
+        out.contains("Function not implemented") && out.contains("rc=1"),
+        "{out}"
+    );
+    assert!(out.ends_with("Linux\n"), "{out}");
+}
+
+#[test]
+fn argument_filters_match_exactly() {
+    // busybox dd moves its output to fd 1 and writes `bs` bytes per block.
+    let mut c = with_profile(
+        "scargs",
+        allow_all_but(json!([
+            // Two arguments: both must hold.
+            { "names": ["write"], "action": "SCMP_ACT_ERRNO", "errnoRet": 18,
+              "args": [{ "index": 0, "value": 1, "op": "SCMP_CMP_EQ" },
+                       { "index": 2, "value": 1000, "op": "SCMP_CMP_EQ" }] },
+            { "names": ["write"], "action": "SCMP_ACT_ERRNO", "errnoRet": 18,
+              "args": [{ "index": 2, "value": 5000, "op": "SCMP_CMP_GT" }] },
+            // (count & 0xff) == 0x7b
+            { "names": ["write"], "action": "SCMP_ACT_ERRNO", "errnoRet": 18,
+              "args": [{ "index": 2, "value": 255, "valueTwo": 123, "op": "SCMP_CMP_MASKED_EQ" }] },
+            // The same argument twice: either (as runc).
+            { "names": ["write"], "action": "SCMP_ACT_ERRNO", "errnoRet": 18,
+              "args": [{ "index": 2, "value": 2001, "op": "SCMP_CMP_EQ" },
+                       { "index": 2, "value": 2002, "op": "SCMP_CMP_EQ" }] }
+        ])),
+    );
+    let script = "for bs in 1000 999 1001 5000 5001 379 380 2001 2002 2003; do \
+        if dd if=/dev/zero bs=$bs count=1 2>/dev/null >/dev/null; then echo $bs:ok; else echo $bs:denied; fi; done; \
+        dd if=/dev/zero bs=1000 count=1 of=/tmp/f 2>/dev/null; echo fd3:$?";
+    let out = c.sh_ok(script);
+    // dd with of= writes to fd 1 too (busybox moves it there): 1000 is denied either way.
+    assert_eq!(
+        out,
+        "1000:denied\n999:ok\n1001:ok\n5000:ok\n5001:denied\n379:denied\n380:ok\n2001:denied\n2002:denied\n2003:ok\nfd3:1\n",
+    );
+    let mut c = with_profile(
+        "scargs2",
+        allow_all_but(json!([
+            { "names": ["write"], "action": "SCMP_ACT_ERRNO", "errnoRet": 18,
+              "args": [{ "index": 0, "value": 2, "op": "SCMP_CMP_EQ" },
+                       { "index": 2, "value": 1000, "op": "SCMP_CMP_EQ" }] },
+            { "names": ["read"], "action": "SCMP_ACT_ERRNO", "errnoRet": 18,
+              "args": [{ "index": 2, "value": 100, "op": "SCMP_CMP_LT" }] },
+            { "names": ["read"], "action": "SCMP_ACT_ERRNO", "errnoRet": 18,
+              "args": [{ "index": 2, "value": 4000, "op": "SCMP_CMP_GE" },
+                       { "index": 0, "value": 0, "op": "SCMP_CMP_EQ" }] },
+            { "names": ["read"], "action": "SCMP_ACT_ERRNO", "errnoRet": 18,
+              "args": [{ "index": 2, "value": 250, "op": "SCMP_CMP_LE" },
+                       { "index": 0, "value": 0, "op": "SCMP_CMP_NE" }] }
+        ])),
+    );
+    let out = c.sh_ok(
+        "for bs in 1000 99 100 200 3999 4000; do \
+         if dd if=/dev/zero bs=$bs count=1 2>/dev/null >/dev/null; then echo $bs:ok; else echo $bs:denied; fi; done",
+    );
+    // write(1, .., 1000) is not write(2, ..); dd reads from fd 0, so the LE 250 rule
+    // (fd != 0) never matches.
+    assert_eq!(
+        out,
+        "1000:ok\n99:denied\n100:ok\n200:ok\n3999:ok\n4000:denied\n"
+    );
+}
+
+#[test]
+fn x86_abi_follows_the_arch_map() {
+    let rule = json!([{ "names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 42 }]);
+    // With SCMP_ARCH_X86 in the profile, int 0x80 getpid gets the rule: exit(-42) = 214.
+    let mut c = with_profile("scx86", allow_all_but(rule.clone()));
+    install_program(
+        &c.rootfs.join("bin/i386getpid"),
+        &exit_with_i386_getpid(),
+        0o755,
+    );
+    assert!(c.sh_ok("/bin/i386getpid; echo rc=$?").contains("rc=214"));
+    // Without it, the 32-bit ABI is a bad architecture: killed with SIGSYS.
+    let mut c = with_profile(
+        "scx86bad",
+        json!({ "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"], "syscalls": rule }),
+    );
+    install_program(
+        &c.rootfs.join("bin/i386getpid"),
+        &exit_with_i386_getpid(),
+        0o755,
+    );
+    let out = c.sh_ok("/bin/i386getpid; echo rc=$?");
+    assert!(out.contains(SIGSYS_EXIT), "{out}");
+}
+
+#[test]
+fn podman_default_profile() {
+    let caps = spec::DEFAULT_CAPS;
+    let mut c = with_profile("scpodman", podman_profile(caps));
+    install_program(
+        &c.rootfs.join("bin/i386getpid"),
+        &exit_with_i386_getpid(),
+        0o755,
+    );
+    // add_key (248) is not in the profile: the default action, ERRNO ENOSYS (exit 218).
+    install_program(&c.rootfs.join("bin/addkey"), &exit_with_syscall(248), 0o755);
+    let out = c.sh_ok(
+        "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; ls / >/dev/null && echo ls-ok; \
+         /bin/addkey; echo add_key=$?; hostname newname 2>&1; /bin/i386getpid; echo i386=$?",
+    );
+    assert!(
+        out.contains("Seccomp:\t2") && out.contains("NoNewPrivs:\t1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ls-ok") && out.contains("add_key=218"),
+        "{out}"
+    );
+    // sethostname without CAP_SYS_ADMIN: the profile's EPERM rule.
+    assert!(
+        out.contains("hostname: sethostname: Operation not permitted"),
+        "{out}"
+    );
+    // getpid through int 0x80 is allowed by the x86 rules: the shell's child pid, not an error.
+    assert!(
+        !out.contains("i386=159") && !out.contains("i386=218"),
+        "{out}"
+    );
+}
+
+#[test]
+fn podman_profile_without_no_new_privileges() {
+    // docker's and podman's default: nnp false with seccomp (the filter goes in while
+    // init still has CAP_SYS_ADMIN).
+    let mut c = with_profile("scnnpfalse", podman_profile(spec::DEFAULT_CAPS));
+    c.config["process"]["noNewPrivileges"] = json!(false);
+    c.config["process"]["user"] = json!({ "uid": 1000, "gid": 1000 });
+    let out = c.sh_ok("grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; id -u");
+    assert_eq!(out, "NoNewPrivs:\t0\nSeccomp:\t2\n1000\n");
+}
+
+#[test]
+fn runtime_syscalls_are_not_filtered() {
+    // The filter denies what the runtime itself needs (mounts, pivot_root, hostname,
+    // credentials): installed just before execve, the container still starts.
+    let mut c = with_profile(
+        "sclate",
+        allow_all_but(json!([{
+            "names": ["mount", "umount2", "pivot_root", "sethostname", "setgroups", "setresuid",
+                      "setresgid", "capset", "prctl", "chdir", "openat2", "close_range", "keyctl"],
+            "action": "SCMP_ACT_ERRNO", "errnoRet": 1
+        }])),
+    );
+    let out = c.sh_ok("hostname; hostname other 2>&1; grep Seccomp: /proc/self/status");
+    assert!(out.starts_with("patina-test\n"), "{out}");
+    assert!(
+        out.contains("Operation not permitted") && out.contains("Seccomp:\t2"),
+        "{out}"
+    );
+}
+
+const NOTIF_RECV: libc::c_ulong = 0xc050_2100;
+const NOTIF_SEND: libc::c_ulong = 0xc018_2101;
+
+/// Accept one listener connection: the state JSON and the seccomp fd.
+fn accept_listener(listener: &UnixListener) -> (Value, OwnedFd) {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let (stream, _) = listener.accept().expect("runtime connects to listenerPath");
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::empty(),
+    )
+    .expect("recvmsg");
+    let fd = msg
+        .cmsgs()
+        .unwrap()
+        .find_map(|c| match c {
+            ControlMessageOwned::ScmRights(f) => f.first().copied(),
+            _ => None,
+        })
+        .expect("an fd attached");
+    let n = msg.bytes;
+    let doc = serde_json::from_slice(&buf[..n]).expect("state JSON");
+    // SAFETY: the fd just arrived through SCM_RIGHTS and is ours.
+    (doc, unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Answer every notification with EXDEV until the fd goes quiet.
+fn answer_with_exdev(fd: &OwnedFd) -> usize {
+    let mut answered = 0;
+    loop {
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, 10_000) } <= 0 || pfd.revents & libc::POLLIN == 0 {
+            return answered;
+        }
+        let mut notif = [0u8; 80];
+        // SAFETY: the buffer has the size of struct seccomp_notif.
+        if unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_RECV, notif.as_mut_ptr()) } != 0 {
+            return answered;
+        }
+        let mut resp = [0u8; 24];
+        resp[..8].copy_from_slice(&notif[..8]); // id
+        resp[16..20].copy_from_slice(&(-libc::EXDEV).to_le_bytes()); // error
+                                                                     // SAFETY: the buffer has the size of struct seccomp_notif_resp.
+        unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_SEND, resp.as_ptr()) };
+        answered += 1;
+    }
+}
+
+#[test]
+fn notify_sends_fd_and_state_to_listener() {
+    let mut c = Container::new("scnotify");
+    let sock = c.path("listener.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    c.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock, "listenerMetadata": "test-metadata",
+        "syscalls": [{ "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY" }]
+    });
+    let agent = std::thread::spawn(move || {
+        let (doc, fd) = accept_listener(&listener);
+        let answered = answer_with_exdev(&fd);
+        (doc, answered)
+    });
+    let out = c.sh_ok("mkdir /tmp/x 2>&1; echo rc=$?");
+    let (doc, answered) = agent.join().unwrap();
+    assert!(
+        out.contains("Invalid cross-device link") && out.contains("rc=1"),
+        "{out}"
+    );
+    assert!(answered >= 1);
+    assert_eq!(doc["fds"], json!(["seccompFd"]), "{doc}");
+    assert_eq!(doc["metadata"], "test-metadata", "{doc}");
+    assert!(doc["pid"].as_i64().unwrap() > 0, "{doc}");
+    assert_eq!(doc["state"]["id"], c.id.as_str(), "{doc}");
+}

@@ -1,0 +1,158 @@
+//! Bad security input fails `create` with one clear line and leaves nothing behind;
+//! and the process attributes (personality, scheduler, I/O priority, LSM labels).
+
+use integration::{is_runc, Container, Output};
+use serde_json::json;
+
+#[track_caller]
+fn rejected(c: &Container, out: &Output, keys: &[&str]) {
+    out.assert_failed();
+    assert!(
+        c.state().is_none(),
+        "container exists after a failed create"
+    );
+    if !is_runc() {
+        let lines = out.stderr_lines();
+        assert_eq!(lines.len(), 1, "expected one error line: {:?}", out.stderr);
+        for k in keys {
+            assert!(
+                lines[0].contains(k),
+                "{:?} does not mention {k:?}",
+                lines[0]
+            );
+        }
+    }
+}
+
+fn seccomp_with(rule: serde_json::Value) -> serde_json::Value {
+    json!({ "defaultAction": "SCMP_ACT_ALLOW", "syscalls": [rule] })
+}
+
+#[test]
+fn seccomp_unknown_action() {
+    let mut c = Container::new("badaction");
+    c.config["linux"]["seccomp"] =
+        seccomp_with(json!({ "names": ["read"], "action": "SCMP_ACT_BOGUS" }));
+    let out = c.create();
+    rejected(&c, &out, &["SCMP_ACT_BOGUS"]);
+}
+
+#[test]
+fn seccomp_unknown_operator() {
+    let mut c = Container::new("badop");
+    c.config["linux"]["seccomp"] =
+        seccomp_with(json!({ "names": ["read"], "action": "SCMP_ACT_ERRNO",
+        "args": [{ "index": 0, "value": 1, "op": "SCMP_CMP_SOMETIMES" }] }));
+    let out = c.create();
+    rejected(&c, &out, &["SCMP_CMP_SOMETIMES"]);
+}
+
+#[test]
+fn seccomp_more_than_six_args() {
+    let mut c = Container::new("sevenargs");
+    let args: Vec<_> = (0..7)
+        .map(|i| json!({ "index": i % 6, "value": 1, "op": "SCMP_CMP_EQ" }))
+        .collect();
+    c.config["linux"]["seccomp"] =
+        seccomp_with(json!({ "names": ["read"], "action": "SCMP_ACT_ERRNO", "args": args }));
+    let out = c.create();
+    if is_runc() {
+        // runc 1.1.5 takes the seven (same-index conditions become separate rules).
+        out.assert_ok();
+    } else {
+        // beyond runc: a syscall has six arguments; a seventh condition is a mistake.
+        rejected(&c, &out, &["linux.seccomp.syscalls[0].args", "6"]);
+    }
+    let mut c = Container::new("argindex6");
+    c.config["linux"]["seccomp"] =
+        seccomp_with(json!({ "names": ["read"], "action": "SCMP_ACT_ERRNO",
+        "args": [{ "index": 6, "value": 1, "op": "SCMP_CMP_EQ" }] }));
+    let out = c.create();
+    rejected(&c, &out, &["linux.seccomp.syscalls[0].args[0].index"]);
+}
+
+#[test]
+fn invalid_capability_name() {
+    let mut c = Container::new("badcap");
+    c.config["process"]["capabilities"]["bounding"] = json!(["CAP_KILL", "CAP_FLY"]);
+    let out = c.create();
+    rejected(&c, &out, &["CAP_FLY", "line"]);
+}
+
+#[test]
+fn unknown_rlimit_type() {
+    let mut c = Container::new("badrlimit");
+    c.config["process"]["rlimits"] = json!([{ "type": "RLIMIT_WISHES", "soft": 3, "hard": 3 }]);
+    let out = c.create();
+    rejected(&c, &out, &["RLIMIT_WISHES"]);
+}
+
+#[test]
+fn non_namespaced_sysctl() {
+    let mut c = Container::new("badsysctl");
+    c.config["linux"]["sysctl"] = json!({ "kernel.panic": "1" });
+    let out = c.create();
+    rejected(&c, &out, &["linux.sysctl", "kernel.panic"]);
+}
+
+#[test]
+fn apparmor_profile_without_apparmor() {
+    if std::path::Path::new("/sys/module/apparmor").exists() {
+        return; // the host has AppArmor: nothing to refuse
+    }
+    let mut c = Container::new("apparmor");
+    c.config["process"]["apparmorProfile"] = json!("docker-default");
+    let out = c.run();
+    // A profile that cannot apply is an error, not a silent no-op (runc too).
+    rejected(
+        &c,
+        &out,
+        &["process.apparmorProfile", "AppArmor is not enabled"],
+    );
+}
+
+#[test]
+fn selinux_label_without_selinux() {
+    if std::path::Path::new("/sys/fs/selinux/enforce").exists() {
+        return;
+    }
+    let mut c = Container::new("selinux");
+    c.config["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0");
+    let out = c.run();
+    rejected(
+        &c,
+        &out,
+        &["process.selinuxLabel", "SELinux is not enabled"],
+    );
+}
+
+#[test]
+fn personality_linux32() {
+    let mut c = Container::new("personality");
+    c.config["linux"]["personality"] = json!({ "domain": "LINUX32" });
+    let machine = c.sh_ok("uname -m");
+    if is_runc() {
+        // runc 1.1.5 predates linux.personality (1.2): it ignores it.
+        assert_eq!(machine, "x86_64\n");
+    } else {
+        // beyond runc (1.1.5)
+        assert_eq!(machine, "i686\n");
+    }
+}
+
+#[test]
+fn scheduler_and_io_priority() {
+    let mut c = Container::new("sched");
+    std::os::unix::fs::symlink("busybox", c.rootfs.join("bin/ionice")).unwrap();
+    c.config["process"]["scheduler"] = json!({ "policy": "SCHED_BATCH", "nice": 7 });
+    c.config["process"]["ioPriority"] = json!({ "class": "IOPRIO_CLASS_IDLE", "priority": 0 });
+    // /proc/self/stat fields 19 (nice) and 41 (policy: 3 = SCHED_BATCH).
+    let out = c.sh_ok("cut -d' ' -f19,41 /proc/self/stat; ionice");
+    if is_runc() {
+        // runc 1.1.5 predates process.scheduler and ioPriority (1.2): it ignores them.
+        assert!(out.starts_with("0 0\n"), "{out}");
+    } else {
+        // beyond runc (1.1.5)
+        assert_eq!(out, "7 3\nidle\n");
+    }
+}
