@@ -198,9 +198,23 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
         cmd
     }
 
+    /// `tasks exec` gets `--fifo-dir` in our dir (ctr's default is /run/containerd/fifo).
+    fn with_fifo_dir(&self, args: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = args.to_vec();
+        if args.len() >= 2
+            && (args[0] == "tasks" || args[0] == "task" || args[0] == "t")
+            && args[1] == "exec"
+        {
+            out.insert(2, "--fifo-dir".into());
+            out.insert(3, self.dir.join("fifo").to_string_lossy().into_owned());
+        }
+        out
+    }
+
     fn ctr_raw(&self, args: &[&str], stdin: Option<&[u8]>) -> Result<Output, String> {
         let mut cmd = self.ctr_command();
-        cmd.args(args);
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        cmd.args(self.with_fifo_dir(&args));
         match stdin {
             None => try_exec(&mut cmd, &self.dir, TIMEOUT),
             Some(data) => {
@@ -233,6 +247,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
             self.dir.join("runtime.toml").to_string_lossy().into_owned(),
             "--cgroup".into(),
             format!("{}/{id}", self.cgroup),
+            "--fifo-dir".into(),
+            self.dir.join("fifo").to_string_lossy().into_owned(),
         ]
     }
 
@@ -256,7 +272,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
     /// A shell command line for ctr (for `script`, which gives it a terminal).
     pub fn ctr_line(&self, argv: &[String]) -> String {
         let mut line = format!("ctr -a {} -n {NS}", self.address().display());
-        for a in argv {
+        for a in &self.with_fifo_dir(argv) {
             line.push_str(&format!(" '{}'", a.replace('\'', r"'\''")));
         }
         line

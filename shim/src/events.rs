@@ -5,6 +5,7 @@
 //! retries for a while (containerd may be restarting), then drops the event with a log.
 
 use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use crate::proto::{self, Any, Envelope, ForwardRequest, Message, Timestamp};
@@ -15,6 +16,7 @@ const SERVICE: &str = "containerd.services.events.ttrpc.v1.Events";
 pub struct Publisher {
     tx: Sender<Envelope>,
     namespace: String,
+    pending: Arc<(Mutex<usize>, Condvar)>,
 }
 
 /// A task event: its topic and type name (`containerd.events.<Name>`).
@@ -45,9 +47,12 @@ impl Publisher {
     /// Start the sending thread; with no address, events are only logged.
     pub fn new(address: Option<String>, namespace: &str) -> Publisher {
         let (tx, rx) = channel::<Envelope>();
+        let pending = Arc::new((Mutex::new(0usize), Condvar::new()));
+        let counter = pending.clone();
         crate::ttrpc::spawn("events", move || {
             let mut client: Option<Client> = None;
             for envelope in rx {
+                let _done = Done(&counter);
                 let Some(address) = address.as_deref() else {
                     continue;
                 };
@@ -89,7 +94,15 @@ impl Publisher {
         Publisher {
             tx,
             namespace: namespace.to_string(),
+            pending,
         }
+    }
+
+    /// Wait (at most `limit`) until every published event was sent.
+    pub fn flush(&self, limit: Duration) {
+        let (count, cond) = &*self.pending;
+        let guard = count.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = cond.wait_timeout_while(guard, limit, |n| *n > 0);
     }
 
     pub fn publish<E: Event>(&self, event: &E) {
@@ -100,6 +113,19 @@ impl Publisher {
             topic: E::TOPIC.to_string(),
             event: Some(Any::pack(E::NAME, event)),
         };
-        let _ = self.tx.send(envelope);
+        *self.pending.0.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        if self.tx.send(envelope).is_err() {
+            *self.pending.0.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        }
+    }
+}
+
+/// Counts an event out when its sending is over, however it ended.
+struct Done<'a>(&'a (Mutex<usize>, Condvar));
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        *self.0 .0.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        self.0 .1.notify_all();
     }
 }

@@ -105,7 +105,7 @@ impl Prepared {
             }
             if !paths.stdout.is_empty() {
                 let out = open_output(&paths.stdout)?;
-                relay_output(File::from(reader), out, io.drain.clone());
+                relay_output(reader, out, io.drain.clone());
             }
             *io.console.lock().unwrap_or_else(|p| p.into_inner()) = Some(master);
         }

@@ -15,7 +15,6 @@ static DEBUG: AtomicBool = AtomicBool::new(false);
 pub fn init(path: &std::path::Path, debug: bool) {
     DEBUG.store(debug, Ordering::Relaxed);
     let file = OpenOptions::new()
-        .write(true)
         .append(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)

@@ -1,21 +1,5 @@
-//! containerd-shim-patina-v2: containerd's runtime v2 shim for patina (see docs/shim.md).
-
-mod events;
-mod io;
-mod log;
-mod mount;
-mod options;
-mod process;
-mod proto;
-mod reaper;
-mod runtime;
-mod service;
-mod start;
-mod stats;
-mod ttrpc;
-
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+//! containerd-shim-patina-v2 (see docs/shim.md): everything is in the library.
 
 fn main() {
-    std::process::exit(start::main());
+    std::process::exit(containerd_shim_patina::start::main());
 }

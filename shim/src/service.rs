@@ -92,8 +92,9 @@ impl Handler for Service {
         }
     }
 
-    fn after_response(&self) {
-        if self.exiting.load(Ordering::SeqCst) {
+    fn after_response(&self, method: &str) {
+        if method == "Shutdown" && self.exiting.load(Ordering::SeqCst) {
+            self.publisher.flush(Duration::from_secs(5));
             let _ = std::fs::remove_file(&self.socket);
             crate::log::info("shutdown");
             std::process::exit(0);

@@ -101,8 +101,9 @@ pub fn read_frame(r: &mut impl Read) -> io::Result<Option<(u32, u8, Vec<u8>)>> {
 /// What serves requests: `(service, method, payload) -> response payload`.
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, service: &str, method: &str, payload: &[u8]) -> RpcResult<Vec<u8>>;
-    /// Called after each response was written (the shim exits here after Shutdown).
-    fn after_response(&self) {}
+    /// Called after the response to `method` was written (the shim exits here after
+    /// Shutdown).
+    fn after_response(&self, _method: &str) {}
 }
 
 /// Accept connections until the listener fails; each one is served on its own thread.
@@ -131,8 +132,12 @@ fn serve_conn(conn: UnixStream, handler: Arc<dyn Handler>) -> io::Result<()> {
         }
         let (handler, writer) = (handler.clone(), writer.clone());
         spawn("ttrpc-req", move || {
+            let mut method = String::new();
             let response = match Request::decode(&payload) {
-                Ok(req) => match handler.handle(&req.service, &req.method, &req.payload) {
+                Ok(req) => match handler
+                    .handle(&req.service, &req.method, &req.payload)
+                    .inspect(|_| method = req.method.clone())
+                {
                     Ok(payload) => Response {
                         status: None,
                         payload,
@@ -160,7 +165,7 @@ fn serve_conn(conn: UnixStream, handler: Arc<dyn Handler>) -> io::Result<()> {
                 crate::log::debug(&format!("write ttrpc response: {e}"));
             }
             drop(w);
-            handler.after_response();
+            handler.after_response(&method);
         });
     }
     Ok(())
