@@ -29,10 +29,12 @@ down)
   if [ -f "$dir/pid" ]; then
     pid=$(cat "$dir/pid")
     kill "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    kill -9 "$pid" 2>/dev/null || true
+    sleep 0.2
   fi
   # snapshots and the like mounted by containerd under root
-  grep " $dir/" /proc/self/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l
-  rm -rf "$dir"
+  { grep " $dir/" /proc/self/mounts || true; } | awk '{print $2}' | sort -r | xargs -r -n1 umount -l
+  rm -rf "$dir" || { sleep 1; rm -rf "$dir"; }
   ;;
 esac
