@@ -296,3 +296,39 @@ fn shim_killed_leaves_nothing_after_containerd_cleans_up() {
     assert!(!runtime_state.exists());
     assert!(children_named("sleep").is_empty());
 }
+
+#[test]
+fn shim_serves_a_group_of_containers_from_one_process() {
+    let c = Containerd::start("group");
+    let group = "io.containerd.runc.v2.group=pod1";
+    c.run(&["-d", "--annotation", group], "g1", &["sleep", "1000"])
+        .assert_ok();
+    c.run(&["-d", "--annotation", group], "g2", &["sleep", "1000"])
+        .assert_ok();
+    c.run(&["-d"], "solo", &["sleep", "1000"]).assert_ok();
+    assert_eq!(
+        c.shim_pids().len(),
+        2,
+        "one shim for the group, one for solo"
+    );
+    for id in ["g1", "g2", "solo"] {
+        assert_eq!(status(&c, id), "RUNNING");
+        c.ctr(&["tasks", "kill", "-s", "SIGKILL", id]).assert_ok();
+        assert!(
+            wait_for(Duration::from_secs(10), || (status(&c, id) == "STOPPED")
+                .then_some(()))
+            .is_some()
+        );
+        c.ctr(&["tasks", "delete", id]).assert_ok();
+        c.ctr(&["containers", "delete", id]).assert_ok();
+        if id == "g1" {
+            // The group's shim stays for g2.
+            assert_eq!(c.shim_pids().len(), 2);
+        }
+    }
+    assert!(wait_for(Duration::from_secs(5), || c
+        .shim_pids()
+        .is_empty()
+        .then_some(()))
+    .is_some());
+}
