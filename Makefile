@@ -1,7 +1,7 @@
 # Fresh Debian machine, as root: `make demo` runs a real container; `make test` runs every test.
 SHELL := /bin/bash
 CARGO ?= cargo
-APT_LISTS := .ci/apt-packages.txt $(wildcard integration/apt-packages.txt imagetool/apt-packages.txt)
+APT_LISTS := .ci/apt-packages.txt $(wildcard integration/apt-packages.txt imagetool/apt-packages.txt shim/apt-packages.txt)
 
 .PHONY: deps build demo test lint unit integration integration-runc engines engines-runc test-vm bench clean
 
@@ -28,8 +28,8 @@ unit: deps
 	$(CARGO) test --workspace --exclude integration
 
 integration: deps
-	$(CARGO) build -p patina
-	$(CARGO) test -p integration 
+	$(CARGO) build -p patina -p containerd-shim-patina
+	$(CARGO) test -p integration
 
 # The same suite against Debian's runc: tests where patina goes beyond runc say so.
 integration-runc: deps

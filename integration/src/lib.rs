@@ -23,6 +23,7 @@
 
 pub mod console;
 pub mod container;
+pub mod containerd;
 pub mod procfs;
 pub mod rootfs;
 pub mod runtime;

@@ -1,0 +1,178 @@
+//! Runtime options: containerd's runc `Options` (`containerd.runc.v1.Options`, what CRI
+//! sends for runc-type runtimes) and `runtimeoptions.v1.Options` (what `ctr
+//! --runtime-config-path` and CRI send for other runtimes: a TOML file or body with the
+//! same keys as runc's options, e.g. `BinaryName = "/usr/sbin/runc"`).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::proto::{Any, Message, RuncOptions, RuntimeOptions};
+
+/// What the shim needs to drive the runtime; saved in the bundle so that `delete` after a
+/// lost shim drives the same binary with the same root.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Options {
+    /// the runtime binary (runc's CLI); empty: `patina` next to the shim, else on PATH
+    pub binary_name: String,
+    /// the runtime's --root; empty: `<containerd state>/patina/<namespace>`
+    pub root: String,
+    pub systemd_cgroup: bool,
+    pub no_pivot_root: bool,
+    pub no_new_keyring: bool,
+    pub shim_cgroup: String,
+    pub io_uid: u32,
+    pub io_gid: u32,
+}
+
+pub const RUNC_OPTIONS: &str = "containerd.runc.v1.Options";
+pub const RUNTIME_OPTIONS: &str = "runtimeoptions.v1.Options";
+
+impl Options {
+    /// Decode the options containerd sent (None/empty: defaults).
+    pub fn from_any(any: Option<&Any>) -> Result<Options, String> {
+        let Some(any) = any.filter(|a| !a.type_url.is_empty() || !a.value.is_empty()) else {
+            return Ok(Options::default());
+        };
+        let name = any.type_url.rsplit('/').next().unwrap_or_default();
+        match name {
+            RUNC_OPTIONS => {
+                let o =
+                    RuncOptions::decode(&any.value).map_err(|e| format!("decode {name}: {e}"))?;
+                Ok(Options {
+                    binary_name: o.binary_name,
+                    root: o.root,
+                    systemd_cgroup: o.systemd_cgroup,
+                    no_pivot_root: o.no_pivot_root,
+                    no_new_keyring: o.no_new_keyring,
+                    shim_cgroup: o.shim_cgroup,
+                    io_uid: o.io_uid,
+                    io_gid: o.io_gid,
+                })
+            }
+            RUNTIME_OPTIONS => {
+                let o = RuntimeOptions::decode(&any.value)
+                    .map_err(|e| format!("decode {name}: {e}"))?;
+                let body = if !o.config_body.is_empty() {
+                    String::from_utf8_lossy(&o.config_body).into_owned()
+                } else if !o.config_path.is_empty() {
+                    std::fs::read_to_string(&o.config_path)
+                        .map_err(|e| format!("read runtime config {}: {e}", o.config_path))?
+                } else {
+                    String::new()
+                };
+                Options::from_toml(&body)
+            }
+            other => Err(format!("unsupported runtime options type {other:?}")),
+        }
+    }
+
+    /// The keys of runc's options in a flat TOML document (`Key = "value"` / `true`).
+    pub fn from_toml(body: &str) -> Result<Options, String> {
+        let mut o = Options::default();
+        for (n, line) in body.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or_default().trim();
+            if line.is_empty() || line.starts_with('[') {
+                continue;
+            }
+            let Some((key, value)) = line.split_once('=') else {
+                return Err(format!(
+                    "runtime config line {}: expected key = value",
+                    n + 1
+                ));
+            };
+            let value = value.trim();
+            let text = value.trim_matches(|c| c == '"' || c == '\'').to_string();
+            let flag = value == "true";
+            match key.trim() {
+                "BinaryName" => o.binary_name = text,
+                "Root" => o.root = text,
+                "SystemdCgroup" => o.systemd_cgroup = flag,
+                "NoPivotRoot" => o.no_pivot_root = flag,
+                "NoNewKeyring" => o.no_new_keyring = flag,
+                "ShimCgroup" => o.shim_cgroup = text,
+                "IoUid" => o.io_uid = text.parse().map_err(|_| format!("IoUid {text:?}"))?,
+                "IoGid" => o.io_gid = text.parse().map_err(|_| format!("IoGid {text:?}"))?,
+                _ => {}
+            }
+        }
+        Ok(o)
+    }
+
+    /// The runtime binary to run.
+    pub fn binary(&self) -> PathBuf {
+        if !self.binary_name.is_empty() {
+            return PathBuf::from(&self.binary_name);
+        }
+        if let Some(dir) = std::env::current_exe()
+            .ok()
+            .as_deref()
+            .and_then(Path::parent)
+        {
+            let next = dir.join("patina");
+            if next.exists() {
+                return next;
+            }
+        }
+        PathBuf::from("patina")
+    }
+
+    /// The runtime's --root: `Root/<ns>` as runc's shim does, else beside containerd's
+    /// task state (`<state>/io.containerd.runtime.v2.task/<ns>/<id>` is the bundle).
+    pub fn root_dir(&self, bundle: &Path, namespace: &str) -> PathBuf {
+        if !self.root.is_empty() {
+            return Path::new(&self.root).join(namespace);
+        }
+        match bundle.ancestors().nth(3) {
+            Some(state)
+                if bundle
+                    .ancestors()
+                    .nth(2)
+                    .is_some_and(|p| p.ends_with("io.containerd.runtime.v2.task")) =>
+            {
+                state.join("patina").join(namespace)
+            }
+            _ => Path::new("/run/containerd/patina").join(namespace),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtimeoptions_toml() {
+        let body = "# c\nBinaryName = \"/usr/sbin/runc\"\nSystemdCgroup = true\n[x]\nRoot='/r'\n";
+        let ro = RuntimeOptions {
+            config_body: body.as_bytes().to_vec(),
+            ..Default::default()
+        };
+        let any = Any::pack("runtimeoptions.v1.Options", &ro);
+        let o = Options::from_any(Some(&any)).unwrap();
+        assert_eq!(o.binary_name, "/usr/sbin/runc");
+        assert!(o.systemd_cgroup);
+        assert_eq!(o.root, "/r");
+    }
+
+    #[test]
+    fn runc_options() {
+        let ro = RuncOptions {
+            binary_name: "runc".into(),
+            root: "/x".into(),
+            ..Default::default()
+        };
+        let any = Any::pack("containerd.runc.v1.Options", &ro);
+        assert_eq!(Options::from_any(Some(&any)).unwrap().binary_name, "runc");
+        assert!(Options::from_any(Some(&Any::pack("foo.Bar", &ro))).is_err());
+    }
+
+    #[test]
+    fn root_beside_state() {
+        let b = Path::new("/s/io.containerd.runtime.v2.task/default/c1");
+        assert_eq!(
+            Options::default().root_dir(b, "default"),
+            Path::new("/s/patina/default")
+        );
+    }
+}

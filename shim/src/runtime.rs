@@ -1,0 +1,199 @@
+//! Driving the runtime binary through runc's CLI (`patina` by default, or the runc
+//! Options' `BinaryName`, e.g. Debian's runc).
+//!
+//! Why exec and not the library: `patina::container::create` clones init with a raw
+//! clone(2) from the calling process, which is only safe single-threaded, and the shim
+//! serves ttrpc on threads; patina is a static binary that starts in about 2.5 ms, which
+//! is small against containerd's own work per task, and the same code path then drives
+//! runc. Every command's exit is taken through the reaper (the shim is a subreaper); the
+//! container's init and exec'd processes stay behind as the shim's children.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use crate::io::Prepared;
+use crate::options::Options;
+use crate::reaper::Reaper;
+
+pub struct Runtime {
+    pub binary: PathBuf,
+    pub root: PathBuf,
+    log: PathBuf,
+    opts: Options,
+    reaper: Arc<Reaper>,
+}
+
+impl Runtime {
+    pub fn new(opts: &Options, bundle: &Path, namespace: &str, reaper: Arc<Reaper>) -> Runtime {
+        Runtime {
+            binary: opts.binary(),
+            root: opts.root_dir(bundle, namespace),
+            log: bundle.join("log.json"),
+            opts: opts.clone(),
+            reaper,
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--root")
+            .arg(&self.root)
+            .arg("--log")
+            .arg(&self.log)
+            .args(["--log-format", "json"]);
+        if self.opts.systemd_cgroup {
+            cmd.arg("--systemd-cgroup");
+        }
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    }
+
+    /// Run `cmd` to its end; a failure carries the runtime's last logged error.
+    fn run(&self, op: &str, mut cmd: Command) -> Result<(), String> {
+        let before = std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0);
+        let exit = self.reaper.run(&mut cmd).map_err(|e| {
+            format!(
+                "{} {op}: start {}: {e}",
+                self.binary.display(),
+                self.binary.display()
+            )
+        })?;
+        drop(cmd);
+        if exit.status == 0 {
+            return Ok(());
+        }
+        let why = self
+            .last_error(before)
+            .unwrap_or_else(|| format!("exit status {}", exit.status));
+        Err(format!("{} {op}: {why}", self.binary.display()))
+    }
+
+    fn last_error(&self, from: u64) -> Option<String> {
+        let text = std::fs::read(&self.log).ok()?;
+        let text = String::from_utf8_lossy(text.get(from as usize..)?).into_owned();
+        let mut last = None;
+        for line in text.lines() {
+            match serde_json::from_str::<serde_json::Value>(line) {
+                Ok(v) if v["level"] == "error" || v["level"] == "fatal" => {
+                    last = v["msg"].as_str().map(str::to_string);
+                }
+                Ok(_) => {}
+                Err(_) if !line.trim().is_empty() => last = Some(line.to_string()),
+                Err(_) => {}
+            }
+        }
+        last
+    }
+
+    pub fn create(
+        &self,
+        id: &str,
+        bundle: &Path,
+        pid_file: &Path,
+        io: &mut Prepared,
+    ) -> Result<(), String> {
+        let mut args = vec!["create", "--bundle"];
+        let bundle = bundle.to_string_lossy();
+        let pid_file = pid_file.to_string_lossy();
+        args.extend([bundle.as_ref(), "--pid-file", pid_file.as_ref()]);
+        let console = io.console_path().map(|p| p.to_string_lossy().into_owned());
+        if let Some(c) = console.as_deref() {
+            args.extend(["--console-socket", c]);
+        }
+        if self.opts.no_pivot_root {
+            args.push("--no-pivot");
+        }
+        if self.opts.no_new_keyring {
+            args.push("--no-new-keyring");
+        }
+        args.push(id);
+        let mut cmd = self.command(&args);
+        io.apply(&mut cmd);
+        self.run("create", cmd)
+    }
+
+    pub fn exec(
+        &self,
+        id: &str,
+        process: &Path,
+        pid_file: &Path,
+        io: &mut Prepared,
+    ) -> Result<(), String> {
+        let process = process.to_string_lossy();
+        let pid_file = pid_file.to_string_lossy();
+        let mut args = vec![
+            "exec",
+            "--process",
+            process.as_ref(),
+            "--detach",
+            "--pid-file",
+            pid_file.as_ref(),
+        ];
+        let console = io.console_path().map(|p| p.to_string_lossy().into_owned());
+        if let Some(c) = console.as_deref() {
+            args.extend(["--console-socket", c]);
+        }
+        args.push(id);
+        let mut cmd = self.command(&args);
+        io.apply(&mut cmd);
+        self.run("exec", cmd)
+    }
+
+    pub fn start(&self, id: &str) -> Result<(), String> {
+        self.run("start", self.command(&["start", id]))
+    }
+
+    pub fn kill(&self, id: &str, signal: u32, all: bool) -> Result<(), String> {
+        let sig = signal.to_string();
+        let mut args = vec!["kill"];
+        if all {
+            args.push("--all");
+        }
+        args.extend([id, sig.as_str()]);
+        self.run("kill", self.command(&args))
+    }
+
+    pub fn delete(&self, id: &str, force: bool) -> Result<(), String> {
+        let args: &[&str] = if force {
+            &["delete", "--force", id]
+        } else {
+            &["delete", id]
+        };
+        self.run("delete", self.command(args))
+    }
+
+    pub fn pause(&self, id: &str) -> Result<(), String> {
+        self.run("pause", self.command(&["pause", id]))
+    }
+
+    pub fn resume(&self, id: &str) -> Result<(), String> {
+        self.run("resume", self.command(&["resume", id]))
+    }
+
+    pub fn update(&self, id: &str, resources: &Path) -> Result<(), String> {
+        let r = resources.to_string_lossy();
+        self.run(
+            "update",
+            self.command(&["update", "--resources", r.as_ref(), id]),
+        )
+    }
+
+    /// `ps --format json`: the pids in the container.
+    pub fn ps(&self, id: &str) -> Result<Vec<u32>, String> {
+        let (r, w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe2: {e}"))?;
+        let mut cmd = self.command(&["ps", "--format", "json", id]);
+        cmd.stdout(w);
+        self.run("ps", cmd)?;
+        let mut out = String::new();
+        std::fs::File::from(r)
+            .read_to_string(&mut out)
+            .map_err(|e| format!("read ps output: {e}"))?;
+        serde_json::from_str(out.trim()).map_err(|e| format!("ps output {out:?}: {e}"))
+    }
+}
