@@ -1,8 +1,9 @@
 #!/bin/bash
 # containerd-shim-patina-v2 vs containerd-shim-runc-v2 under a private containerd 1.6:
 # N running containers (total RSS/PSS of the shims, shim processes), and the time of
-# `ctr run --rm IMAGE ID true` end to end. Both shims drive Debian's runc (patina refuses
-# containerd's linux.resources until cgroups land); SHIM_RUNTIME=... to change that.
+# `ctr run --rm IMAGE ID true` end to end: each stack as users run it, patina's shim
+# driving patina vs containerd-shim-runc-v2 driving Debian's runc. SHIM_RUNTIME and
+# RUNC_SHIM_RUNTIME change the runtime under each shim (e.g. both runc, to compare shims alone).
 # Usage: bench/shim.sh [N] [RUNS]     (as root; release build of the shim)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); repo=$(dirname "$here")
@@ -23,7 +24,8 @@ fi
 n=${1:-50} runs=${2:-20}
 release=$repo/target/x86_64-unknown-linux-gnu/release
 [ -x "$release/containerd-shim-patina-v2" ] || { echo "cargo build --release -p containerd-shim-patina first" >&2; exit 1; }
-runtime=${SHIM_RUNTIME:-/usr/sbin/runc}
+runtime=${SHIM_RUNTIME:-$release/patina}
+runc_runtime=${RUNC_SHIM_RUNTIME:-/usr/sbin/runc}
 dir=$(mktemp -d /tmp/pshim-bench-XXXX)
 cg=$(awk -F: '$2=="memory"{print $3}' /proc/self/cgroup)/patina-shim-bench
 cleanup() {
@@ -44,7 +46,7 @@ image=docker.io/library/busybox:latest
 flags() { # shim id
     case $1 in
     patina) echo "--runtime io.containerd.patina.v2 --runtime-config-path $dir/patina.toml --cgroup $cg/$2 --fifo-dir $dir/fifo" ;;
-    runc) echo "--runtime io.containerd.runc.v2 --runc-binary $runtime --runc-root $dir/runc-root --cgroup $cg/$2 --fifo-dir $dir/fifo" ;;
+    runc) echo "--runtime io.containerd.runc.v2 --runc-binary $runc_runtime --runc-root $dir/runc-root --cgroup $cg/$2 --fifo-dir $dir/fifo" ;;
     esac
 }
 
