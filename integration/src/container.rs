@@ -196,6 +196,33 @@ impl Container {
         self.bundle.to_string_lossy().into_owned()
     }
 
+    /// Asserts a clean rejection of bad input: a non-zero exit and no container left;
+    /// for patina also exactly one line on stderr that mentions every key.
+    #[track_caller]
+    pub fn assert_rejected(&self, out: &Output, keys: &[&str]) {
+        out.assert_failed();
+        assert!(
+            self.state().is_none(),
+            "container exists after a failed create"
+        );
+        if !crate::is_runc() {
+            let lines = out.stderr_lines();
+            assert_eq!(
+                lines.len(),
+                1,
+                "expected exactly one error line, got {:?}",
+                out.stderr
+            );
+            for k in keys {
+                assert!(
+                    lines[0].contains(k),
+                    "{:?} does not mention {k:?}",
+                    lines[0]
+                );
+            }
+        }
+    }
+
     /// Writes the config and runs `create --bundle <bundle> <id>` (plus `extra`
     /// options before the id). On success the container's pid is tracked.
     #[track_caller]

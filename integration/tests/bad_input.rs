@@ -7,31 +7,6 @@ use serde_json::json;
 use std::fs;
 
 /// Asserts a clean rejection. For patina, stderr must be one line containing every key.
-#[track_caller]
-fn rejected(c: &Container, out: &Output, keys: &[&str]) {
-    out.assert_failed();
-    assert!(
-        c.state().is_none(),
-        "container exists after a failed create"
-    );
-    if !is_runc() {
-        let lines = out.stderr_lines();
-        assert_eq!(
-            lines.len(),
-            1,
-            "expected exactly one error line, got {:?}",
-            out.stderr
-        );
-        for k in keys {
-            assert!(
-                lines[0].contains(k),
-                "error {:?} does not mention {k:?}",
-                lines[0]
-            );
-        }
-    }
-}
-
 fn create_in(c: &Container, bundle: &std::path::Path, id: &str) -> Output {
     c.rt(&["create", "--bundle", bundle.to_str().unwrap(), id])
 }
@@ -40,14 +15,14 @@ fn create_in(c: &Container, bundle: &std::path::Path, id: &str) -> Output {
 fn missing_bundle_dir() {
     let c = Container::new("nobundle");
     let out = create_in(&c, &c.path("no-such-bundle"), &c.id);
-    rejected(&c, &out, &["config.json"]);
+    c.assert_rejected(&out, &["config.json"]);
 }
 
 #[test]
 fn missing_config_json() {
     let c = Container::new("noconfig");
     let out = create_in(&c, &c.bundle, &c.id);
-    rejected(&c, &out, &["config.json"]);
+    c.assert_rejected(&out, &["config.json"]);
 }
 
 #[test]
@@ -59,7 +34,7 @@ fn malformed_json() {
     )
     .unwrap();
     let out = create_in(&c, &c.bundle, &c.id);
-    rejected(&c, &out, &["line", "column"]);
+    c.assert_rejected(&out, &["line", "column"]);
 }
 
 #[test]
@@ -75,7 +50,7 @@ fn unsupported_oci_version() {
             out.assert_ok();
             assert_eq!(c.status(), "created");
         } else {
-            rejected(&c, &out, &["ociVersion", v]);
+            c.assert_rejected(&out, &["ociVersion", v]);
         }
     }
 }
@@ -85,7 +60,7 @@ fn empty_args() {
     let mut c = Container::new("emptyargs");
     c.config["process"]["args"] = json!([]);
     let out = c.create();
-    rejected(&c, &out, &["process.args"]);
+    c.assert_rejected(&out, &["process.args"]);
 }
 
 #[test]
@@ -93,7 +68,7 @@ fn missing_rootfs() {
     let mut c = Container::new("norootfs");
     c.config["root"]["path"] = json!("no-such-rootfs");
     let out = c.create();
-    rejected(&c, &out, &["root.path"]);
+    c.assert_rejected(&out, &["root.path"]);
 }
 
 #[test]
@@ -106,7 +81,7 @@ fn bad_container_ids() {
         out.assert_failed();
         let out2 = c.rt(&["state", id]);
         out2.assert_failed();
-        rejected(&c, &out, &["container id"]);
+        c.assert_rejected(&out, &["container id"]);
         assert!(!c.path("a").exists() && !c.bundle.join("b").exists());
     }
 }
@@ -133,7 +108,7 @@ fn unknown_mount_type() {
     let mut c = Container::new("mounttype");
     spec::add_mount(&mut c.config, "/x", "nosuchfs", "none", &[]);
     let out = c.create();
-    rejected(&c, &out, &["nosuchfs"]);
+    c.assert_rejected(&out, &["nosuchfs"]);
 }
 
 #[test]
@@ -149,7 +124,7 @@ fn relative_mount_destination() {
         assert_eq!(out.stdout, "1\n");
     } else {
         let out = c.create();
-        rejected(&c, &out, &["destination", "relative/dir"]);
+        c.assert_rejected(&out, &["destination", "relative/dir"]);
     }
 }
 
@@ -160,5 +135,5 @@ fn missing_namespace_path() {
     let ps = p.to_str().unwrap().to_string();
     spec::set_namespace(&mut c.config, "network", Some(&ps));
     let out = c.create();
-    rejected(&c, &out, &[&ps]);
+    c.assert_rejected(&out, &[&ps]);
 }

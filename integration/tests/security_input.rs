@@ -1,28 +1,8 @@
 //! Bad security input fails `create` with one clear line and leaves nothing behind;
 //! and the process attributes (personality, scheduler, I/O priority, LSM labels).
 
-use integration::{is_runc, Container, Output};
+use integration::{is_runc, Container};
 use serde_json::json;
-
-#[track_caller]
-fn rejected(c: &Container, out: &Output, keys: &[&str]) {
-    out.assert_failed();
-    assert!(
-        c.state().is_none(),
-        "container exists after a failed create"
-    );
-    if !is_runc() {
-        let lines = out.stderr_lines();
-        assert_eq!(lines.len(), 1, "expected one error line: {:?}", out.stderr);
-        for k in keys {
-            assert!(
-                lines[0].contains(k),
-                "{:?} does not mention {k:?}",
-                lines[0]
-            );
-        }
-    }
-}
 
 fn seccomp_with(rule: serde_json::Value) -> serde_json::Value {
     json!({ "defaultAction": "SCMP_ACT_ALLOW", "syscalls": [rule] })
@@ -34,7 +14,7 @@ fn seccomp_unknown_action() {
     c.config["linux"]["seccomp"] =
         seccomp_with(json!({ "names": ["read"], "action": "SCMP_ACT_BOGUS" }));
     let out = c.create();
-    rejected(&c, &out, &["SCMP_ACT_BOGUS"]);
+    c.assert_rejected(&out, &["SCMP_ACT_BOGUS"]);
 }
 
 #[test]
@@ -44,7 +24,7 @@ fn seccomp_unknown_operator() {
         seccomp_with(json!({ "names": ["read"], "action": "SCMP_ACT_ERRNO",
         "args": [{ "index": 0, "value": 1, "op": "SCMP_CMP_SOMETIMES" }] }));
     let out = c.create();
-    rejected(&c, &out, &["SCMP_CMP_SOMETIMES"]);
+    c.assert_rejected(&out, &["SCMP_CMP_SOMETIMES"]);
 }
 
 #[test]
@@ -61,14 +41,14 @@ fn seccomp_more_than_six_args() {
         out.assert_ok();
     } else {
         // beyond runc: a syscall has six arguments; a seventh condition is a mistake.
-        rejected(&c, &out, &["linux.seccomp.syscalls[0].args", "6"]);
+        c.assert_rejected(&out, &["linux.seccomp.syscalls[0].args", "6"]);
     }
     let mut c = Container::new("argindex6");
     c.config["linux"]["seccomp"] =
         seccomp_with(json!({ "names": ["read"], "action": "SCMP_ACT_ERRNO",
         "args": [{ "index": 6, "value": 1, "op": "SCMP_CMP_EQ" }] }));
     let out = c.create();
-    rejected(&c, &out, &["linux.seccomp.syscalls[0].args[0].index"]);
+    c.assert_rejected(&out, &["linux.seccomp.syscalls[0].args[0].index"]);
 }
 
 #[test]
@@ -76,7 +56,7 @@ fn invalid_capability_name() {
     let mut c = Container::new("badcap");
     c.config["process"]["capabilities"]["bounding"] = json!(["CAP_KILL", "CAP_FLY"]);
     let out = c.create();
-    rejected(&c, &out, &["CAP_FLY", "line"]);
+    c.assert_rejected(&out, &["CAP_FLY", "line"]);
 }
 
 #[test]
@@ -84,7 +64,7 @@ fn unknown_rlimit_type() {
     let mut c = Container::new("badrlimit");
     c.config["process"]["rlimits"] = json!([{ "type": "RLIMIT_WISHES", "soft": 3, "hard": 3 }]);
     let out = c.create();
-    rejected(&c, &out, &["RLIMIT_WISHES"]);
+    c.assert_rejected(&out, &["RLIMIT_WISHES"]);
 }
 
 #[test]
@@ -92,7 +72,7 @@ fn non_namespaced_sysctl() {
     let mut c = Container::new("badsysctl");
     c.config["linux"]["sysctl"] = json!({ "kernel.panic": "1" });
     let out = c.create();
-    rejected(&c, &out, &["linux.sysctl", "kernel.panic"]);
+    c.assert_rejected(&out, &["linux.sysctl", "kernel.panic"]);
 }
 
 #[test]
@@ -104,8 +84,7 @@ fn apparmor_profile_without_apparmor() {
     c.config["process"]["apparmorProfile"] = json!("docker-default");
     let out = c.run();
     // A profile that cannot apply is an error, not a silent no-op (runc too).
-    rejected(
-        &c,
+    c.assert_rejected(
         &out,
         &["process.apparmorProfile", "AppArmor is not enabled"],
     );
@@ -119,11 +98,7 @@ fn selinux_label_without_selinux() {
     let mut c = Container::new("selinux");
     c.config["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0");
     let out = c.run();
-    rejected(
-        &c,
-        &out,
-        &["process.selinuxLabel", "SELinux is not enabled"],
-    );
+    c.assert_rejected(&out, &["process.selinuxLabel", "SELinux is not enabled"]);
 }
 
 #[test]
