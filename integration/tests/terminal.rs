@@ -66,3 +66,27 @@ fn terminal_is_controlling_and_stdio() {
     // A controlling terminal: tty_nr in /proc/self/stat is set.
     assert_ne!(lines[4], "0", "no controlling terminal: {out:?}");
 }
+
+/// `run` in the foreground with `process.terminal` and no --console-socket: the runtime
+/// relays between its own terminal and the container's pty, with its size (runc too).
+#[test]
+fn foreground_run_relays_its_terminal() {
+    let mut c = Container::new("ttyrelay");
+    c.config["process"]["terminal"] = json!(true);
+    c.set_sh("tty; stty size; echo END");
+    c.write_config();
+    let inner = format!(
+        "stty rows 29 cols 103; exec '{}' --root '{}' run --bundle '{}' '{}'",
+        integration::runtime_path().display(),
+        c.root.display(),
+        c.bundle.display(),
+        c.id
+    );
+    // script(1) gives the runtime a real terminal, as a user's shell would.
+    let out = c.exec(std::process::Command::new("script").args(["-qec", &inner, "/dev/null"]));
+    out.assert_ok();
+    let text = out.stdout.replace('\r', "");
+    assert!(text.contains("/dev/pts/"), "no tty inside: {text:?}");
+    assert!(text.contains("29 103"), "size not relayed: {text:?}");
+    assert!(text.contains("END"), "{text:?}");
+}

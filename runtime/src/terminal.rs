@@ -169,16 +169,35 @@ impl Drop for RawMode {
     }
 }
 
-/// Copy our terminal's size onto the pty (on start and on SIGWINCH).
-pub fn copy_size_to(master: &OwnedFd) {
-    let mut size: libc::winsize = libc::winsize {
+/// The size of our own terminal (stdin), if it is one.
+pub fn own_size() -> Option<(u16, u16)> {
+    let mut size = libc::winsize {
         ws_row: 0,
         ws_col: 0,
         ws_xpixel: 0,
         ws_ypixel: 0,
     };
     // SAFETY: TIOCGWINSZ writes into a winsize we own.
-    if unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut size) } == 0 && size.ws_row > 0 {
-        let _ = set_size(master.as_raw_fd(), size.ws_row, size.ws_col);
+    let ok = unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut size) } == 0;
+    (ok && size.ws_row > 0).then_some((size.ws_row, size.ws_col))
+}
+
+/// When patina relays the terminal, the container's pty starts with our terminal's
+/// size (unless the config sets one), so the program never sees 0x0.
+pub fn inherit_size(process: &mut oci_spec::runtime::Process) {
+    if process.console_size().is_none() {
+        if let Some((rows, cols)) = own_size() {
+            let size: oci_spec::runtime::Box =
+                serde_json::from_value(serde_json::json!({ "height": rows, "width": cols }))
+                    .expect("a console size");
+            process.set_console_size(Some(size));
+        }
+    }
+}
+
+/// Copy our terminal's size onto the pty (on SIGWINCH).
+pub fn copy_size_to(master: &OwnedFd) {
+    if let Some((rows, cols)) = own_size() {
+        let _ = set_size(master.as_raw_fd(), rows, cols);
     }
 }

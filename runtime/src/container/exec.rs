@@ -78,6 +78,13 @@ pub fn exec(dir: &StateDir, record: &Record, process: &Process, opts: &ExecOptio
     }
     let wants_tty = process.terminal().unwrap_or(false);
     let (relay_end, console) = console_for(wants_tty, opts)?;
+    // Relayed by us: the pty starts with our terminal's size, before the program runs.
+    let sized = relay_end.is_some().then(|| {
+        let mut p = process.clone();
+        terminal::inherit_size(&mut p);
+        p
+    });
+    let process = sized.as_ref().unwrap_or(process);
 
     let (for_children, join) = split_namespaces(&record.namespaces);
     if !for_children.is_empty() {

@@ -20,7 +20,7 @@ use crate::terminal;
 
 pub fn run(root: &Path, id: &str, opts: &CreateOptions, detach: bool) -> Result<i32> {
     crate::state::check_id(id)?;
-    let bundle = Bundle::load(&opts.bundle)?;
+    let mut bundle = Bundle::load(&opts.bundle)?;
     let terminal = bundle
         .spec
         .process()
@@ -30,6 +30,11 @@ pub fn run(root: &Path, id: &str, opts: &CreateOptions, detach: bool) -> Result<
     let relay = terminal && opts.console_socket.is_none();
     if relay && detach {
         bail!("process.terminal: cannot allocate a tty for a detached container without --console-socket");
+    }
+    if relay {
+        if let Some(process) = bundle.spec.process_mut() {
+            terminal::inherit_size(process);
+        }
     }
     let (ours, theirs) = match relay {
         true => terminal::relay_pair().map(|(a, b)| (Some(a), Some(b)))?,
