@@ -332,3 +332,31 @@ fn shim_serves_a_group_of_containers_from_one_process() {
         .then_some(()))
     .is_some());
 }
+
+/// TaskOOM: a container killed by its memory limit is reported to containerd.
+#[test]
+fn shim_reports_oom_kills() {
+    let c = Containerd::start("oom");
+    let log = c.dir.join("oom-events.txt");
+    let mut events = c.ctr_command();
+    let mut child = events
+        .arg("events")
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = c.run(
+        &["--rm", "--memory-limit", "16777216"],
+        "oomer",
+        &["sh", "-c", "x=aaaaaaaaaaaaaaaa; while :; do x=$x$x; done"],
+    );
+    assert_eq!(out.code, Some(137), "not OOM-killed: {out:?}");
+    let seen = wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&log).ok().filter(|t| t.contains("/tasks/oom"))
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = seen.unwrap_or_else(|| std::fs::read_to_string(&log).unwrap_or_default());
+    assert!(text.contains("/tasks/oom"), "no TaskOOM event: {text}");
+}

@@ -6,6 +6,7 @@ pub mod events;
 pub mod io;
 pub mod log;
 pub mod mount;
+pub mod oom;
 pub mod options;
 pub mod process;
 pub mod proto;

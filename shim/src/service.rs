@@ -236,6 +236,7 @@ impl Service {
             .unwrap_or_else(|p| p.into_inner())
             .insert(req.id.clone(), c.clone());
         self.watch(&c, &init, pid);
+        crate::oom::watch(&req.id, pid, self.publisher.clone());
         self.publisher.publish(&TaskCreate {
             container_id: req.id.clone(),
             bundle: req.bundle.clone(),
