@@ -30,8 +30,15 @@ dir=$(mktemp -d /tmp/pshim-bench-XXXX)
 cg=$(awk -F: '$2=="memory"{print $3}' /proc/self/cgroup)/patina-shim-bench
 cleanup() {
     "$repo/shim/scripts/containerd-env.sh" down "$dir" || true
-    for h in /sys/fs/cgroup/*/; do
-        [ -d "$h$cg" ] && { rmdir "$h$cg"/* 2>/dev/null; rmdir "$h$cg" 2>/dev/null; }
+    # Containers' cgroups go away as their shims finish: retry for a few seconds.
+    for _ in $(seq 1 50); do
+        left=0
+        for h in /sys/fs/cgroup/*/; do
+            [ -d "$h$cg" ] || continue
+            rmdir "$h$cg"/* 2>/dev/null; rmdir "$h$cg" 2>/dev/null || left=1
+        done
+        [ "$left" = 0 ] && break
+        sleep 0.1
     done
     true
 }

@@ -353,7 +353,9 @@ fn shim_reports_oom_kills() {
     );
     assert_eq!(out.code, Some(137), "not OOM-killed: {out:?}");
     let seen = wait_for(Duration::from_secs(10), || {
-        std::fs::read_to_string(&log).ok().filter(|t| t.contains("/tasks/oom"))
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|t| t.contains("/tasks/oom"))
     });
     let _ = child.kill();
     let _ = child.wait();
