@@ -31,8 +31,17 @@ pub fn target_dir() -> PathBuf {
         .to_path_buf()
 }
 
+/// The directory of containerd-shim-patina-v2, put first on containerd's PATH:
+/// `$PATINA_SHIM_DIR` (the benchmark's release build), else this build's target dir.
+pub fn shim_dir() -> PathBuf {
+    std::env::var_os("PATINA_SHIM_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(target_dir)
+}
+
 pub fn shim_path() -> PathBuf {
-    target_dir().join("containerd-shim-patina-v2")
+    shim_dir().join("containerd-shim-patina-v2")
 }
 
 fn scripts() -> PathBuf {
@@ -227,7 +236,7 @@ disabled_plugins = [{cri}"io.containerd.snapshotter.v1.btrfs", "io.containerd.sn
             .unwrap();
         let path = format!(
             "{}:{}",
-            target_dir().display(),
+            shim_dir().display(),
             std::env::var("PATH").unwrap_or_default()
         );
         let child = Command::new("containerd")

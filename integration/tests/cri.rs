@@ -537,3 +537,144 @@ fn cri_pod_lifecycle_patina_handler() {
 fn cri_pod_lifecycle_runc_handler() {
     pod_lifecycle("runc");
 }
+
+/// utime+stime+cutime+cstime of `pid`, in seconds (reaped children included).
+fn cpu_total(pid: i32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some((_, rest)) = stat.rsplit_once(") ") else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f[11..15]
+        .iter()
+        .map(|v| v.parse::<u64>().unwrap_or(0))
+        .sum();
+    ticks as f64 / 100.0
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn env_n(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[derive(Default)]
+struct Figures {
+    start_ms: Vec<f64>,
+    start_cpu_ms: f64,
+    exec_ms: Vec<f64>,
+    exec_cpu_ms: f64,
+}
+
+/// Benchmark (bench/cri.sh): pod start = RunPodSandbox + CreateContainer + StartContainer of
+/// one container, and ExecSync `echo ok`; wall time (median) and CPU (mean; containerd,
+/// the pod's shim and everything they reaped: runtime calls, exec'd processes) of the
+/// patina handler vs the runc handler, interleaved on one containerd.
+#[test]
+#[ignore]
+fn cri_bench() {
+    let pods = env_n("PODS", 20);
+    let execs = env_n("EXECS", 100);
+    let c = Containerd::start_cri("cri-bench");
+    let containerd = c.child.as_ref().unwrap().id() as i32;
+    let handlers = ["patina", "runc"];
+    let mut figures: HashMap<&str, Figures> = HashMap::new();
+    runtime().block_on(async {
+        let mut cl = connect(c.address()).await;
+        let sleeper = || container_config("app", &["sleep", "1000"], 0);
+        // Pod start, interleaved; one pod at a time, so the one shim is the pod's.
+        for i in 0..pods + 1 {
+            for k in 0..2 {
+                let handler = handlers[(i + k) % 2];
+                let config = pod_config(&c, &format!("b{i}-{handler}"));
+                let cpu0 = cpu_total(containerd);
+                let t = Instant::now();
+                let pod = cl.run_pod(&config, handler).await;
+                let id = cl.create(&pod, &config, sleeper()).await;
+                cl.start(&id).await;
+                let wall = t.elapsed().as_secs_f64() * 1000.0;
+                let shim = c.shim_pids();
+                assert_eq!(shim.len(), 1);
+                let cpu = cpu_total(containerd) - cpu0 + cpu_total(shim[0]);
+                if i > 0 {
+                    // the first round warms up
+                    let f = figures.entry(handler).or_default();
+                    f.start_ms.push(wall);
+                    f.start_cpu_ms += cpu * 1000.0 / pods as f64;
+                }
+                cl.stop(&id, 0).await;
+                cl.remove(&id).await;
+                cl.remove_pod(&pod).await;
+                wait_for(Duration::from_secs(10), || {
+                    c.shim_pids().is_empty().then_some(())
+                });
+            }
+        }
+        // ExecSync, one pod per handler.
+        for handler in handlers {
+            let config = pod_config(&c, &format!("exec-{handler}"));
+            let pod = cl.run_pod(&config, handler).await;
+            let id = cl.create(&pod, &config, sleeper()).await;
+            cl.start(&id).await;
+            let shim = c.shim_pids()[0];
+            for _ in 0..5 {
+                cl.exec(&id, &["echo", "ok"], 10).await.unwrap();
+            }
+            let cpu0 = cpu_total(containerd) + cpu_total(shim);
+            let f = figures.entry(handler).or_default();
+            for _ in 0..execs {
+                let t = Instant::now();
+                let r = cl.exec(&id, &["echo", "ok"], 10).await.unwrap();
+                f.exec_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                assert_eq!(r.stdout, b"ok\n");
+            }
+            f.exec_cpu_ms =
+                (cpu_total(containerd) + cpu_total(shim) - cpu0) * 1000.0 / execs as f64;
+            cl.stop(&id, 0).await;
+            cl.remove(&id).await;
+            cl.remove_pod(&pod).await;
+            wait_for(Duration::from_secs(10), || {
+                c.shim_pids().is_empty().then_some(())
+            });
+        }
+    });
+    let mut p = figures.remove("patina").unwrap();
+    let mut r = figures.remove("runc").unwrap();
+    let rows = [
+        (
+            "pod start, wall ms (median)",
+            median(&mut p.start_ms),
+            median(&mut r.start_ms),
+            "<= 0.7",
+        ),
+        (
+            "pod start, CPU ms (mean)",
+            p.start_cpu_ms,
+            r.start_cpu_ms,
+            "<= 0.7",
+        ),
+        (
+            "ExecSync, wall ms (median)",
+            median(&mut p.exec_ms),
+            median(&mut r.exec_ms),
+            "",
+        ),
+        (
+            "ExecSync, CPU ms (mean)",
+            p.exec_cpu_ms,
+            r.exec_cpu_ms,
+            "<= 0.5",
+        ),
+    ];
+    println!("\n{pods} pods, {execs} ExecSync per handler\n");
+    println!("| | patina | runc | patina/runc | target |\n|---|---|---|---|---|");
+    for (what, p, r, target) in rows {
+        println!("| {what} | {p:.1} | {r:.1} | {:.2}x | {target} |", p / r);
+    }
+}
