@@ -16,6 +16,11 @@ use std::time::Duration;
 pub const IMAGE: &str = "docker.io/library/busybox:latest";
 pub const RUNTIME: &str = "io.containerd.patina.v2";
 pub const NS: &str = "patina-test";
+/// The namespace of CRI's containers and images.
+pub const CRI_NS: &str = "k8s.io";
+/// The CRI sandbox (pause) image: busybox's sh waiting for signals.
+pub const PAUSE_IMAGE: &str = "localhost/patina-pause:latest";
+const PAUSE_CMD: &str = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait; done";
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn target_dir() -> PathBuf {
@@ -26,8 +31,17 @@ pub fn target_dir() -> PathBuf {
         .to_path_buf()
 }
 
+/// The directory of containerd-shim-patina-v2, put first on containerd's PATH:
+/// `$PATINA_SHIM_DIR` (the benchmark's release build), else this build's target dir.
+pub fn shim_dir() -> PathBuf {
+    std::env::var_os("PATINA_SHIM_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(target_dir)
+}
+
 pub fn shim_path() -> PathBuf {
-    target_dir().join("containerd-shim-patina-v2")
+    shim_dir().join("containerd-shim-patina-v2")
 }
 
 fn scripts() -> PathBuf {
@@ -65,11 +79,26 @@ pub struct Containerd {
     pub child: Option<Child>,
     /// the cgroup parent of this instance's containers
     pub cgroup: String,
+    /// the CRI plugin is enabled (socket `c.sock`, runtime handlers `patina` and `runc`)
+    pub cri: bool,
     n: AtomicU64,
 }
 
 impl Containerd {
     pub fn start(name: &str) -> Containerd {
+        Self::start_with(name, false)
+    }
+
+    /// containerd with its CRI plugin: handlers `patina` (this shim, driving
+    /// [`shim_runtime`]) and `runc` (containerd-shim-runc-v2 with Debian's runc),
+    /// cgroupfs driver, `sandbox_image` [`PAUSE_IMAGE`], busybox and the pause image in
+    /// the `k8s.io` namespace. Pods go beneath [`Containerd::cgroup`] (their
+    /// `cgroup_parent`) and use the host network (no CNI).
+    pub fn start_cri(name: &str) -> Containerd {
+        Self::start_with(name, true)
+    }
+
+    fn start_with(name: &str, cri: bool) -> Containerd {
         init_process();
         assert!(
             shim_path().exists(),
@@ -92,6 +121,7 @@ impl Containerd {
             dir,
             child: None,
             cgroup,
+            cri,
             n: AtomicU64::new(0),
         };
         let image = c.dir.join("busybox.tar");
@@ -105,10 +135,69 @@ impl Containerd {
             format!("BinaryName = {:?}\n", shim_runtime()),
         )
         .unwrap();
+        if cri {
+            let pause = c.dir.join("pause.tar");
+            let out = c.sh(&[
+                scripts().join("busybox-image.sh").to_str().unwrap(),
+                pause.to_str().unwrap(),
+                PAUSE_IMAGE,
+                "sh",
+                "-c",
+                PAUSE_CMD,
+            ]);
+            assert!(out.success(), "build the pause image: {out:#?}");
+        }
         c.boot();
-        c.ctr(&["images", "import", image.to_str().unwrap()])
+        let ns = if cri { CRI_NS } else { NS };
+        c.ctr_ns(ns, &["images", "import", image.to_str().unwrap()])
             .assert_ok();
+        if cri {
+            let pause = c.dir.join("pause.tar");
+            c.ctr_ns(ns, &["images", "import", pause.to_str().unwrap()])
+                .assert_ok();
+        }
         c
+    }
+
+    /// `ctr -a SOCK -n NS ARGS...` in another namespace.
+    pub fn ctr_ns(&self, ns: &str, args: &[&str]) -> Output {
+        let mut cmd = Command::new("ctr");
+        cmd.args(["-a", self.address().to_str().unwrap(), "-n", ns]);
+        cmd.args(args);
+        try_exec(&mut cmd, &self.dir, TIMEOUT)
+            .unwrap_or_else(|e| panic!("{e}\ncontainerd log:\n{}", self.tail()))
+    }
+
+    /// The CRI part of the config: both handlers, cgroupfs, no CNI (host-network pods).
+    /// `restrict_oom_score_adj`: the sandbox asks for -998, which root without
+    /// CAP_SYS_RESOURCE cannot set.
+    fn cri_config(&self) -> String {
+        format!(
+            r#"[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{PAUSE_IMAGE}"
+  restrict_oom_score_adj = true
+  disable_apparmor = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        BinaryName = "/usr/sbin/runc"
+        Root = "{d}/runc-root"
+        SystemdCgroup = false
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.patina]
+      runtime_type = "io.containerd.patina.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.patina.options]
+        ConfigPath = "{d}/runtime.toml"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{d}/cni/bin"
+    conf_dir = "{d}/cni/net.d"
+"#,
+            d = self.dir.display()
+        )
     }
 
     fn sh(&self, argv: &[&str]) -> Output {
@@ -119,11 +208,16 @@ impl Containerd {
 
     /// Start containerd (again) on the same dirs.
     pub fn boot(&mut self) {
-        let config = format!(
+        let cri = if self.cri {
+            ""
+        } else {
+            r#""io.containerd.grpc.v1.cri", "#
+        };
+        let mut config = format!(
             r#"version = 2
 root = "{d}/root"
 state = "{d}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+disabled_plugins = [{cri}"io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
 [grpc]
   address = "{d}/c.sock"
 [plugins."io.containerd.internal.v1.opt"]
@@ -131,6 +225,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 "#,
             d = self.dir.display()
         );
+        if self.cri {
+            config.push_str(&self.cri_config());
+        }
         std::fs::write(self.dir.join("config.toml"), config).unwrap();
         let log = File::options()
             .create(true)
@@ -139,7 +236,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
             .unwrap();
         let path = format!(
             "{}:{}",
-            target_dir().display(),
+            shim_dir().display(),
             std::env::var("PATH").unwrap_or_default()
         );
         let child = Command::new("containerd")
@@ -364,15 +461,23 @@ impl Drop for Containerd {
     fn drop(&mut self) {
         // Whatever a failed test left running.
         if self.child.is_some() {
-            if let Ok(out) = self.ctr_raw(&["tasks", "ls", "-q"], None) {
-                for id in out.stdout.split_whitespace() {
-                    let _ = self.ctr_raw(&["tasks", "kill", "-s", "SIGKILL", id], None);
-                    let _ = self.ctr_raw(&["tasks", "delete", "-f", id], None);
+            for ns in [NS, CRI_NS] {
+                let ctr = |args: &[&str]| {
+                    let mut cmd = Command::new("ctr");
+                    cmd.args(["-a", self.address().to_str().unwrap(), "-n", ns]);
+                    cmd.args(args);
+                    try_exec(&mut cmd, &self.dir, TIMEOUT)
+                };
+                if let Ok(out) = ctr(&["tasks", "ls", "-q"]) {
+                    for id in out.stdout.split_whitespace() {
+                        let _ = ctr(&["tasks", "kill", "-s", "SIGKILL", id]);
+                        let _ = ctr(&["tasks", "delete", "-f", id]);
+                    }
                 }
-            }
-            if let Ok(out) = self.ctr_raw(&["containers", "ls", "-q"], None) {
-                for id in out.stdout.split_whitespace() {
-                    let _ = self.ctr_raw(&["containers", "delete", id], None);
+                if let Ok(out) = ctr(&["containers", "ls", "-q"]) {
+                    for id in out.stdout.split_whitespace() {
+                        let _ = ctr(&["containers", "delete", id]);
+                    }
                 }
             }
         }

@@ -29,10 +29,11 @@ pub struct UpdateFlags {
 }
 
 pub fn update(root: &Path, id: &str, flags: &UpdateFlags) -> Result<()> {
-    let r = resources_from(flags)?;
-    if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        bail!("linux.resources.devices: update does not change device rules (as runc's update)");
-    }
+    let mut r = resources_from(flags)?;
+    // Device rules are not changed by update; they are ignored, as runc's update does:
+    // containerd (CRI's UpdateContainerResources) sends the spec's whole resources,
+    // devices included.
+    r.set_devices(None);
     crate::cgroups::validate(&r)?;
     let dir = StateDir::new(root, id)?;
     let _lock = dir.lock()?;
