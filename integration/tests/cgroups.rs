@@ -376,7 +376,11 @@ fn ps_lists_the_containers_pids() {
 #[test]
 fn events_stats_reports_usage_in_runcs_format() {
     let mut c = Container::new("cgstats");
-    c.config["linux"]["resources"] = json!({ "pids": { "limit": 50 } });
+    c.config["linux"]["resources"] = json!({
+        "pids": { "limit": 50 },
+        "memory": { "limit": 64 << 20, "swap": 96 << 20 },
+        "cpu": { "quota": 50000, "period": 100000 },
+    });
     c.set_args(&["sleep", "100"]);
     c.create().assert_ok();
     c.start().assert_ok();
@@ -391,6 +395,19 @@ fn events_stats_reports_usage_in_runcs_format() {
     // runc's Go threads may still be counted just after start: at least init.
     assert!(d["pids"]["current"].as_u64().unwrap() >= 1, "{d}");
     assert_eq!(d["pids"]["limit"], 50, "{d}");
+    // The same figures on v1 and v2: "swap" is memory+swap (v1's memsw; runc adds
+    // memory back on v2).
+    assert_eq!(d["memory"]["usage"]["limit"], 64 << 20, "{d}");
+    assert_eq!(d["memory"]["swap"]["limit"], 96 << 20, "{d}");
+    let (usage, swap) = (
+        d["memory"]["usage"]["usage"].as_u64().unwrap(),
+        d["memory"]["swap"]["usage"].as_u64().unwrap(),
+    );
+    assert!(
+        swap >= usage,
+        "swap usage {swap} below memory usage {usage}: {d}"
+    );
+    assert!(d["cpu"]["throttling"].is_object(), "{d}");
     assert!(d["hugetlb"].is_object() && d["blkio"].is_object(), "{d}");
 }
 
@@ -847,7 +864,7 @@ fn cgroup_namespace_shows_the_containers_cgroup_as_root() {
         assert!(p.ends_with(":/"), "{p} is not the namespace root: {out}");
     }
     if v2() {
-        assert_eq!(paths, ["::/"], "{out}");
+        assert_eq!(paths, [":/"], "{out}");
     }
     // Only the container's init (pid 1 in its pid namespace), and its own limit.
     assert_eq!(rest, ["procs 1", "max 30"], "{out}");
