@@ -84,6 +84,11 @@ assemble() {
     mkdir -p "$root/patina/modules"
     for m in "${modules[@]}"; do cp "$kmods/$m.ko" "$root/patina/modules/"; done
     printf '%s\n' "${modules[@]}" > "$root/patina/modules/order"
+    # The seccomp tests load podman's default profile from the host's containers-common.
+    if [ -e /usr/share/containers/seccomp.json ]; then
+        mkdir -p "$root/usr/share/containers"
+        cp /usr/share/containers/seccomp.json "$root/usr/share/containers/"
+    fi
     cp "$here/init" "$root/init"
     cp "$here/guest.sh" "$root/guest.sh"
     chmod +x "$root/init" "$root/guest.sh"
