@@ -35,7 +35,7 @@ integration: deps
 integration-runc: deps
 	PATINA_RUNTIME=/usr/sbin/runc $(CARGO) test -p integration
 
-# The suite again inside a QEMU guest with a pure cgroup v2 kernel (about a minute).
+# The suite again inside a QEMU guest with a pure cgroup v2 kernel (about 95 s warm, 154 tests).
 test-vm: deps
 	integration/vm/run.sh
 

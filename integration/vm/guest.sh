@@ -11,13 +11,18 @@ mount -t cgroup2 cgroup2 /sys/fs/cgroup
 # Hand every controller down, as systemd does on a v2 host.
 for c in $(cat /sys/fs/cgroup/cgroup.controllers); do echo "+$c" > /sys/fs/cgroup/cgroup.subtree_control; done
 hostname patina-guest
+# The virtio disk (/dev/vda) for the io controller tests.
+while read -r m; do insmod "/patina/modules/$m.ko" || echo "guest: insmod $m failed"; done < /patina/modules/order
+i=0; while [ ! -e /sys/block/vda ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
 ip link set lo up 2>/dev/null
-echo "guest: $(uname -r), cgroup controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
+echo "guest: $(uname -r), cgroup controllers: $(cat /sys/fs/cgroup/cgroup.controllers), disk: $(cat /sys/block/vda/dev 2>/dev/null || echo none)"
+read -r args < /patina/args
 export PATINA_RUNTIME=/patina/patina RUST_BACKTRACE=1 PATH=/bin
 for t in /patina/tests/*; do
     name=$(basename "$t")
     echo "=== $name"
-    "$t" --test-threads=2 2>&1
+    # shellcheck disable=SC2086 # $args: words for the test binary
+    "$t" --test-threads=2 $args 2>&1
     echo "=== $name rc=$?"
 done
 echo PATINA-VM-DONE

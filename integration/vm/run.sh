@@ -3,8 +3,10 @@
 # (cgroup_no_v1=all), as most production hosts are; this host is v1 hybrid.
 #
 # Usage: integration/vm/run.sh [TEST...]   (default: the tests listed in integration/vm/tests.txt)
-# Env:   PATINA_VM_CACHE (default /var/cache/patina-vm: kernel and nothing else is kept there)
+# Env:   PATINA_VM_CACHE (default /var/cache/patina-vm: the kernel and its virtio modules, nothing else)
 #        PATINA_VM_TIMEOUT seconds for the whole guest run (default 900)
+#        PATINA_VM_TEST_ARGS extra arguments for every test binary (a name filter, --nocapture)
+# The guest's console is kept in target/vm/console.txt.
 #
 # Builds patina and the test binaries (static, see .cargo/config.toml), packs them with
 # busybox into an initramfs, boots Debian's cloud kernel under TCG (KVM is unusable here),
@@ -30,20 +32,26 @@ ensure_qemu() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports --no-install-recommends qemu-system-x86 >/dev/null
 }
 
-# Debian's cloud kernel, downloaded and unpacked (never installed), cached by package name.
+# Debian's cloud kernel, downloaded and unpacked (never installed), cached by package name,
+# with the modules the guest loads for its virtio disk (io.max needs a real block device).
+modules=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk)
 ensure_kernel() {
     mkdir -p "$cache"
     local pkg
     pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-6/ {print $2; exit}')
     [ -n "$pkg" ] || { apt-get update -qq; pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-6/ {print $2; exit}'); }
-    if [ ! -e "$cache/$pkg/vmlinuz" ]; then
-        local tmp; tmp=$(mktemp -d "$cache/dl.XXXXXX")
+    if [ ! -e "$cache/$pkg/vmlinuz" ] || [ ! -e "$cache/$pkg/modules/virtio_blk.ko" ]; then
+        local tmp m; tmp=$(mktemp -d "$cache/dl.XXXXXX")
         (cd "$tmp" && apt-get download -qq "$pkg" 2>/dev/null && dpkg -x ./*.deb x)
-        mkdir -p "$cache/$pkg"
+        mkdir -p "$cache/$pkg/modules"
         cp "$tmp"/x/boot/vmlinuz-* "$cache/$pkg/vmlinuz"
+        for m in "${modules[@]}"; do
+            find "$tmp/x/lib/modules" -name "$m.ko" -exec cp {} "$cache/$pkg/modules/" \;
+        done
         rm -rf "$tmp"
     fi
     kernel=$cache/$pkg/vmlinuz
+    kmods=$cache/$pkg/modules
 }
 
 build() {
@@ -72,6 +80,15 @@ assemble() {
     chroot "$root" /bin/busybox --install -s /bin
     cp "$repo/target/x86_64-unknown-linux-gnu/debug/patina" "$root/patina/patina"
     for e in "${exes[@]}"; do cp "${e#*=}" "$root/patina/tests/${e%%=*}"; done
+    printf '%s\n' "${PATINA_VM_TEST_ARGS:-}" > "$root/patina/args"
+    mkdir -p "$root/patina/modules"
+    for m in "${modules[@]}"; do cp "$kmods/$m.ko" "$root/patina/modules/"; done
+    printf '%s\n' "${modules[@]}" > "$root/patina/modules/order"
+    # The seccomp tests load podman's default profile from the host's containers-common.
+    if [ -e /usr/share/containers/seccomp.json ]; then
+        mkdir -p "$root/usr/share/containers"
+        cp /usr/share/containers/seccomp.json "$root/usr/share/containers/"
+    fi
     cp "$here/init" "$root/init"
     cp "$here/guest.sh" "$root/guest.sh"
     chmod +x "$root/init" "$root/guest.sh"
@@ -80,14 +97,18 @@ assemble() {
 
 boot() {
     local log=$work/console.log
+    # A small sparse disk: the guest's /dev/vda, for io.max and io.weight.
+    truncate -s 64M "$work/disk.img"
     set +e
     timeout "$timeout_s" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m 3072 \
         -kernel "$kernel" -initrd "$work/initrd.gz" -nographic -no-reboot -monitor none \
+        -drive "file=$work/disk.img,if=virtio,format=raw,cache=unsafe" \
         -append "console=ttyS0 quiet panic=-1 cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 rdinit=/init" \
         -serial "file:$log" >/dev/null 2>&1
     local rc=$?
     set -e
     tr -d '\r' < "$log" > "$work/console.txt"
+    mkdir -p "$repo/target/vm" && cp "$work/console.txt" "$repo/target/vm/console.txt"
     [ "$rc" = 124 ] && { echo "vm: guest timed out after ${timeout_s}s" >&2; tail -40 "$work/console.txt" >&2; exit 1; }
     return 0
 }

@@ -370,9 +370,19 @@ impl Cgroup {
     }
 
     /// SIGKILL everything in the cgroup (thawing it so v1 frozen tasks can die), and
-    /// wait until it is empty.
+    /// wait until it is empty. On v2 (5.14+) one write to cgroup.kill does it: the
+    /// kernel kills every process, frozen or not, including those forked meanwhile.
     pub fn kill_all(&self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(10);
+        if let Some(dir) = self.unified.as_deref().filter(|_| self.is_v2()) {
+            if dir.join("cgroup.kill").exists() {
+                match write_file(dir, "cgroup.kill", "1") {
+                    Ok(()) => {}
+                    Err(e) if e.errno() == Some(Errno::ENOENT) => return Ok(()),
+                    Err(e) => return Err(e.wrap("kill the container's cgroup")),
+                }
+            }
+        }
         loop {
             let pids = self.procs()?;
             if pids.is_empty() {

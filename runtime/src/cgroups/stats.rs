@@ -230,11 +230,18 @@ fn v2_stats(d: &Path, data: &mut Map<String, Value>) {
     if d.join("memory.current").exists() {
         let raw = flat_keyed(d, "memory.stat");
         let events = flat_keyed(d, "memory.events");
+        // "swap" is memory+swap, as v1's memsw and runc's v2 figures are: v2 counts
+        // swap alone, so memory is added back (an unlimited side stays unlimited).
+        let (mem_limit, mem_usage) = (limit(d, "memory.max"), num(d, "memory.current"));
+        let swap_limit = match limit(d, "memory.swap.max") {
+            u64::MAX => u64::MAX,
+            s => s.saturating_add(mem_limit),
+        };
         memory = json!({
             "cache": raw.get("file").copied().unwrap_or(0),
-            "usage": { "limit": limit(d, "memory.max"), "usage": num(d, "memory.current"),
+            "usage": { "limit": mem_limit, "usage": mem_usage,
                        "max": num(d, "memory.peak"), "failcnt": events.get("max").copied().unwrap_or(0) },
-            "swap": { "limit": limit(d, "memory.swap.max"), "usage": num(d, "memory.swap.current"), "failcnt": 0 },
+            "swap": { "limit": swap_limit, "usage": num(d, "memory.swap.current") + mem_usage, "failcnt": 0 },
             "raw": raw,
         });
     }

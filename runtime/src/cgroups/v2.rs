@@ -39,8 +39,11 @@ pub fn apply(dir: &Path, r: &LinuxResources) -> Result<()> {
         hugetlb(dir, limits)?;
     }
     if let Some(n) = r.network() {
-        if n.class_id().is_some() || n.priorities().as_ref().is_some_and(|p| !p.is_empty()) {
-            bail!("linux.resources.network: classID and priorities need the v1 net_cls/net_prio controllers, which cgroup v2 does not have");
+        if n.class_id().is_some() {
+            bail!("linux.resources.network.classID: needs the v1 net_cls controller, which cgroup v2 does not have");
+        }
+        if n.priorities().as_ref().is_some_and(|p| !p.is_empty()) {
+            bail!("linux.resources.network.priorities: needs the v1 net_prio controller, which cgroup v2 does not have");
         }
     }
     if let Some(rdma) = r.rdma().as_ref().filter(|m| !m.is_empty()) {
@@ -412,7 +415,7 @@ mod tests {
         for (json, key) in [
             (r#"{"memory":{"swappiness":10}}"#, "memory.swappiness"),
             (r#"{"cpu":{"realtimeRuntime":100}}"#, "realtime"),
-            (r#"{"network":{"classID":1}}"#, "network"),
+            (r#"{"network":{"classID":1}}"#, "network.classID"),
             (r#"{"unified":{"memory.nosuch":"1"}}"#, "unknown key"),
             (r#"{"memory":{"swap":100}}"#, "memory.swap"),
             (r#"{"pids":{"limit":5}}"#, "pids.max is absent"),
