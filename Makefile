@@ -33,7 +33,7 @@ integration: deps
 
 # The same suite against Debian's runc: tests where patina goes beyond runc say so.
 integration-runc: deps
-	PATINA_RUNTIME=/usr/sbin/runc $(CARGO) test -p integration
+	PATINA_RUNTIME=/usr/sbin/runc integration/runc-guard.sh $(CARGO) test -p integration
 
 # The suite again inside a QEMU guest with a pure cgroup v2 kernel (about 95 s warm, 154 tests).
 test-vm: deps

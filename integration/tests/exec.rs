@@ -350,20 +350,31 @@ fn exec_gets_the_containers_seccomp_filter() {
 fn exec_tty_in_the_foreground_relays_the_terminal() {
     let mut c = Container::new("exectyrelay");
     running(&mut c);
-    let inner = format!(
-        "stty rows 27 cols 99; exec '{}' --root '{}' exec -t '{}' sh -c 'tty; stty size; exit 4'",
-        integration::runtime_path().display(),
-        c.root.display(),
-        c.id
+    let runtime = integration::runtime_path().to_string_lossy().into_owned();
+    let root = c.root.to_string_lossy().into_owned();
+    let out = integration::engines::run_in_pty(
+        &[
+            &runtime,
+            "--root",
+            &root,
+            "exec",
+            "-t",
+            &c.id,
+            "sh",
+            "-c",
+            "tty; stty size; exit 4",
+        ],
+        &[],
+        27,
+        99,
+        &c.dir,
     );
-    let out = c.exec(std::process::Command::new("script").args(["-qec", &inner, "/dev/null"]));
     assert_eq!(out.code, Some(4), "{out:?}");
-    let text = out.stdout.replace('\r', "");
-    assert!(text.contains("/dev/pts/"), "{text:?}");
+    assert!(out.stdout.contains("/dev/pts/"), "{out:?}");
     if integration::is_runc() {
         // beyond runc: runc 1.1.5 sizes the pty only after the program has started, so
         // an immediate `stty size` may see 0x0; patina sizes it before the program runs.
         return;
     }
-    assert!(text.contains("27 99"), "{text:?}");
+    assert!(out.stdout.contains("27 99"), "{out:?}");
 }

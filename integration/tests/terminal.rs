@@ -75,18 +75,21 @@ fn foreground_run_relays_its_terminal() {
     c.config["process"]["terminal"] = json!(true);
     c.set_sh("tty; stty size; echo END");
     c.write_config();
-    let inner = format!(
-        "stty rows 29 cols 103; exec '{}' --root '{}' run --bundle '{}' '{}'",
-        integration::runtime_path().display(),
-        c.root.display(),
-        c.bundle.display(),
-        c.id
+    let runtime = integration::runtime_path().to_string_lossy().into_owned();
+    let (root, bundle) = (
+        c.root.to_string_lossy().into_owned(),
+        c.bundle.to_string_lossy().into_owned(),
     );
-    // script(1) gives the runtime a real terminal, as a user's shell would.
-    let out = c.exec(std::process::Command::new("script").args(["-qec", &inner, "/dev/null"]));
-    out.assert_ok();
-    let text = out.stdout.replace('\r', "");
-    assert!(text.contains("/dev/pts/"), "no tty inside: {text:?}");
-    assert!(text.contains("29 103"), "size not relayed: {text:?}");
-    assert!(text.contains("END"), "{text:?}");
+    // A real terminal of 29x103 for the runtime, as a user's shell would give it.
+    let out = integration::engines::run_in_pty(
+        &[&runtime, "--root", &root, "run", "--bundle", &bundle, &c.id],
+        &[],
+        29,
+        103,
+        &c.dir,
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.contains("/dev/pts/"), "no tty inside: {out:?}");
+    assert!(out.stdout.contains("29 103"), "size not relayed: {out:?}");
+    assert!(out.stdout.contains("END"), "{out:?}");
 }

@@ -70,6 +70,11 @@ pub fn enable(dir: &Path, controller: &str, key: &str) -> Result<()> {
     if !listed("cgroup.controllers") {
         bail!("linux.resources.{key}: the host's cgroup v2 has no {controller} controller here (it is not in {:?}/cgroup.controllers)", parent.display());
     }
+    // The root cgroup (the only one without cgroup.type) is the host's to configure:
+    // patina does not change what it delegates.
+    if !parent.join("cgroup.type").exists() {
+        bail!("linux.resources.{key}: the {controller} controller is not enabled in the root cgroup {:?} (cgroup.subtree_control); patina does not change the host's root cgroup", parent.display());
+    }
     super::write_file(parent, "cgroup.subtree_control", &format!("+{controller}")).map_err(|e| {
         e.wrap(format!(
             "linux.resources.{key}: enable the {controller} controller"
@@ -431,6 +436,15 @@ mod tests {
     fn controllers_are_enabled_in_the_parent_only_when_missing() {
         let (root, dir) = fake(&["pids.max"]);
         std::fs::write(root.join("cgroup.subtree_control"), "cpu").unwrap();
+        // A root cgroup (no cgroup.type) is never changed.
+        let err = enable(&dir, "pids", "pids.limit").unwrap_err().to_string();
+        assert!(
+            err.contains("root cgroup") && err.contains("pids.limit"),
+            "{err}"
+        );
+        assert_eq!(read(&root, "cgroup.subtree_control"), "cpu");
+        // A delegated, non-root parent gets the controller enabled.
+        std::fs::write(root.join("cgroup.type"), "domain").unwrap();
         enable(&dir, "pids", "pids.limit").unwrap();
         assert_eq!(read(&root, "cgroup.subtree_control"), "+pids");
         std::fs::write(root.join("cgroup.controllers"), "cpu").unwrap();
