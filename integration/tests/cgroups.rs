@@ -219,21 +219,23 @@ fn hugetlb_limit_where_available() {
             std::fs::read_to_string(d.parent().unwrap().join("cgroup.subtree_control")).ok()
         })
         .is_some_and(|s| s.split_whitespace().any(|x| x == "hugetlb"));
-    if v1.is_none() && !v2_ready {
-        // Not silent: the rest of what applies (the key is known) is asserted by
-        // the v2 unit tests; here the host cannot take the limit.
-        eprintln!("hugetlb is not delegated beneath this test's cgroup: skipped");
-        return;
-    }
-    if is_runc() && v1.is_none() && !v2() {
-        // beyond runc: runc 1.1's v1 manager cannot put hugetlb in the hybrid host's
-        // unified hierarchy ("cannot set hugetlb limit").
-        eprintln!("runc on a hybrid host without a v1 hugetlb hierarchy: not run");
-        return;
-    }
     c.config["linux"]["resources"] =
         json!({ "hugepageLimits": [{ "pageSize": "2MB", "limit": 4194304 }] });
     c.set_args(&["sleep", "100"]);
+    if is_runc() && v1.is_none() && !v2() {
+        // beyond runc: runc 1.1's v1 manager cannot put hugetlb in the hybrid host's
+        // unified hierarchy ("cannot set hugetlb limit"), and it would enable the
+        // controller in the host's root cgroup to try.
+        eprintln!("runc on a hybrid host without a v1 hugetlb hierarchy: not run");
+        return;
+    }
+    if v1.is_none() && !v2_ready {
+        // The host does not delegate hugetlb where the container's cgroup goes (here:
+        // the root cgroup, which patina never changes): a clear refusal naming the key.
+        let out = c.create();
+        c.assert_rejected(&out, &["hugepageLimits", "hugetlb"]);
+        return;
+    }
     c.create().assert_ok();
     let value = match v1 {
         Some(d) => read(d.join("hugetlb.2MB.limit_in_bytes")),
