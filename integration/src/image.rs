@@ -78,39 +78,31 @@ pub fn busybox() -> &'static Image {
         crate::rootfs::build(&rootfs);
         add_all_applets(&rootfs.join("bin"));
         run(&scratch, &["umoci", "repack", "--image", &img, &b]);
-        run(
-            &scratch,
-            &[
-                "umoci",
-                "config",
-                "--image",
-                &img,
-                "--config.cmd",
-                "sh",
-                "--config.env",
-                "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-                "--config.workingdir",
-                "/",
-            ],
-        );
+        let config = |args: &[&str]| {
+            let mut argv = vec!["umoci", "config", "--image", &img];
+            argv.extend_from_slice(args);
+            run(&scratch, &argv);
+        };
+        config(&[
+            "--config.cmd",
+            "sh",
+            "--config.env",
+            "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+            "--config.workingdir",
+            "/",
+        ]);
+        // The pause image: the same layer and config, another command.
         let pause = format!("{l}:pause");
-        run(
-            &scratch,
-            &[
-                "umoci",
-                "config",
-                "--image",
-                &img,
-                "--tag",
-                "pause",
-                "--config.cmd",
-                "sh",
-                "--config.cmd",
-                "-c",
-                "--config.cmd",
-                PAUSE_CMD,
-            ],
-        );
+        config(&[
+            "--tag",
+            "pause",
+            "--config.cmd",
+            "sh",
+            "--config.cmd",
+            "-c",
+            "--config.cmd",
+            PAUSE_CMD,
+        ]);
         let docker_archive = dir.join("busybox.docker.tar");
         let oci_archive = dir.join("busybox.oci.tar");
         let pause_oci_archive = dir.join("pause.oci.tar");

@@ -7,7 +7,6 @@
 
 use super::{Engine, Private, Rt};
 use crate::runtime::Output;
-use std::sync::OnceLock;
 
 pub const NAMESPACE: &str = crate::containerd::NS;
 
@@ -17,24 +16,12 @@ pub struct Containerd {
     pub daemon: crate::containerd::Containerd,
 }
 
-static ENGINE: OnceLock<Containerd> = OnceLock::new();
-
-/// The containerd instance of this test process.
-pub fn engine() -> &'static Containerd {
-    ENGINE.get_or_init(|| {
-        let e = Containerd::start();
-        super::at_exit(teardown_at_exit);
-        e
-    })
-}
-
-extern "C" fn teardown_at_exit() {
-    if let Some(e) = ENGINE.get() {
-        let leaks = std::panic::catch_unwind(|| e.teardown())
-            .unwrap_or_else(|_| vec!["containerd teardown panicked".into()]);
-        super::report_leaks("containerd", leaks);
-    }
-}
+super::engine_instance!(
+    Containerd,
+    "containerd",
+    Containerd::start,
+    "The containerd instance of this test process."
+);
 
 impl Containerd {
     fn start() -> Self {

@@ -481,6 +481,33 @@ pub fn stop_daemon(name: &str, child: &mut Child, grace: Duration) -> Option<Str
     Some(format!("{name} (pid {pid}) ignored SIGTERM for {grace:?}"))
 }
 
+/// The engine instance of a test process: `pub fn engine()` starts it on first use (with
+/// `$start`) and registers its `teardown()` (returning the leaks) to run at exit, where
+/// leaks fail the process.
+macro_rules! engine_instance {
+    ($ty:ty, $name:literal, $start:path, $doc:literal) => {
+        static ENGINE: std::sync::OnceLock<$ty> = std::sync::OnceLock::new();
+
+        #[doc = $doc]
+        pub fn engine() -> &'static $ty {
+            ENGINE.get_or_init(|| {
+                let e = $start();
+                super::at_exit(teardown_at_exit);
+                e
+            })
+        }
+
+        extern "C" fn teardown_at_exit() {
+            if let Some(e) = ENGINE.get() {
+                let leaks = std::panic::catch_unwind(|| e.teardown())
+                    .unwrap_or_else(|_| vec![concat!($name, " teardown panicked").into()]);
+                super::report_leaks($name, leaks);
+            }
+        }
+    };
+}
+pub(crate) use engine_instance;
+
 /// Runs the teardown at process exit and makes the process fail on leaks.
 pub fn at_exit(f: extern "C" fn()) {
     // SAFETY: registering a plain extern "C" function with no captured state.
