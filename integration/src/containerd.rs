@@ -1,27 +1,43 @@
-//! A private containerd (Debian's 1.6) for the shim tests: its own config, root, state,
-//! sockets and image store under a temp dir, containerd-shim-patina-v2 on its PATH and a
-//! busybox image imported offline. The runtime the shim drives is `$PATINA_SHIM_RUNTIME`,
-//! else the runtime under test (`$PATINA_RUNTIME`, default patina). Containers' cgroups go beneath this test
-//! process's own cgroup; teardown stops containerd, reaps the shims and removes it all.
+//! The private containerd (Debian's 1.6) of the shim, CRI and engine tests: its own config,
+//! root, state, sockets and image store in one dir, containerd-shim-patina-v2 on its PATH
+//! and the busybox test image ([`crate::image`]) imported offline. The runtime the patina
+//! shim drives is `$PATINA_SHIM_RUNTIME`, else the runtime under test (`$PATINA_RUNTIME`,
+//! default patina). Containers' cgroups go beneath [`Containerd::cgroup`], beneath this test
+//! process's own cgroup.
+//!
+//! [`Containerd::teardown`] (also on drop) deletes the tasks and containers left, stops
+//! containerd by its pid, reaps the shims, unmounts, removes the cgroups and dirs it
+//! created, and returns what it found left behind. Outside its dir,
+//! containerd-shim-runc-v2 always puts its socket in `/run/containerd/s/` (a constant in
+//! containerd 1.6): pruned at teardown when this instance created it.
 
 use crate::container::{init_process, reap};
+use crate::engines::{
+    own_cgroup_path, processes_mentioning, prune_empty_dirs, stop_daemon, unmount_under,
+    wait_daemon_ready, CgroupParent,
+};
 use crate::procfs;
-use crate::runtime::{try_exec, wait_for, Output};
+use crate::runtime::{try_exec, Output};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
-pub const IMAGE: &str = "docker.io/library/busybox:latest";
+/// The busybox test image, as every test knows it.
+pub const IMAGE: &str = crate::image::NAME;
 pub const RUNTIME: &str = "io.containerd.patina.v2";
 pub const NS: &str = "patina-test";
 /// The namespace of CRI's containers and images.
 pub const CRI_NS: &str = "k8s.io";
 /// The CRI sandbox (pause) image: busybox's sh waiting for signals.
-pub const PAUSE_IMAGE: &str = "localhost/patina-pause:latest";
-const PAUSE_CMD: &str = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait; done";
+pub const PAUSE_IMAGE: &str = crate::image::PAUSE_NAME;
 const TIMEOUT: Duration = Duration::from_secs(30);
+/// Outside the private dir: containerd-shim-runc-v2's socket dir.
+const SHIM_SOCKETS: &str = "/run/containerd";
 
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable");
@@ -44,49 +60,30 @@ pub fn shim_path() -> PathBuf {
     shim_dir().join("containerd-shim-patina-v2")
 }
 
-fn scripts() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shim/scripts")
-}
-
 /// The runtime binary the shim is told to drive (runc Options' BinaryName).
 pub fn shim_runtime() -> String {
     std::env::var("PATINA_SHIM_RUNTIME")
         .unwrap_or_else(|_| crate::runtime_path().to_string_lossy().into_owned())
 }
 
-/// This process's cgroup (the memory controller's on v1, the unified one on v2).
-fn own_cgroup() -> String {
-    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let unified = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    text.lines()
-        .filter_map(|l| {
-            let mut f = l.splitn(3, ':');
-            Some((f.next()?, f.next()?, f.next()?))
-        })
-        .find(|(_, c, _)| {
-            if unified {
-                c.is_empty()
-            } else {
-                c.split(',').any(|c| c == "memory")
-            }
-        })
-        .map(|(_, _, p)| p.trim_end_matches('/').to_string())
-        .unwrap_or_default()
-}
-
 pub struct Containerd {
     pub dir: PathBuf,
-    pub child: Option<Child>,
+    child: Mutex<Option<Child>>,
     /// the cgroup parent of this instance's containers
     pub cgroup: String,
+    cgroup_parent: CgroupParent,
     /// the CRI plugin is enabled (socket `c.sock`, runtime handlers `patina` and `runc`)
     pub cri: bool,
+    /// `/run/containerd` existed before this instance started
+    shim_sockets_existed: bool,
+    torn_down: AtomicBool,
     n: AtomicU64,
 }
 
 impl Containerd {
+    /// containerd in `/tmp/pshim-<pid>-<n>-<name>` with the image in namespace [`NS`].
     pub fn start(name: &str) -> Containerd {
-        Self::start_with(name, false)
+        Self::start_named(name, false)
     }
 
     /// containerd with its CRI plugin: handlers `patina` (this shim, driving
@@ -95,68 +92,77 @@ impl Containerd {
     /// the `k8s.io` namespace. Pods go beneath [`Containerd::cgroup`] (their
     /// `cgroup_parent`) and use the host network (no CNI).
     pub fn start_cri(name: &str) -> Containerd {
-        Self::start_with(name, true)
+        Self::start_named(name, true)
     }
 
-    fn start_with(name: &str, cri: bool) -> Containerd {
-        init_process();
-        assert!(
-            shim_path().exists(),
-            "build the shim first: cargo build -p containerd-shim-patina"
-        );
+    fn start_named(name: &str, cri: bool) -> Containerd {
         static N: AtomicU64 = AtomicU64::new(0);
         let dir = PathBuf::from(format!(
             "/tmp/pshim-{}-{}-{name}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
         let cgroup = format!(
             "{}/patina-shim-{}",
-            own_cgroup(),
+            own_cgroup_path(),
             dir.file_name().unwrap().to_string_lossy()
         );
+        Self::start_in(dir, cgroup, cri)
+    }
+
+    /// containerd with everything in `dir` (created; removed at teardown), its containers'
+    /// cgroups beneath `cgroup`, the busybox image imported into [`NS`] (CRI: [`CRI_NS`],
+    /// with the pause image).
+    pub fn start_in(dir: PathBuf, cgroup: String, cri: bool) -> Containerd {
+        init_process();
+        assert!(
+            shim_path().exists(),
+            "build the shim first: cargo build -p containerd-shim-patina"
+        );
+        let image = crate::image::busybox();
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("fifo")).unwrap();
         let mut c = Containerd {
             dir,
-            child: None,
+            child: Mutex::new(None),
+            cgroup_parent: CgroupParent::new(cgroup.clone()),
             cgroup,
             cri,
+            shim_sockets_existed: Path::new(SHIM_SOCKETS).exists(),
+            torn_down: AtomicBool::new(false),
             n: AtomicU64::new(0),
         };
-        let image = c.dir.join("busybox.tar");
-        let out = c.sh(&[
-            scripts().join("busybox-image.sh").to_str().unwrap(),
-            image.to_str().unwrap(),
-        ]);
-        assert!(out.success(), "build the busybox image: {out:#?}");
         std::fs::write(
             c.dir.join("runtime.toml"),
             format!("BinaryName = {:?}\n", shim_runtime()),
         )
         .unwrap();
-        if cri {
-            let pause = c.dir.join("pause.tar");
-            let out = c.sh(&[
-                scripts().join("busybox-image.sh").to_str().unwrap(),
-                pause.to_str().unwrap(),
-                PAUSE_IMAGE,
-                "sh",
-                "-c",
-                PAUSE_CMD,
-            ]);
-            assert!(out.success(), "build the pause image: {out:#?}");
-        }
         c.boot();
         let ns = if cri { CRI_NS } else { NS };
-        c.ctr_ns(ns, &["images", "import", image.to_str().unwrap()])
-            .assert_ok();
+        let mut imports = vec![(&image.oci_archive, crate::image::NAME)];
         if cri {
-            let pause = c.dir.join("pause.tar");
-            c.ctr_ns(ns, &["images", "import", pause.to_str().unwrap()])
-                .assert_ok();
+            imports.push((&image.pause_oci_archive, PAUSE_IMAGE));
+        }
+        for (archive, name) in imports {
+            let base = name.rsplit_once(':').map_or(name, |(b, _)| b);
+            c.ctr_ns(
+                ns,
+                &[
+                    "images",
+                    "import",
+                    "--base-name",
+                    base,
+                    archive.to_str().unwrap(),
+                ],
+            )
+            .assert_ok();
         }
         c
+    }
+
+    /// containerd's pid while it runs.
+    pub fn pid(&self) -> Option<i32> {
+        self.child.lock().unwrap().as_ref().map(|c| c.id() as i32)
     }
 
     /// `ctr -a SOCK -n NS ARGS...` in another namespace.
@@ -200,13 +206,7 @@ impl Containerd {
         )
     }
 
-    fn sh(&self, argv: &[&str]) -> Output {
-        let mut cmd = Command::new(argv[0]);
-        cmd.args(&argv[1..]);
-        try_exec(&mut cmd, &self.dir, Duration::from_secs(60)).unwrap()
-    }
-
-    /// Start containerd (again) on the same dirs.
+    /// Start containerd (again) on the same dirs; returns once `ctr version` answers.
     pub fn boot(&mut self) {
         let cri = if self.cri {
             ""
@@ -220,6 +220,12 @@ state = "{d}/state"
 disabled_plugins = [{cri}"io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
 [grpc]
   address = "{d}/c.sock"
+[ttrpc]
+  address = "{d}/c.sock.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
 [plugins."io.containerd.internal.v1.opt"]
   path = "{d}/opt"
 "#,
@@ -232,57 +238,54 @@ disabled_plugins = [{cri}"io.containerd.snapshotter.v1.btrfs", "io.containerd.sn
         let log = File::options()
             .create(true)
             .append(true)
-            .open(self.dir.join("containerd.log"))
+            .open(self.log_path())
             .unwrap();
         let path = format!(
             "{}:{}",
             shim_dir().display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let child = Command::new("containerd")
+        let mut child = Command::new("containerd")
             .args([
                 "--config",
                 self.dir.join("config.toml").to_str().unwrap(),
                 "--log-level",
                 "debug",
             ])
+            .current_dir(&self.dir)
             .env("PATH", path)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("start containerd (apt-get install containerd)");
-        self.child = Some(child);
-        let up = wait_for(Duration::from_secs(20), || {
-            (self.dir.join("c.sock").exists()
+        wait_daemon_ready("containerd", &mut child, &self.log_path(), || {
+            self.address().exists()
                 && self
                     .ctr_raw(&["version"], None)
                     .map(|o| o.success())
-                    .unwrap_or(false))
-            .then_some(())
+                    .unwrap_or(false)
         });
-        assert!(up.is_some(), "containerd did not come up: {}", self.log());
+        *self.child.get_mut().unwrap() = Some(child);
     }
 
-    /// Stop containerd (SIGTERM), leaving shims and containers running.
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while child.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline
-            {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+    /// Stop containerd (SIGTERM by pid, SIGKILL after 15 s), leaving shims and containers
+    /// running. Returns a note if it had to be killed.
+    pub fn stop(&mut self) -> Option<String> {
+        self.stop_daemon()
+    }
+
+    fn stop_daemon(&self) -> Option<String> {
+        let mut child = self.child.lock().unwrap().take()?;
+        stop_daemon("containerd", &mut child, Duration::from_secs(15))
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("containerd.log")
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default()
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
     pub fn address(&self) -> PathBuf {
@@ -376,9 +379,7 @@ disabled_plugins = [{cri}"io.containerd.snapshotter.v1.btrfs", "io.containerd.sn
     }
 
     pub fn tail(&self) -> String {
-        let log = self.log();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        crate::engines::log_tail(&self.log_path(), 40)
     }
 
     /// The shim processes that are this process's children (re-parented to it, the
@@ -457,10 +458,18 @@ pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        // Whatever a failed test left running.
-        if self.child.is_some() {
+impl Containerd {
+    /// Deletes the tasks and containers left (in [`NS`] and [`CRI_NS`]), stops containerd
+    /// by pid, reaps the shims (killed if they linger), unmounts what is below the dir,
+    /// removes the cgroups and dirs this instance created. Returns what was left behind
+    /// (a container, a shim that did not exit, a container mount, a process in a cgroup).
+    /// Runs once; later calls return nothing.
+    pub fn teardown(&self) -> Vec<String> {
+        let mut leaks = Vec::new();
+        if self.torn_down.swap(true, Ordering::SeqCst) {
+            return leaks;
+        }
+        if self.pid().is_some() {
             for ns in [NS, CRI_NS] {
                 let ctr = |args: &[&str]| {
                     let mut cmd = Command::new("ctr");
@@ -481,24 +490,46 @@ impl Drop for Containerd {
                 }
             }
         }
-        self.stop();
-        for pid in self.shim_pids() {
-            if !reap(pid, Duration::from_secs(5)) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
+        leaks.extend(self.stop_daemon());
+        // Shims (our children: this process is a subreaper) exit once their tasks are gone.
+        let dir = self.dir.to_string_lossy().into_owned();
+        let me = std::process::id() as i32;
+        for (pid, cmd) in processes_mentioning(&dir) {
+            if pid != me && !reap(pid, Duration::from_secs(5)) {
+                leaks.push(format!("process {pid} left: {cmd}"));
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
                 reap(pid, Duration::from_secs(5));
             }
         }
-        let prefix = format!("{}/", self.dir.display());
-        let mut mounts = mounts_under(&prefix);
-        mounts.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        for m in mounts {
-            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        // Shims that exited earlier are zombies (no cmdline to tell whose they are).
+        for pid in children_named("containerd-shim") {
+            if !procfs::pid_alive(pid) {
+                reap(pid, Duration::ZERO);
+            }
         }
-        remove_cgroups(&self.cgroup);
-        let _ = std::fs::remove_dir_all(&self.dir);
+        unmount_under(&dir, &mut leaks);
+        self.cgroup_parent.remove(&mut leaks);
+        if !self.shim_sockets_existed {
+            prune_empty_dirs(Path::new(SHIM_SOCKETS));
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            leaks.push(format!("cannot remove {dir}: {e}"));
+        }
+        leaks
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let leaks = self.teardown();
+        if !leaks.is_empty() {
+            let msg = format!("containerd teardown found leaks:\n  {}", leaks.join("\n  "));
+            if std::thread::panicking() {
+                eprintln!("{msg}");
+            } else {
+                panic!("{msg}");
+            }
+        }
     }
 }
 
@@ -510,27 +541,4 @@ pub fn mounts_under(prefix: &str) -> Vec<String> {
         .map(|m| m.mount_point)
         .filter(|p| p.starts_with(prefix))
         .collect()
-}
-
-/// rmdir `path` (and what is beneath it) in every hierarchy.
-pub fn remove_cgroups(path: &str) {
-    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
-        return;
-    };
-    let mut roots: Vec<PathBuf> = vec![PathBuf::from("/sys/fs/cgroup")];
-    roots.extend(
-        hierarchies
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_dir()),
-    );
-    for root in roots {
-        let dir = root.join(path.trim_start_matches('/'));
-        if let Ok(children) = std::fs::read_dir(&dir) {
-            for c in children.flatten().filter(|c| c.path().is_dir()) {
-                let _ = std::fs::remove_dir(c.path());
-            }
-            let _ = std::fs::remove_dir(&dir);
-        }
-    }
 }

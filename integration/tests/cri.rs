@@ -582,7 +582,7 @@ fn cri_bench() {
     let pods = env_n("PODS", 20);
     let execs = env_n("EXECS", 100);
     let c = Containerd::start_cri("cri-bench");
-    let containerd = c.child.as_ref().unwrap().id() as i32;
+    let containerd = c.pid().unwrap();
     let handlers = ["patina", "runc"];
     let mut figures: HashMap<&str, Figures> = HashMap::new();
     runtime().block_on(async {

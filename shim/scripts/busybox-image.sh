@@ -1,12 +1,10 @@
 #!/bin/bash
-# An OCI image of Debian's static busybox, built offline: umoci packs it, skopeo turns it
-# into a docker-archive that `ctr images import` names docker.io/library/busybox:latest.
-# Usage: busybox-image.sh OUT.tar [NAME [CMD...]]   (default docker.io/library/busybox:latest, sh)
+# An OCI image of Debian's static busybox for bench/shim.sh, built offline: umoci packs it,
+# skopeo turns it into a docker-archive that `ctr images import` names
+# docker.io/library/busybox:latest. (The tests build theirs in integration/src/image.rs.)
+# Usage: busybox-image.sh OUT.tar
 set -euo pipefail
 out=$1
-name=${2:-docker.io/library/busybox:latest}
-shift $(( $# < 2 ? $# : 2 ))
-[ $# -gt 0 ] || set -- sh
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 umoci init --layout "$work/oci"
@@ -21,7 +19,6 @@ done
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n' > "$root/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$root/etc/group"
 umoci repack --image "$work/oci:latest" "$work/bundle" > /dev/null
-cmd=(); for a in "$@"; do cmd+=(--config.cmd "$a"); done
-umoci config --image "$work/oci:latest" "${cmd[@]}" --config.env PATH=/bin > /dev/null
+umoci config --image "$work/oci:latest" --config.cmd sh --config.env PATH=/bin > /dev/null
 rm -f "$out"
-skopeo copy --quiet "oci:$work/oci:latest" "docker-archive:$out:$name"
+skopeo copy --quiet "oci:$work/oci:latest" "docker-archive:$out:docker.io/library/busybox:latest"

@@ -1,5 +1,5 @@
 #!/bin/bash
-# A private containerd (Debian's 1.6) for the shim's tests and benchmarks: its own
+# A private containerd (Debian's 1.6) for bench/shim.sh (the tests use integration/src/containerd.rs): its own
 # config, root, state and sockets under DIR, the shim on its PATH, a busybox image.
 # Usage: containerd-env.sh up DIR SHIM_DIR   (prints nothing; containerd's pid in DIR/pid)
 #        containerd-env.sh down DIR

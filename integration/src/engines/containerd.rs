@@ -1,103 +1,41 @@
-//! containerd 1.6 (Debian) with a private config, root, state and socket, driven by `ctr`
-//! (namespace `patina-test`). The runtime is chosen per container with `ctr run
-//! --runc-binary`, its state goes to `--runc-root` under the private dir, the cgroup to
-//! `--cgroup <parent>/<name>`, and ctr's fifos to `--fifo-dir`. The CRI plugin and the
-//! snapshotters that need other filesystems are disabled; overlayfs is used.
-//!
-//! Outside the private dir, containerd-shim-runc-v2 always puts its socket in
-//! `/run/containerd/s/` (a constant in containerd 1.6): removed at teardown when we created it.
+//! containerd 1.6 (Debian) as the tests' harness runs it ([`crate::containerd::Containerd`]:
+//! private config, root, state and socket, the busybox image), driven by `ctr` (namespace
+//! `patina-test`). The runtime is chosen per container with `ctr run --runc-binary`, its
+//! state goes to `--runc-root` under the private dir, the cgroup to `--cgroup
+//! <parent>/<name>`, and ctr's fifos to `--fifo-dir`. The CRI plugin and the snapshotters
+//! that need other filesystems are disabled; overlayfs is used.
 
 use super::{Engine, Private, Rt};
 use crate::runtime::Output;
-use std::process::Child;
-use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
 
-pub const NAMESPACE: &str = "patina-test";
+pub const NAMESPACE: &str = crate::containerd::NS;
 
 pub struct Containerd {
     pub p: Private,
     pub socket: String,
-    daemon: Mutex<Option<Child>>,
+    pub daemon: crate::containerd::Containerd,
 }
 
-static ENGINE: OnceLock<Containerd> = OnceLock::new();
-
-/// The containerd instance of this test process.
-pub fn engine() -> &'static Containerd {
-    ENGINE.get_or_init(|| {
-        let e = Containerd::start();
-        super::at_exit(teardown_at_exit);
-        e
-    })
-}
-
-extern "C" fn teardown_at_exit() {
-    if let Some(e) = ENGINE.get() {
-        let leaks = std::panic::catch_unwind(|| e.teardown())
-            .unwrap_or_else(|_| vec!["containerd teardown panicked".into()]);
-        super::report_leaks("containerd", leaks);
-    }
-}
+super::engine_instance!(
+    Containerd,
+    "containerd",
+    Containerd::start,
+    "The containerd instance of this test process."
+);
 
 impl Containerd {
     fn start() -> Self {
         let p = Private::new("ctd");
-        let socket = p.path("c.sock");
-        let config = p.dir.join("config.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"version = 2
-root = "{root}"
-state = "{state}"
-disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
-  "io.containerd.internal.v1.opt",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.tracing.processor.v1.otlp",
-]
-[grpc]
-  address = "{socket}"
-[ttrpc]
-  address = "{socket}.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-"#,
-                root = p.path("root"),
-                state = p.path("state"),
-            ),
-        )
-        .unwrap();
-        std::fs::create_dir_all(p.dir.join("fifo")).unwrap();
-        p.watch_outside("/run/containerd");
-        let mut child = p.spawn_daemon(
-            "containerd",
-            &["containerd", "--config", &config.to_string_lossy()],
-            &[],
+        let daemon = crate::containerd::Containerd::start_in(
+            p.dir.join("d"),
+            p.cgroup_parent.clone(),
+            false,
         );
-        let e = Containerd {
-            socket,
-            daemon: Mutex::new(None),
+        Containerd {
+            socket: daemon.address().to_string_lossy().into_owned(),
+            daemon,
             p,
-        };
-        e.p.wait_ready("containerd", &mut child, || e.ctr(&["version"]).success());
-        *e.daemon.lock().unwrap() = Some(child);
-        let img = crate::image::busybox();
-        let out = e.ctr(&[
-            "images",
-            "import",
-            "--base-name",
-            "localhost/patina-busybox",
-            &img.oci_archive.to_string_lossy(),
-        ]);
-        assert!(out.success(), "ctr images import: {out:#?}");
-        e
+        }
     }
 
     fn ctr_argv<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
@@ -179,13 +117,7 @@ disabled_plugins = [
             self.remove(n);
         }
         let _ = self.ctr(&["images", "rm", crate::image::NAME]);
-        if let Some(mut child) = self.daemon.lock().unwrap().take() {
-            leaks.extend(super::stop_daemon(
-                "containerd",
-                &mut child,
-                Duration::from_secs(15),
-            ));
-        }
+        leaks.extend(self.daemon.teardown());
         leaks.extend(self.p.teardown());
         leaks
     }

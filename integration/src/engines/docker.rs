@@ -11,7 +11,7 @@
 use super::{Engine, Private, Rt};
 use crate::runtime::Output;
 use std::process::Child;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 
 pub const CLIENT: &str = "/usr/bin/docker";
@@ -23,24 +23,12 @@ pub struct Docker {
     daemon: Mutex<Option<Child>>,
 }
 
-static ENGINE: OnceLock<Docker> = OnceLock::new();
-
-/// The dockerd instance of this test process.
-pub fn engine() -> &'static Docker {
-    ENGINE.get_or_init(|| {
-        let e = Docker::start();
-        super::at_exit(teardown_at_exit);
-        e
-    })
-}
-
-extern "C" fn teardown_at_exit() {
-    if let Some(e) = ENGINE.get() {
-        let leaks = std::panic::catch_unwind(|| e.teardown())
-            .unwrap_or_else(|_| vec!["docker teardown panicked".into()]);
-        super::report_leaks("docker", leaks);
-    }
-}
+super::engine_instance!(
+    Docker,
+    "docker",
+    Docker::start,
+    "The dockerd instance of this test process."
+);
 
 /// The docker runtime name of `rt`.
 pub fn runtime_name(rt: &Rt) -> &'static str {

@@ -77,9 +77,48 @@ pub struct Private {
     /// Host paths outside `dir` the engine may create: (path, existed before).
     outside: Mutex<Vec<(PathBuf, bool)>>,
     netns_before: Vec<String>,
-    /// Ancestors of the cgroup parent that did not exist (in some hierarchy) before: engines
+    cgroup: CgroupParent,
+}
+
+/// A cgroup parent for an engine's containers (a path relative to each hierarchy's root),
+/// and what its teardown must remove.
+pub struct CgroupParent {
+    pub path: String,
+    /// Ancestors of the parent that did not exist (in some hierarchy) before: engines
     /// create them (`mkdir -p`); removed deepest first at teardown if empty.
-    cgroup_ancestors: Vec<PathBuf>,
+    ancestors: Vec<PathBuf>,
+}
+
+impl CgroupParent {
+    pub fn new(path: String) -> Self {
+        let mut ancestors = Vec::new();
+        let parts: Vec<&str> = path.split('/').filter(|x| !x.is_empty()).collect();
+        for mnt in cgroup_mounts() {
+            let mut p = mnt.clone();
+            for part in &parts[..parts.len().saturating_sub(1)] {
+                p = p.join(part);
+                if !p.exists() {
+                    ancestors.push(p.clone());
+                }
+            }
+        }
+        ancestors.reverse();
+        CgroupParent { path, ancestors }
+    }
+
+    /// Removes the parent and everything beneath it in every hierarchy (processes still in
+    /// it are leaks, killed), then the ancestors it created.
+    pub fn remove(&self, leaks: &mut Vec<String>) {
+        for mnt in cgroup_mounts() {
+            let root = mnt.join(self.path.trim_start_matches('/'));
+            if root.is_dir() {
+                remove_cgroup_tree(&root, leaks);
+            }
+        }
+        for a in &self.ancestors {
+            let _ = std::fs::remove_dir(a);
+        }
+    }
 }
 
 fn netns_entries() -> Vec<String> {
@@ -97,7 +136,7 @@ fn netns_entries() -> Vec<String> {
 /// The deepest of our cgroup paths (on a hybrid host, e.g. `memory:/a/b` while the other
 /// hierarchies say `/`): beneath it we are beneath our own cgroup in every hierarchy whose
 /// path is a prefix of it.
-fn own_cgroup_path() -> String {
+pub fn own_cgroup_path() -> String {
     let text = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     text.lines()
         .filter_map(|l| l.splitn(3, ':').nth(2))
@@ -160,30 +199,18 @@ impl Private {
         for rt in [&reference, &under_test] {
             write_wrapper(&rt.path, &rt.label, &rt.real, &argv_log);
         }
-        let cgroup_parent = format!("{}/pe-{pid}-{tag}", own_cgroup_path());
-        let mut cgroup_ancestors = Vec::new();
-        for mnt in cgroup_mounts() {
-            let mut p = mnt.clone();
-            let parts: Vec<&str> = cgroup_parent.split('/').filter(|x| !x.is_empty()).collect();
-            for part in &parts[..parts.len() - 1] {
-                p = p.join(part);
-                if !p.exists() {
-                    cgroup_ancestors.push(p.clone());
-                }
-            }
-        }
-        cgroup_ancestors.reverse();
+        let cgroup = CgroupParent::new(format!("{}/pe-{pid}-{tag}", own_cgroup_path()));
         Private {
             tag: tag.to_string(),
             dir,
             scratch,
-            cgroup_parent,
+            cgroup_parent: cgroup.path.clone(),
             argv_log,
             reference,
             under_test,
             outside: Mutex::new(Vec::new()),
             netns_before: netns_entries(),
-            cgroup_ancestors,
+            cgroup,
         }
     }
 
@@ -248,33 +275,12 @@ impl Private {
     }
 
     /// Waits until `ready` succeeds (at most 30 s) while `child` is alive; panics with the log.
-    pub fn wait_ready(&self, name: &str, child: &mut Child, mut ready: impl FnMut() -> bool) {
-        let ok = wait_for(Duration::from_secs(30), || {
-            if let Ok(Some(st)) = child.try_wait() {
-                panic!(
-                    "{name} exited during startup ({st}): {}",
-                    self.log_tail(name)
-                );
-            }
-            if ready() {
-                Some(())
-            } else {
-                std::thread::sleep(Duration::from_millis(50));
-                None
-            }
-        });
-        assert!(
-            ok.is_some(),
-            "{name} not ready after 30 s: {}",
-            self.log_tail(name)
-        );
+    pub fn wait_ready(&self, name: &str, child: &mut Child, ready: impl FnMut() -> bool) {
+        wait_daemon_ready(name, child, &self.dir.join(format!("{name}.log")), ready)
     }
 
     pub fn log_tail(&self, name: &str) -> String {
-        let text =
-            std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        log_tail(&self.dir.join(format!("{name}.log")), 30)
     }
 
     /// Teardown after the engine's own cleanup and daemon stop: unmount, processes, cgroups,
@@ -292,35 +298,8 @@ impl Private {
             }
         }
         reap_zombie_children();
-        // Mounts below the private dir: an engine may leave its storage mounts (not a leak
-        // of the runtime); container mounts (rootfs, shm, netns) are.
-        let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut mounts: Vec<String> = procfs::parse_mountinfo(&mi)
-            .into_iter()
-            .map(|m| m.mount_point)
-            .filter(|m| m.starts_with(&format!("{dir}/")))
-            .collect();
-        mounts.reverse();
-        for m in &mounts {
-            if m.contains("/merged")
-                || m.ends_with("/rootfs")
-                || m.contains("/shm")
-                || m.contains("/netns/")
-            {
-                leaks.push(format!("mount left: {m}"));
-            }
-            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
-        }
-        // Cgroups: everything below our parent must be empty; remove it all.
-        for mnt in cgroup_mounts() {
-            let root = mnt.join(self.cgroup_parent.trim_start_matches('/'));
-            if root.is_dir() {
-                remove_cgroup_tree(&root, &mut leaks);
-            }
-        }
-        for a in &self.cgroup_ancestors {
-            let _ = std::fs::remove_dir(a);
-        }
+        unmount_under(&dir, &mut leaks);
+        self.cgroup.remove(&mut leaks);
         // Paths outside the private dir the engine created.
         for (p, existed) in self.outside.lock().unwrap().iter() {
             if *existed || !p.exists() {
@@ -359,8 +338,59 @@ impl Private {
     }
 }
 
+/// The last `n` lines of the log file `path`.
+pub fn log_tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Waits until `ready` succeeds (at most 30 s) while daemon `child` is alive; panics with
+/// the tail of its `log`.
+pub fn wait_daemon_ready(
+    name: &str,
+    child: &mut Child,
+    log: &Path,
+    mut ready: impl FnMut() -> bool,
+) {
+    let ok = wait_for(Duration::from_secs(30), || {
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("{name} exited during startup ({st}): {}", log_tail(log, 30));
+        }
+        if ready() {
+            Some(())
+        } else {
+            std::thread::sleep(Duration::from_millis(50));
+            None
+        }
+    });
+    assert!(
+        ok.is_some(),
+        "{name} not ready after 30 s: {}",
+        log_tail(log, 30)
+    );
+}
+
+/// Unmounts everything below `dir` (deepest first). An engine may leave its storage mounts
+/// (not a leak of the runtime); container mounts (rootfs, shm, netns) are leaks.
+pub fn unmount_under(dir: &str, leaks: &mut Vec<String>) {
+    let mut mounts = crate::containerd::mounts_under(&format!("{dir}/"));
+    mounts.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for m in &mounts {
+        let rel = &m[dir.len()..];
+        if rel.contains("/merged")
+            || rel.ends_with("/rootfs")
+            || rel.contains("/shm")
+            || rel.contains("/netns/")
+        {
+            leaks.push(format!("mount left: {m}"));
+        }
+        let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
 /// Removes `dir` and the dirs below it that are (then) empty; files stay.
-fn prune_empty_dirs(dir: &Path) {
+pub fn prune_empty_dirs(dir: &Path) {
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
@@ -450,6 +480,33 @@ pub fn stop_daemon(name: &str, child: &mut Child, grace: Duration) -> Option<Str
     let _ = child.wait();
     Some(format!("{name} (pid {pid}) ignored SIGTERM for {grace:?}"))
 }
+
+/// The engine instance of a test process: `pub fn engine()` starts it on first use (with
+/// `$start`) and registers its `teardown()` (returning the leaks) to run at exit, where
+/// leaks fail the process.
+macro_rules! engine_instance {
+    ($ty:ty, $name:literal, $start:path, $doc:literal) => {
+        static ENGINE: std::sync::OnceLock<$ty> = std::sync::OnceLock::new();
+
+        #[doc = $doc]
+        pub fn engine() -> &'static $ty {
+            ENGINE.get_or_init(|| {
+                let e = $start();
+                super::at_exit(teardown_at_exit);
+                e
+            })
+        }
+
+        extern "C" fn teardown_at_exit() {
+            if let Some(e) = ENGINE.get() {
+                let leaks = std::panic::catch_unwind(|| e.teardown())
+                    .unwrap_or_else(|_| vec![concat!($name, " teardown panicked").into()]);
+                super::report_leaks($name, leaks);
+            }
+        }
+    };
+}
+pub(crate) use engine_instance;
 
 /// Runs the teardown at process exit and makes the process fail on leaks.
 pub fn at_exit(f: extern "C" fn()) {

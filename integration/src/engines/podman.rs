@@ -12,31 +12,18 @@
 
 use super::{Engine, Private, Rt};
 use crate::runtime::Output;
-use std::sync::OnceLock;
 
 pub struct Podman {
     pub p: Private,
     env: Vec<(String, String)>,
 }
 
-static ENGINE: OnceLock<Podman> = OnceLock::new();
-
-/// The podman instance of this test process.
-pub fn engine() -> &'static Podman {
-    ENGINE.get_or_init(|| {
-        let e = Podman::setup();
-        super::at_exit(teardown_at_exit);
-        e
-    })
-}
-
-extern "C" fn teardown_at_exit() {
-    if let Some(e) = ENGINE.get() {
-        let leaks = std::panic::catch_unwind(|| e.teardown())
-            .unwrap_or_else(|_| vec!["podman teardown panicked".into()]);
-        super::report_leaks("podman", leaks);
-    }
-}
+super::engine_instance!(
+    Podman,
+    "podman",
+    Podman::setup,
+    "The podman instance of this test process."
+);
 
 impl Podman {
     fn setup() -> Self {
