@@ -67,17 +67,19 @@ mod hex_program {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
 
     pub fn serialize<S: Serializer>(program: &[SockFilter], s: S) -> Result<S::Ok, S::Error> {
-        let mut out = Vec::with_capacity(program.len() * 16);
+        let mut out = String::with_capacity(program.len() * 16);
         for f in program {
             let word = (u64::from(f.code) << 48)
                 | (u64::from(f.jt) << 40)
                 | (u64::from(f.jf) << 32)
                 | u64::from(f.k);
-            for shift in (0..16).rev() {
-                out.push(DIGITS[(word >> (4 * shift)) as usize & 0xf]);
-            }
+            out.extend(
+                (0..16)
+                    .rev()
+                    .map(|i| DIGITS[(word >> (4 * i)) as usize & 0xf] as char),
+            );
         }
-        s.serialize_str(std::str::from_utf8(&out).expect("hex digits are ASCII"))
+        s.serialize_str(&out)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SockFilter>, D::Error> {
@@ -287,18 +289,11 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Seccomp> {
     if abis.is_empty() {
         abis.push(Abi::X86_64);
     }
-    let mut rules: Vec<(Abi, ArchRules)> = abis
-        .iter()
-        .map(|a| {
-            (
-                *a,
-                ArchRules {
-                    args32: *a == Abi::X86,
-                    syscalls: Vec::with_capacity(512),
-                },
-            )
-        })
-        .collect();
+    // Every rule once, in profile order; per ABI, keys `nr << 32 | rule index` (sorted
+    // once, unstably: the index keeps a syscall's rules in profile order).
+    let mut all_rules: Vec<Rule> = Vec::new();
+    let mut keys: Vec<(Abi, Vec<u64>)> =
+        abis.iter().map(|a| (*a, Vec::with_capacity(512))).collect();
 
     let mut notify = false;
     for (i, sc) in spec.syscalls().iter().flatten().enumerate() {
@@ -335,30 +330,27 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Seccomp> {
             .iter()
             .enumerate()
             .all(|(k, c)| checks[..k].iter().all(|o| o.index != c.index));
-        let new_rules: Vec<Rule> = if distinct {
-            vec![Rule {
-                checks: checks.clone(),
+        let first = all_rules.len() as u64;
+        if distinct {
+            all_rules.push(Rule {
+                checks,
                 action: act,
-            }]
+            });
         } else {
-            checks
-                .iter()
-                .map(|c| Rule {
-                    checks: vec![*c],
-                    action: act,
-                })
-                .collect()
-        };
+            all_rules.extend(checks.iter().map(|c| Rule {
+                checks: vec![*c],
+                action: act,
+            }));
+        }
+        let new_rules = first..all_rules.len() as u64;
         for name in sc.names() {
             let mut known = false;
             let nrs = numbers(name).unwrap_or([syscalls::NONE; 3]);
-            for (abi, arch_rules) in rules.iter_mut() {
+            for (abi, keys) in keys.iter_mut() {
                 let nr = nrs[abi.column()];
                 if nr != syscalls::NONE {
                     known = true;
-                    arch_rules
-                        .syscalls
-                        .extend(new_rules.iter().map(|r| (nr, r.clone())));
+                    keys.extend(new_rules.clone().map(|r| u64::from(nr) << 32 | r));
                 }
             }
             if !known {
@@ -384,10 +376,18 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Seccomp> {
             flags |= FLAG_TSYNC_ESRCH;
         }
     }
-    // Stable: the rules of one syscall keep the profile's order (first match wins).
-    for (_, arch_rules) in rules.iter_mut() {
-        arch_rules.syscalls.sort_by_key(|(nr, _)| *nr);
-    }
+    let mut rules: Vec<(Abi, ArchRules)> = keys
+        .into_iter()
+        .map(|(abi, mut keys)| {
+            keys.sort_unstable();
+            let syscalls = keys
+                .iter()
+                .map(|k| ((k >> 32) as u32, all_rules[*k as u32 as usize].clone()))
+                .collect();
+            let args32 = abi == Abi::X86;
+            (abi, ArchRules { syscalls, args32 })
+        })
+        .collect();
     let mut take = |abi| {
         rules
             .iter()
