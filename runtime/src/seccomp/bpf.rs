@@ -317,32 +317,50 @@ fn push_segment(segments: &mut Vec<(u32, Outcome)>, start: u32, outcome: Outcome
     }
 }
 
-/// Instructions of the tree over `n` segments (as `segment_tree` emits it).
-fn tree_size(n: usize) -> usize {
-    if n <= 1 {
+/// Longest code a conditional jump (8-bit offset) can always cross.
+const SHORT: usize = u8::MAX as usize;
+
+/// Instructions of a pooled subtree (`pooled_tree`): one `jge` per inner node, one
+/// `ja` per rule-block leaf, and one shared `ret` per distinct plain action.
+fn pooled_size(segments: &[(u32, Outcome)]) -> usize {
+    if segments.len() <= 1 {
         return 1;
     }
-    let mid = n / 2;
-    let lower = tree_size(mid);
-    1 + usize::from(lower > u8::MAX as usize) + lower + tree_size(n - mid)
+    let mut actions: Vec<u32> = Vec::new();
+    let mut blocks = 0;
+    for (_, outcome) in segments {
+        match outcome {
+            Outcome::Ret(a) if !actions.contains(a) => actions.push(*a),
+            Outcome::Ret(_) => {}
+            Outcome::Block(_) => blocks += 1,
+        }
+    }
+    segments.len() - 1 + blocks + actions.len()
 }
 
-/// Binary search on segment starts: `jge start` jumps over the lower half (emitted
-/// right after it) to the upper half; only when the lower half is longer than a
-/// conditional jump reaches (255) does it go through a `ja`. Leaves are one `ret` (or
-/// one `ja` to a rule block): about two instructions per segment, and ~log2(segments)
-/// comparisons per syscall.
+/// Instructions of the tree over `segments` (as `segment_tree` emits it).
+fn tree_size(segments: &[(u32, Outcome)]) -> usize {
+    let pooled = pooled_size(segments);
+    if pooled <= SHORT {
+        return pooled;
+    }
+    let mid = segments.len() / 2;
+    let lower = tree_size(&segments[..mid]);
+    1 + usize::from(lower > SHORT) + lower + tree_size(&segments[mid..])
+}
+
+/// Binary search on segment starts. Near the root (subtrees too long for 8-bit
+/// offsets) a node is `jge start` that jumps over the lower half (emitted right after
+/// it) to the upper half, through a `ja` when the lower half is longer than 255.
+/// Subtrees that fit in 255 instructions are pooled (`pooled_tree`).
 fn segment_tree(asm: &mut Asm, blocks: &[Block<'_>], segments: &[(u32, Outcome)]) {
-    if let [(_, outcome)] = segments {
-        match outcome {
-            Outcome::Ret(action) => asm.ret(*action),
-            Outcome::Block(i) => asm.ja(blocks[*i].label),
-        }
+    if pooled_size(segments) <= SHORT {
+        pooled_tree(asm, blocks, segments);
         return;
     }
     let mid = segments.len() / 2;
     let (lower, upper) = (asm.label(), asm.label());
-    if tree_size(mid) > u8::MAX as usize {
+    if tree_size(&segments[..mid]) > SHORT {
         let upper_stub = asm.label();
         asm.jmp(
             BPF_JGE_K,
@@ -359,6 +377,63 @@ fn segment_tree(asm: &mut Asm, blocks: &[Block<'_>], segments: &[(u32, Outcome)]
     segment_tree(asm, blocks, &segments[..mid]);
     asm.mark(upper);
     segment_tree(asm, blocks, &segments[mid..]);
+}
+
+/// A subtree short enough for 8-bit offsets everywhere: inner nodes are one `jge`
+/// each, whose branches go straight to a shared `ret` at the end of the subtree (one
+/// per distinct action: the "pool") when that side is a plain action, so plain leaves
+/// cost no instruction of their own. Rule-block leaves are one `ja`.
+fn pooled_tree(asm: &mut Asm, blocks: &[Block<'_>], segments: &[(u32, Outcome)]) {
+    if let [(_, outcome)] = segments {
+        match outcome {
+            Outcome::Ret(action) => asm.ret(*action),
+            Outcome::Block(i) => asm.ja(blocks[*i].label),
+        }
+        return;
+    }
+    let mut pool: Vec<(u32, Label)> = Vec::new();
+    pooled_node(asm, blocks, segments, &mut pool);
+    for (action, label) in pool {
+        asm.mark(label);
+        asm.ret(action);
+    }
+}
+
+fn pooled_node(
+    asm: &mut Asm,
+    blocks: &[Block<'_>],
+    segments: &[(u32, Outcome)],
+    pool: &mut Vec<(u32, Label)>,
+) {
+    let mid = segments.len() / 2;
+    let (lo, hi) = segments.split_at(mid);
+    let mut target = |asm: &mut Asm, half: &[(u32, Outcome)]| match half {
+        [(_, Outcome::Ret(action))] => {
+            let label = match pool.iter().find(|(a, _)| a == action) {
+                Some((_, l)) => *l,
+                None => {
+                    let l = asm.label();
+                    pool.push((*action, l));
+                    l
+                }
+            };
+            (label, false)
+        }
+        _ => (asm.label(), true),
+    };
+    let (lo_label, lo_code) = target(asm, lo);
+    let (hi_label, hi_code) = target(asm, hi);
+    asm.jmp(BPF_JGE_K, hi[0].0, Tgt::To(hi_label), Tgt::To(lo_label));
+    for (half, label, code) in [(lo, lo_label, lo_code), (hi, hi_label, hi_code)] {
+        if !code {
+            continue;
+        }
+        asm.mark(label);
+        match half {
+            [(_, Outcome::Block(i))] => asm.ja(blocks[*i].label),
+            _ => pooled_node(asm, blocks, half, pool),
+        }
+    }
 }
 
 /// One argument check: falls through when it holds, jumps to `fail` otherwise.
