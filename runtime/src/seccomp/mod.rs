@@ -514,6 +514,17 @@ mod tests {
         let r = |nr| run(&s.program, AUDIT_ARCH_X86_64, nr, [0; 6]);
         assert_eq!(r(lookup(Abi::X86_64, "read").unwrap()), RET_ALLOW);
         assert_eq!(r(lookup(Abi::X86_64, "add_key").unwrap()), RET_ERRNO | 38);
+        // The tree: every syscall number of every ABI decided in a few instructions.
+        for (arch, base) in [
+            (AUDIT_ARCH_X86_64, 0),
+            (AUDIT_ARCH_X86_64, bpf::X32_SYSCALL_BIT),
+            (AUDIT_ARCH_I386, 0),
+        ] {
+            for nr in 0..600 {
+                let (_, steps) = bpf::run_counted(&s.program, arch, base + nr, [0; 6]);
+                assert!(steps <= 20, "arch {arch:#x} nr {nr}: {steps} instructions");
+            }
+        }
     }
 
     #[test]
