@@ -237,10 +237,22 @@ impl Abi {
 /// Syscall numbers of `name` on the three ABIs (`syscalls::NONE` where it does not exist).
 fn numbers(name: &str) -> Option<[u32; 3]> {
     let h = syscalls::hash(name.as_bytes());
-    let t = syscalls::TABLE;
-    let i = t.binary_search_by(|(k, _, _)| k.cmp(&h)).ok()?;
-    (t[i].1 == name).then_some(t[i].2)
+    let i = HASHES.binary_search(&h).ok()?;
+    let t = &syscalls::TABLE[i];
+    (t.1 == name).then_some(t.2)
 }
+
+/// The hashes of [`syscalls::TABLE`] on their own: the binary search touches 5 KB,
+/// not the 25 KB of the table (each `create` looks names up in a cold process).
+static HASHES: [u64; syscalls::TABLE.len()] = {
+    let mut out = [0; syscalls::TABLE.len()];
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = syscalls::TABLE[i].0;
+        i += 1;
+    }
+    out
+};
 
 /// Syscall number of `name` on `abi_name` ("x86_64", "x86", "x32"), if it exists there.
 pub fn syscall_number(abi_name: &str, name: &str) -> Option<u32> {
@@ -432,6 +444,10 @@ mod tests {
         assert_eq!(lookup(Abi::X32, "read"), Some(0x4000_0000));
         assert_eq!(lookup(Abi::X86_64, "socketcall"), None);
         assert!(lookup(Abi::X86, "socketcall").is_some());
+        for (h, name, nrs) in syscalls::TABLE {
+            assert_eq!(syscalls::hash(name.as_bytes()), *h, "{name}");
+            assert_eq!(numbers(name), Some(*nrs), "{name}");
+        }
     }
 
     #[test]
