@@ -70,8 +70,12 @@ pub struct Record {
     /// config.json's process: what `exec` starts from when not given `--process`.
     #[serde(default)]
     pub process: Option<oci_spec::runtime::Process>,
-    /// linux.seccomp: `exec`'d processes get the container's filter too.
+    /// linux.seccomp, compiled: `exec`'d processes get the container's filter too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp_filter: Option<crate::seccomp::Seccomp>,
+    /// The OCI object, as patina before the compiled `seccomp_filter` stored it: read
+    /// (and compiled by `exec`) for containers created by such a version, never written.
+    #[serde(default, skip_serializing)]
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
     /// The container's cgroup directories, resolved at create.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -304,7 +304,8 @@ fn drive_init(
             .map(|all| all.iter().map(|ns| ns.typ()).collect())
             .unwrap_or_default(),
         process: spec.process().clone(),
-        seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+        seccomp_filter: seccomp.cloned(),
+        seccomp: None,
         cgroup: Some(cgroup.clone()),
     };
     let creating =

@@ -68,11 +68,15 @@ pub fn exec(dir: &StateDir, record: &Record, process: &Process, opts: &ExecOptio
     {
         bail!("process.apparmorProfile/selinuxLabel: LSM labels for exec'd processes are not supported by patina yet");
     }
-    let seccomp = record
-        .seccomp
-        .as_ref()
-        .map(crate::seccomp::compile)
-        .transpose()?;
+    let compiled;
+    let seccomp = match (&record.seccomp_filter, &record.seccomp) {
+        (Some(filter), _) => Some(filter),
+        (None, Some(profile)) => {
+            compiled = crate::seccomp::compile(profile)?;
+            Some(&compiled)
+        }
+        (None, None) => None,
+    };
     if seccomp.as_ref().is_some_and(|s| s.listener.is_some()) {
         bail!("linux.seccomp.listenerPath: SCMP_ACT_NOTIFY for exec'd processes is not supported by patina yet");
     }
@@ -97,7 +101,7 @@ pub fn exec(dir: &StateDir, record: &Record, process: &Process, opts: &ExecOptio
         join,
         process,
         caps: caps.as_ref(),
-        seccomp: seccomp.as_ref(),
+        seccomp,
         console_socket: console.as_ref(),
         preserve_fds: opts.preserve_fds,
     };

@@ -5,10 +5,10 @@
 //! Layout: load `arch`, jump to that arch's section (others get the bad-arch action).
 //! A section loads `nr` and walks a binary tree of `jge` over segments of syscall
 //! numbers with one outcome each (a plain action, or the rule block of one syscall with
-//! argument filters, emitted at the end of the program). Conditional jumps have 8-bit offsets: every jump that may be
-//! long goes through `ja` (32-bit offset), so offsets are checked, never truncated.
-
-use std::collections::BTreeMap;
+//! argument filters, emitted at the end of the program). A tree node is one `jge` whose
+//! true branch skips the lower half; conditional jumps have 8-bit offsets, so nodes
+//! whose lower half is longer go through `ja` (32-bit offset). Offsets are checked,
+//! never truncated.
 
 use crate::error::{Error, Result};
 
@@ -75,10 +75,12 @@ pub struct Rule {
     pub action: u32,
 }
 
-/// One architecture's rules by syscall number (rules tried in order, first match wins).
+/// One architecture's rules: (syscall number, rule), sorted by number; the rules of
+/// one number are tried in order, first match wins. A flat vector (not a map of
+/// vectors): `compile` pushes, sorts once (stably) and hands it over.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ArchRules {
-    pub syscalls: BTreeMap<u32, Vec<Rule>>,
+    pub syscalls: Vec<(u32, Rule)>,
     /// Arguments are 32-bit (x86): only the low words are compared.
     pub args32: bool,
 }
@@ -201,7 +203,7 @@ impl Asm {
 /// A rule block emitted after the sections, reached by `ja`.
 struct Block<'a> {
     label: Label,
-    rules: &'a [Rule],
+    rules: &'a [(u32, Rule)],
     args32: bool,
 }
 
@@ -247,7 +249,7 @@ pub fn assemble(filter: &Filter) -> Result<Vec<SockFilter>> {
     }
     for block in blocks {
         asm.mark(block.label);
-        for rule in block.rules {
+        for (_, rule) in block.rules {
             let next = asm.label();
             for check in &rule.checks {
                 compare(&mut asm, check, block.args32, next);
@@ -274,11 +276,16 @@ enum Outcome {
 /// default) are one segment, so a dense allow-list costs a few dozen comparisons, not
 /// one per syscall, both in program size (kernel JIT time) and per syscall.
 fn dispatch<'a>(asm: &mut Asm, blocks: &mut Vec<Block<'a>>, rules: &'a ArchRules, default: u32) {
-    let mut segments: Vec<(u32, Outcome)> = Vec::new();
+    debug_assert!(rules.syscalls.windows(2).all(|w| w[0].0 <= w[1].0));
+    let mut segments: Vec<(u32, Outcome)> = Vec::with_capacity(2 * rules.syscalls.len() + 1);
     let mut next = 0u32;
-    for (nr, list) in &rules.syscalls {
-        let outcome = match list.as_slice() {
-            [only] if only.checks.is_empty() => Outcome::Ret(only.action),
+    let mut rest = rules.syscalls.as_slice();
+    while let Some(&(nr, _)) = rest.first() {
+        let n = rest.iter().take_while(|(x, _)| *x == nr).count();
+        let (list, tail) = rest.split_at(n);
+        rest = tail;
+        let outcome = match list {
+            [(_, only)] if only.checks.is_empty() => Outcome::Ret(only.action),
             _ => {
                 let label = asm.label();
                 blocks.push(Block {
@@ -289,10 +296,10 @@ fn dispatch<'a>(asm: &mut Asm, blocks: &mut Vec<Block<'a>>, rules: &'a ArchRules
                 Outcome::Block(blocks.len() - 1)
             }
         };
-        if *nr > next || segments.is_empty() {
+        if nr > next || segments.is_empty() {
             push_segment(&mut segments, next, Outcome::Ret(default));
         }
-        push_segment(&mut segments, *nr, outcome);
+        push_segment(&mut segments, nr, outcome);
         next = nr.saturating_add(1);
     }
     push_segment(&mut segments, next, Outcome::Ret(default));
@@ -310,8 +317,73 @@ fn push_segment(segments: &mut Vec<(u32, Outcome)>, start: u32, outcome: Outcome
     }
 }
 
-/// Binary search on segment starts: `jge start` over a `ja` to the upper half.
+/// Longest code a conditional jump (8-bit offset) can always cross.
+const SHORT: usize = u8::MAX as usize;
+
+/// Instructions of a pooled subtree (`pooled_tree`): one `jge` per inner node, one
+/// `ja` per rule-block leaf, and one shared `ret` per distinct plain action.
+fn pooled_size(segments: &[(u32, Outcome)]) -> usize {
+    if segments.len() <= 1 {
+        return 1;
+    }
+    let mut actions: Vec<u32> = Vec::new();
+    let mut blocks = 0;
+    for (_, outcome) in segments {
+        match outcome {
+            Outcome::Ret(a) if !actions.contains(a) => actions.push(*a),
+            Outcome::Ret(_) => {}
+            Outcome::Block(_) => blocks += 1,
+        }
+    }
+    segments.len() - 1 + blocks + actions.len()
+}
+
+/// Instructions of the tree over `segments` (as `segment_tree` emits it).
+fn tree_size(segments: &[(u32, Outcome)]) -> usize {
+    let pooled = pooled_size(segments);
+    if pooled <= SHORT {
+        return pooled;
+    }
+    let mid = segments.len() / 2;
+    let lower = tree_size(&segments[..mid]);
+    1 + usize::from(lower > SHORT) + lower + tree_size(&segments[mid..])
+}
+
+/// Binary search on segment starts. Near the root (subtrees too long for 8-bit
+/// offsets) a node is `jge start` that jumps over the lower half (emitted right after
+/// it) to the upper half, through a `ja` when the lower half is longer than 255.
+/// Subtrees that fit in 255 instructions are pooled (`pooled_tree`).
 fn segment_tree(asm: &mut Asm, blocks: &[Block<'_>], segments: &[(u32, Outcome)]) {
+    if pooled_size(segments) <= SHORT {
+        pooled_tree(asm, blocks, segments);
+        return;
+    }
+    let mid = segments.len() / 2;
+    let (lower, upper) = (asm.label(), asm.label());
+    if tree_size(&segments[..mid]) > SHORT {
+        let upper_stub = asm.label();
+        asm.jmp(
+            BPF_JGE_K,
+            segments[mid].0,
+            Tgt::To(upper_stub),
+            Tgt::To(lower),
+        );
+        asm.mark(upper_stub);
+        asm.ja(upper);
+    } else {
+        asm.jmp(BPF_JGE_K, segments[mid].0, Tgt::To(upper), Tgt::Next);
+    }
+    asm.mark(lower);
+    segment_tree(asm, blocks, &segments[..mid]);
+    asm.mark(upper);
+    segment_tree(asm, blocks, &segments[mid..]);
+}
+
+/// A subtree short enough for 8-bit offsets everywhere: inner nodes are one `jge`
+/// each, whose branches go straight to a shared `ret` at the end of the subtree (one
+/// per distinct action: the "pool") when that side is a plain action, so plain leaves
+/// cost no instruction of their own. Rule-block leaves are one `ja`.
+fn pooled_tree(asm: &mut Asm, blocks: &[Block<'_>], segments: &[(u32, Outcome)]) {
     if let [(_, outcome)] = segments {
         match outcome {
             Outcome::Ret(action) => asm.ret(*action),
@@ -319,20 +391,49 @@ fn segment_tree(asm: &mut Asm, blocks: &[Block<'_>], segments: &[(u32, Outcome)]
         }
         return;
     }
+    let mut pool: Vec<(u32, Label)> = Vec::new();
+    pooled_node(asm, blocks, segments, &mut pool);
+    for (action, label) in pool {
+        asm.mark(label);
+        asm.ret(action);
+    }
+}
+
+fn pooled_node(
+    asm: &mut Asm,
+    blocks: &[Block<'_>],
+    segments: &[(u32, Outcome)],
+    pool: &mut Vec<(u32, Label)>,
+) {
     let mid = segments.len() / 2;
-    let (upper_stub, lower, upper) = (asm.label(), asm.label(), asm.label());
-    asm.jmp(
-        BPF_JGE_K,
-        segments[mid].0,
-        Tgt::To(upper_stub),
-        Tgt::To(lower),
-    );
-    asm.mark(upper_stub);
-    asm.ja(upper);
-    asm.mark(lower);
-    segment_tree(asm, blocks, &segments[..mid]);
-    asm.mark(upper);
-    segment_tree(asm, blocks, &segments[mid..]);
+    let (lo, hi) = segments.split_at(mid);
+    let mut target = |asm: &mut Asm, half: &[(u32, Outcome)]| match half {
+        [(_, Outcome::Ret(action))] => {
+            let label = match pool.iter().find(|(a, _)| a == action) {
+                Some((_, l)) => *l,
+                None => {
+                    let l = asm.label();
+                    pool.push((*action, l));
+                    l
+                }
+            };
+            (label, false)
+        }
+        _ => (asm.label(), true),
+    };
+    let (lo_label, lo_code) = target(asm, lo);
+    let (hi_label, hi_code) = target(asm, hi);
+    asm.jmp(BPF_JGE_K, hi[0].0, Tgt::To(hi_label), Tgt::To(lo_label));
+    for (half, label, code) in [(lo, lo_label, lo_code), (hi, hi_label, hi_code)] {
+        if !code {
+            continue;
+        }
+        asm.mark(label);
+        match half {
+            [(_, Outcome::Block(i))] => asm.ja(blocks[*i].label),
+            _ => pooled_node(asm, blocks, half, pool),
+        }
+    }
 }
 
 /// One argument check: falls through when it holds, jumps to `fail` otherwise.
@@ -408,23 +509,30 @@ fn compare(asm: &mut Asm, check: &ArgCheck, args32: bool, fail: Label) {
 /// A tiny classic-BPF interpreter for the unit tests: runs `prog` on one syscall.
 #[cfg(test)]
 pub fn run(prog: &[SockFilter], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+    run_counted(prog, arch, nr, args).0
+}
+
+/// `run`, also returning how many instructions executed.
+#[cfg(test)]
+pub fn run_counted(prog: &[SockFilter], arch: u32, nr: u32, args: [u64; 6]) -> (u32, usize) {
     let mut data = [0u8; 64];
     data[0..4].copy_from_slice(&nr.to_le_bytes());
     data[4..8].copy_from_slice(&arch.to_le_bytes());
     for (i, a) in args.iter().enumerate() {
         data[16 + 8 * i..24 + 8 * i].copy_from_slice(&a.to_le_bytes());
     }
-    let (mut pc, mut acc) = (0usize, 0u32);
+    let (mut pc, mut acc, mut steps) = (0usize, 0u32, 0usize);
     loop {
         let f = prog[pc];
         pc += 1;
+        steps += 1;
         match f.code {
             BPF_LD_W_ABS => {
                 let o = f.k as usize;
                 acc = u32::from_le_bytes(data[o..o + 4].try_into().unwrap());
             }
             BPF_ALU_AND_K => acc &= f.k,
-            BPF_RET_K => return f.k,
+            BPF_RET_K => return (f.k, steps),
             BPF_JMP_JA => pc += f.k as usize,
             BPF_JEQ_K | BPF_JGT_K | BPF_JGE_K => {
                 let hit = match f.code {
@@ -449,7 +557,7 @@ mod tests {
 
     fn one(nr: u32, checks: Vec<ArgCheck>, action: u32) -> Filter {
         let mut rules = ArchRules::default();
-        rules.syscalls.insert(nr, vec![Rule { checks, action }]);
+        rules.syscalls.push((nr, Rule { checks, action }));
         Filter {
             default_action: ALLOW,
             bad_arch_action: KILL,
@@ -527,19 +635,20 @@ mod tests {
             cmp: Cmp::Eq,
             value,
         };
-        rules.syscalls.insert(
+        rules.syscalls.push((
             41,
-            vec![
-                Rule {
-                    checks: vec![c(0, 16), c(2, 9)],
-                    action: 0x0005_0016,
-                },
-                Rule {
-                    checks: vec![c(0, 16)],
-                    action: EPERM,
-                },
-            ],
-        );
+            Rule {
+                checks: vec![c(0, 16), c(2, 9)],
+                action: 0x0005_0016,
+            },
+        ));
+        rules.syscalls.push((
+            41,
+            Rule {
+                checks: vec![c(0, 16)],
+                action: EPERM,
+            },
+        ));
         let f = Filter {
             default_action: ALLOW,
             bad_arch_action: KILL,
@@ -558,22 +667,22 @@ mod tests {
         let mut rules = ArchRules::default();
         for nr in (0..450).step_by(1) {
             let action = if nr % 3 == 0 { EPERM } else { 0x7ff0_0000 | nr };
-            rules.syscalls.insert(
+            rules.syscalls.push((
                 nr,
-                vec![Rule {
+                Rule {
                     checks: vec![],
                     action,
-                }],
-            );
+                },
+            ));
         }
         let mut x32 = ArchRules::default();
-        x32.syscalls.insert(
+        x32.syscalls.push((
             X32_SYSCALL_BIT + 1,
-            vec![Rule {
+            Rule {
                 checks: vec![],
                 action: EPERM,
-            }],
-        );
+            },
+        ));
         let x86 = ArchRules {
             args32: true,
             ..rules.clone()
@@ -603,6 +712,137 @@ mod tests {
             0x0005_0026
         );
         assert_eq!(run(&prog, 0xc000_00b7, 1, [0; 6]), KILL);
+    }
+
+    /// The tree's boundaries on every ABI: first and last number of a run, the numbers
+    /// between runs and beyond the last one (the default), a rule block inside a run,
+    /// and the x32 bit (x32 numbers never reach the x86_64 tree and vice versa).
+    #[test]
+    fn tree_dispatch_boundaries_on_each_abi() {
+        const DEFAULT: u32 = 0x0005_0026;
+        // Runs: [3, 9] allow, [10, 11] EPERM, [40, 300] allow with 100 blocked by an
+        // argument rule, 301 kill, [305, 449] allow; everything else the default.
+        let want = |nr: u32, a0: u64| -> u32 {
+            match nr {
+                3..=9 | 40..=99 | 101..=300 | 305..=449 => ALLOW,
+                100 if a0 == 7 => EPERM,
+                100 => ALLOW,
+                10 | 11 => EPERM,
+                301 => KILL,
+                _ => DEFAULT,
+            }
+        };
+        let table = |base: u32, args32: bool| {
+            let mut syscalls = Vec::new();
+            for nr in 0..460u32 {
+                let rule = |checks, action| Rule { checks, action };
+                match (nr, want(nr, 0)) {
+                    (100, _) => {
+                        let c = ArgCheck {
+                            index: 0,
+                            cmp: Cmp::Eq,
+                            value: 7,
+                        };
+                        syscalls.push((base + nr, rule(vec![c], EPERM)));
+                        syscalls.push((base + nr, rule(vec![], ALLOW)));
+                    }
+                    (_, DEFAULT) => {}
+                    (_, action) => syscalls.push((base + nr, rule(vec![], action))),
+                }
+            }
+            ArchRules { syscalls, args32 }
+        };
+        let f = Filter {
+            default_action: DEFAULT,
+            bad_arch_action: KILL,
+            x86_64: Some(table(0, false)),
+            x32: Some(table(X32_SYSCALL_BIT, false)),
+            x86: Some(table(0, true)),
+        };
+        let prog = assemble(&f).unwrap();
+        let probes = [
+            0u32,
+            2,
+            3,
+            9,
+            10,
+            11,
+            12,
+            39,
+            40,
+            99,
+            100,
+            101,
+            300,
+            301,
+            302,
+            304,
+            305,
+            449,
+            450,
+            451,
+            1000,
+            0x3fff_ffff,
+        ];
+        for nr in probes {
+            for a0 in [0u64, 7] {
+                let args = [a0, 0, 0, 0, 0, 0];
+                let w = want(nr, a0);
+                assert_eq!(run(&prog, AUDIT_ARCH_X86_64, nr, args), w, "x86_64 {nr}");
+                assert_eq!(run(&prog, AUDIT_ARCH_I386, nr, args), w, "x86 {nr}");
+                let x32 = nr.wrapping_add(X32_SYSCALL_BIT);
+                if nr < X32_SYSCALL_BIT {
+                    assert_eq!(run(&prog, AUDIT_ARCH_X86_64, x32, args), w, "x32 {nr}");
+                }
+            }
+        }
+        // On x86 only the low word of an argument is compared.
+        let hi7 = [0x1_0000_0007u64, 0, 0, 0, 0, 0];
+        assert_eq!(run(&prog, AUDIT_ARCH_I386, 100, hi7), EPERM);
+        assert_eq!(run(&prog, AUDIT_ARCH_X86_64, 100, hi7), ALLOW);
+        assert_eq!(run(&prog, AUDIT_ARCH_X86_64, u32::MAX, [0; 6]), DEFAULT);
+        assert_eq!(run(&prog, 0xc000_00b7, 3, [0; 6]), KILL);
+        // A few comparisons per syscall, not one per syscall.
+        assert!(prog.len() < 200, "{}", prog.len());
+    }
+
+    /// Trees big enough that some lower halves exceed a conditional jump's reach (255):
+    /// every number still lands on its own action.
+    #[test]
+    fn long_trees_use_ja_where_needed() {
+        for count in (60u32..200).chain([255, 256, 257, 600, 900]) {
+            let mut rules = ArchRules::default();
+            for nr in 0..count {
+                let action = 0x7ff0_0000 | (nr & 0xffff);
+                // Every other number only: each syscall its own segment.
+                rules.syscalls.push((
+                    2 * nr + 1,
+                    Rule {
+                        checks: vec![],
+                        action,
+                    },
+                ));
+            }
+            let f = Filter {
+                default_action: EPERM,
+                bad_arch_action: KILL,
+                x86_64: Some(rules),
+                ..Filter::default()
+            };
+            let prog = assemble(&f).unwrap();
+            for nr in 0..2 * count + 2 {
+                let want = if nr % 2 == 1 && nr / 2 < count {
+                    0x7ff0_0000 | ((nr / 2) & 0xffff)
+                } else {
+                    EPERM
+                };
+                assert_eq!(
+                    run(&prog, AUDIT_ARCH_X86_64, nr, [0; 6]),
+                    want,
+                    "{count}: {nr}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ use std::path::PathBuf;
 
 use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag};
 use oci_spec::runtime::{LinuxSeccompArg, LinuxSeccompOperator};
+use serde::{Deserialize, Serialize};
 
 use self::bpf::{ArchRules, ArgCheck, Cmp, Rule, SockFilter};
 use crate::bail;
@@ -42,13 +43,72 @@ const FLAG_NEW_LISTENER: u32 = 8;
 const FLAG_TSYNC_ESRCH: u32 = 16;
 const FLAG_WAIT_KILLABLE_RECV: u32 = 32;
 
-/// A compiled profile, ready to install.
-#[derive(Debug, Clone)]
+/// A compiled profile, ready to install. state.json keeps it (not the OCI object) for
+/// `exec`: the program as one hex string serialises and parses in a few microseconds,
+/// where the profile's hundreds of names and enums cost `create` tens, and `exec`
+/// installs exactly the filter init got, without compiling again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Seccomp {
+    #[serde(with = "hex_program")]
     program: Vec<SockFilter>,
     flags: u32,
     /// Where the notify fd goes (SCMP_ACT_NOTIFY used), with the listener metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listener: Option<(PathBuf, String)>,
+}
+
+/// The program as hex, 16 digits an instruction: code, jt, jf, k (big-endian fields).
+mod hex_program {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::bpf::{SockFilter, MAX_INSNS};
+
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+    pub fn serialize<S: Serializer>(program: &[SockFilter], s: S) -> Result<S::Ok, S::Error> {
+        let mut out = String::with_capacity(program.len() * 16);
+        for f in program {
+            let word = (u64::from(f.code) << 48)
+                | (u64::from(f.jt) << 40)
+                | (u64::from(f.jf) << 32)
+                | u64::from(f.k);
+            out.extend(
+                (0..16)
+                    .rev()
+                    .map(|i| DIGITS[(word >> (4 * i)) as usize & 0xf] as char),
+            );
+        }
+        s.serialize_str(&out)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SockFilter>, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let bytes = text.as_bytes();
+        if bytes.len() % 16 != 0 || bytes.len() / 16 > MAX_INSNS {
+            return Err(D::Error::custom("seccomp program: bad length"));
+        }
+        bytes
+            .chunks_exact(16)
+            .map(|chunk| {
+                let mut word = 0u64;
+                for &c in chunk {
+                    let digit = match c {
+                        b'0'..=b'9' => c - b'0',
+                        b'a'..=b'f' => c - b'a' + 10,
+                        _ => return Err(D::Error::custom("seccomp program: not a hex digit")),
+                    };
+                    word = word << 4 | u64::from(digit);
+                }
+                Ok(SockFilter {
+                    code: (word >> 48) as u16,
+                    jt: (word >> 40) as u8,
+                    jf: (word >> 32) as u8,
+                    k: word as u32,
+                })
+            })
+            .collect()
+    }
 }
 
 /// Where init installs the filter.
@@ -177,10 +237,22 @@ impl Abi {
 /// Syscall numbers of `name` on the three ABIs (`syscalls::NONE` where it does not exist).
 fn numbers(name: &str) -> Option<[u32; 3]> {
     let h = syscalls::hash(name.as_bytes());
-    let t = syscalls::TABLE;
-    let i = t.binary_search_by(|(k, _, _)| k.cmp(&h)).ok()?;
-    (t[i].1 == name).then_some(t[i].2)
+    let i = HASHES.binary_search(&h).ok()?;
+    let t = &syscalls::TABLE[i];
+    (t.1 == name).then_some(t.2)
 }
+
+/// The hashes of [`syscalls::TABLE`] on their own: the binary search touches 5 KB,
+/// not the 25 KB of the table (each `create` looks names up in a cold process).
+static HASHES: [u64; syscalls::TABLE.len()] = {
+    let mut out = [0; syscalls::TABLE.len()];
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = syscalls::TABLE[i].0;
+        i += 1;
+    }
+    out
+};
 
 /// Syscall number of `name` on `abi_name` ("x86_64", "x86", "x32"), if it exists there.
 pub fn syscall_number(abi_name: &str, name: &str) -> Option<u32> {
@@ -229,18 +301,11 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Seccomp> {
     if abis.is_empty() {
         abis.push(Abi::X86_64);
     }
-    let mut rules: Vec<(Abi, ArchRules)> = abis
-        .iter()
-        .map(|a| {
-            (
-                *a,
-                ArchRules {
-                    args32: *a == Abi::X86,
-                    ..ArchRules::default()
-                },
-            )
-        })
-        .collect();
+    // Every rule once, in profile order; per ABI, keys `nr << 32 | rule index` (sorted
+    // once, unstably: the index keeps a syscall's rules in profile order).
+    let mut all_rules: Vec<Rule> = Vec::new();
+    let mut keys: Vec<(Abi, Vec<u64>)> =
+        abis.iter().map(|a| (*a, Vec::with_capacity(512))).collect();
 
     let mut notify = false;
     for (i, sc) in spec.syscalls().iter().flatten().enumerate() {
@@ -277,32 +342,27 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Seccomp> {
             .iter()
             .enumerate()
             .all(|(k, c)| checks[..k].iter().all(|o| o.index != c.index));
-        let new_rules: Vec<Rule> = if distinct {
-            vec![Rule {
-                checks: checks.clone(),
+        let first = all_rules.len() as u64;
+        if distinct {
+            all_rules.push(Rule {
+                checks,
                 action: act,
-            }]
+            });
         } else {
-            checks
-                .iter()
-                .map(|c| Rule {
-                    checks: vec![*c],
-                    action: act,
-                })
-                .collect()
-        };
+            all_rules.extend(checks.iter().map(|c| Rule {
+                checks: vec![*c],
+                action: act,
+            }));
+        }
+        let new_rules = first..all_rules.len() as u64;
         for name in sc.names() {
             let mut known = false;
             let nrs = numbers(name).unwrap_or([syscalls::NONE; 3]);
-            for (abi, arch_rules) in rules.iter_mut() {
+            for (abi, keys) in keys.iter_mut() {
                 let nr = nrs[abi.column()];
                 if nr != syscalls::NONE {
                     known = true;
-                    arch_rules
-                        .syscalls
-                        .entry(nr)
-                        .or_default()
-                        .extend(new_rules.iter().cloned());
+                    keys.extend(new_rules.clone().map(|r| u64::from(nr) << 32 | r));
                 }
             }
             if !known {
@@ -328,6 +388,18 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Seccomp> {
             flags |= FLAG_TSYNC_ESRCH;
         }
     }
+    let mut rules: Vec<(Abi, ArchRules)> = keys
+        .into_iter()
+        .map(|(abi, mut keys)| {
+            keys.sort_unstable();
+            let syscalls = keys
+                .iter()
+                .map(|k| ((k >> 32) as u32, all_rules[*k as u32 as usize].clone()))
+                .collect();
+            let args32 = abi == Abi::X86;
+            (abi, ArchRules { syscalls, args32 })
+        })
+        .collect();
     let mut take = |abi| {
         rules
             .iter()
@@ -372,6 +444,10 @@ mod tests {
         assert_eq!(lookup(Abi::X32, "read"), Some(0x4000_0000));
         assert_eq!(lookup(Abi::X86_64, "socketcall"), None);
         assert!(lookup(Abi::X86, "socketcall").is_some());
+        for (h, name, nrs) in syscalls::TABLE {
+            assert_eq!(syscalls::hash(name.as_bytes()), *h, "{name}");
+            assert_eq!(numbers(name), Some(*nrs), "{name}");
+        }
     }
 
     #[test]
@@ -448,11 +524,60 @@ mod tests {
         ))
         .unwrap();
         let s = compile(&serde_json::from_str(&text).unwrap()).unwrap();
-        // Three ABIs, ~370 syscalls each: segments keep it small (JIT time, per-call cost).
-        assert!(s.instructions() < 1000, "{}", s.instructions());
+        // Three ABIs, ~370 syscalls each: segments and pooled returns keep it small (JIT
+        // time, per-call cost).
+        assert!(s.instructions() < 400, "{}", s.instructions());
         let r = |nr| run(&s.program, AUDIT_ARCH_X86_64, nr, [0; 6]);
         assert_eq!(r(lookup(Abi::X86_64, "read").unwrap()), RET_ALLOW);
         assert_eq!(r(lookup(Abi::X86_64, "add_key").unwrap()), RET_ERRNO | 38);
+        // The tree: every syscall number of every ABI decided in a few instructions.
+        for (arch, base) in [
+            (AUDIT_ARCH_X86_64, 0),
+            (AUDIT_ARCH_X86_64, bpf::X32_SYSCALL_BIT),
+            (AUDIT_ARCH_I386, 0),
+        ] {
+            for nr in 0..600 {
+                let (_, steps) = bpf::run_counted(&s.program, arch, base + nr, [0; 6]);
+                assert!(steps <= 20, "arch {arch:#x} nr {nr}: {steps} instructions");
+            }
+        }
+    }
+
+    #[test]
+    fn state_json_keeps_the_compiled_filter() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../bench/podman-seccomp-x86_64.json"
+        ))
+        .unwrap();
+        let s = compile(&serde_json::from_str(&text).unwrap()).unwrap();
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<Seccomp>(&json).unwrap(), s);
+        let n = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/l.sock",
+                "syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+        )
+        .unwrap();
+        let json = serde_json::to_string(&n).unwrap();
+        assert_eq!(serde_json::from_str::<Seccomp>(&json).unwrap(), n);
+        for bad in [
+            r#"{"program":"0006000","flags":0}"#,
+            r#"{"program":"000600007fff000g","flags":0}"#,
+            r#"{"program":"+00600007fff0000","flags":0}"#,
+        ] {
+            assert!(serde_json::from_str::<Seccomp>(bad).is_err(), "{bad}");
+        }
+        let one: Seccomp =
+            serde_json::from_str(r#"{"program":"000600007fff0000","flags":0}"#).unwrap();
+        assert_eq!(
+            one.program,
+            vec![SockFilter {
+                code: 6,
+                jt: 0,
+                jf: 0,
+                k: RET_ALLOW
+            }]
+        );
     }
 
     #[test]
