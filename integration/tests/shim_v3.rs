@@ -274,3 +274,88 @@ fn shim_v3_client_lifecycle() {
     assert!(!dir.join("root/v3test/v3c").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// containerd 2.3's bootstrap form of `start`: no -id, a `BootstrapParams` protobuf on
+/// stdin, a `BootstrapResult` on stdout; the address it names serves the Task service.
+#[test]
+fn shim_bootstrap_form_of_start() {
+    integration::container::init_process();
+    let dir = std::env::temp_dir().join(format!("pshim-boot-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("bundle")).unwrap();
+    let events_sock = dir.join("events.sock");
+    let listener = UnixListener::bind(&events_sock).unwrap();
+    let handler: Arc<dyn Handler> = Arc::new(Events::default());
+    std::thread::spawn(move || ttrpc::serve(listener, handler));
+
+    let params = BootstrapParams {
+        instance_id: "boot1".into(),
+        namespace: "boottest".into(),
+        containerd_grpc_address: dir.join("containerd.sock").to_string_lossy().into(),
+        containerd_ttrpc_address: events_sock.to_string_lossy().into(),
+        socket_dir: dir.join("s").to_string_lossy().into(),
+        ..Default::default()
+    };
+    let mut start = Command::new(shim_path())
+        .arg("start")
+        .current_dir(dir.join("bundle"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    start
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&params.encode())
+        .unwrap();
+    let out = start.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let result = BootstrapResult::decode(&out.stdout).expect("a BootstrapResult on stdout");
+    assert_eq!((result.version, result.protocol.as_str()), (3, "ttrpc"));
+    assert!(result.address.starts_with("unix://"), "{}", result.address);
+
+    // This test's shim daemon: a child (we are the subreaper) working in our bundle.
+    let bundle = dir.join("bundle");
+    let shims: Vec<i32> = integration::containerd::children_named("containerd-shim")
+        .into_iter()
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == bundle))
+        .collect();
+    assert_eq!(
+        shims.len(),
+        1,
+        "expected one shim daemon for the bundle: {shims:?}"
+    );
+    let mut c = Client::connect(&result.address).unwrap();
+    let missing = c
+        .call::<_, StateResponse>(
+            V3,
+            "State",
+            &StateRequest {
+                id: "nope".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        missing.expect_err("state of an unknown task").code,
+        ttrpc::Code::NotFound as i32
+    );
+    let _: Result<Empty, _> = c
+        .call(
+            V3,
+            "Shutdown",
+            &ShutdownRequest {
+                id: "boot1".into(),
+                now: true,
+            },
+        )
+        .unwrap();
+    for pid in shims {
+        assert!(
+            integration::container::reap(pid, Duration::from_secs(5)),
+            "shim {pid} did not exit"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
