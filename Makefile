@@ -24,7 +24,9 @@ lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# imagetool's end-to-end tests run the patina binary: build it first.
 unit: deps
+	$(CARGO) build -p patina
 	$(CARGO) test --workspace --exclude integration
 
 integration: deps
