@@ -90,6 +90,11 @@ fn foreground_run_relays_its_terminal() {
     );
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(out.stdout.contains("/dev/pts/"), "no tty inside: {out:?}");
-    assert!(out.stdout.contains("29 103"), "size not relayed: {out:?}");
     assert!(out.stdout.contains("END"), "{out:?}");
+    if integration::is_runc() {
+        // beyond runc: runc 1.1.5 sizes the pty only after the program has started, so
+        // an immediate `stty size` may see 0x0; patina sizes it before the program runs.
+        return;
+    }
+    assert!(out.stdout.contains("29 103"), "size not relayed: {out:?}");
 }
