@@ -506,17 +506,7 @@ impl Service {
 
     fn pids(&self, req: PidsRequest) -> RpcResult<PidsResponse> {
         let c = self.container(&req.id)?;
-        let pids = match c.runtime.ps(&c.id) {
-            Ok(pids) => pids,
-            Err(e) => {
-                // Without `ps` (patina before cgroups): the processes of init's pid namespace.
-                let init = c.init.pid() as i32;
-                match patina::container::kill::processes_in_pid_ns(init) {
-                    Ok(p) if c.own_pid_ns => p.into_iter().map(|p| p as u32).collect(),
-                    _ => return Err(unknown(e)),
-                }
-            }
-        };
+        let pids = c.runtime.ps(&c.id).map_err(unknown)?;
         let execs: HashMap<u32, String> = c
             .execs
             .lock()

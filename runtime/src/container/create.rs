@@ -232,6 +232,7 @@ fn spawn(
         caps: security.caps,
         new_keyring: (!opts.no_new_keyring).then_some(dir.id.as_str()),
         seccomp: security.seccomp,
+        cgroup: Some(cgroup),
     };
     let pid = clone_in_cgroup(plan.clone_flags, Some(cgroup), |joined| {
         parent.close_copy_in_child();

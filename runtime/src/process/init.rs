@@ -39,6 +39,8 @@ pub struct InitContext<'a> {
     pub new_keyring: Option<&'a str>,
     /// linux.seccomp, compiled by the runtime.
     pub seccomp: Option<&'a Seccomp>,
+    /// The container's cgroup (init is already in it): what `type: cgroup` mounts show.
+    pub cgroup: Option<&'a crate::cgroups::Cgroup>,
 }
 
 /// Entry point in the cloned child; never returns.
@@ -120,14 +122,12 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
     let own_cgroupns = ctx
         .plan
         .has_own(oci_spec::runtime::LinuxNamespaceType::Cgroup);
-    rootfs::prepare(
-        spec,
-        &ctx.bundle.dir,
-        &ctx.bundle.rootfs,
-        in_user_ns,
+    let mounts = rootfs::mounts::MountContext {
+        bundle: &ctx.bundle.dir,
         own_cgroupns,
-    )
-    .context("prepare rootfs")?;
+        cgroup: ctx.cgroup,
+    };
+    rootfs::prepare(spec, &ctx.bundle.rootfs, in_user_ns, &mounts).context("prepare rootfs")?;
 
     channel.send(&Message::RunCreateRuntimeHooks)?;
     channel.expect(&Message::HooksDone)?;

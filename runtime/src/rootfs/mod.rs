@@ -20,15 +20,10 @@ use crate::error::{Context, Error, Result};
 /// In init's new mount namespace, before pivot_root: everything under the rootfs.
 pub fn prepare(
     spec: &Spec,
-    bundle: &Path,
     rootfs: &Path,
     in_user_ns: bool,
-    own_cgroupns: bool,
+    mount_ctx: &mounts::MountContext<'_>,
 ) -> Result<()> {
-    let mount_ctx = mounts::MountContext {
-        bundle,
-        own_cgroupns,
-    };
     let linux = spec.linux().as_ref();
     let propagation =
         mounts::root_propagation(linux.and_then(|l| l.rootfs_propagation().as_deref()))?;
@@ -58,7 +53,7 @@ pub fn prepare(
 
     let all = spec.mounts().as_deref().unwrap_or_default();
     for (i, m) in all.iter().enumerate() {
-        mounts::apply(root.as_fd(), &mount_ctx, i, m)?;
+        mounts::apply(root.as_fd(), mount_ctx, i, m)?;
         if m.destination() == Path::new("/") {
             // A mount on "/" itself (an overlay of image layers): later ones go on top of it.
             root = open_root()?;

@@ -171,6 +171,8 @@ pub struct MountContext<'a> {
     pub bundle: &'a Path,
     /// Whether init is in a cgroup namespace of its own (decides how `cgroup` mounts).
     pub own_cgroupns: bool,
+    /// The container's cgroup, bind-mounted for `cgroup` mounts without a cgroup namespace.
+    pub cgroup: Option<&'a crate::cgroups::Cgroup>,
 }
 
 /// Mount one `mounts[]` entry inside the rootfs.
@@ -206,7 +208,7 @@ pub fn apply(root: BorrowedFd<'_>, ctx: &MountContext<'_>, index: usize, m: &Mou
         let source = bind_source(bundle, m)?;
         mount_bind(root, &source, dest, &plan)
     } else if typ == "cgroup" {
-        mount_cgroup(root, dest, &plan, ctx.own_cgroupns)
+        mount_cgroup(root, dest, &plan, ctx)
     } else {
         mount_fs(root, m, typ, dest, &plan)
     };
@@ -358,7 +360,7 @@ fn mount_cgroup(
     root: BorrowedFd<'_>,
     dest: &Path,
     plan: &MountPlan,
-    own_cgroupns: bool,
+    ctx: &MountContext<'_>,
 ) -> Result<()> {
     let hierarchies = own_hierarchies()?;
     let target = mkdir_all_in_root(root, dest, 0o755)?;
@@ -374,11 +376,8 @@ fn mount_cgroup(
         )
         .context("mount tmpfs for cgroup hierarchies")?;
     }
-    let own_dirs = if own_cgroupns {
-        None
-    } else {
-        Some(own_cgroup_dirs()?)
-    };
+    // Without a cgroup namespace a fresh mount would show the host's whole tree.
+    let own_dirs = ctx.cgroup.filter(|_| !ctx.own_cgroupns);
     for controllers in &hierarchies {
         let (name, fstype, data) = if controllers.is_empty() {
             ("unified".to_owned(), "cgroup2", String::new())
@@ -393,11 +392,13 @@ fn mount_cgroup(
             dest.join(&name)
         };
         let target = mkdir_all_in_root(root, &sub, 0o755)?;
-        match own_dirs
-            .as_ref()
-            .and_then(|dirs| dirs.iter().find(|(c, _)| c == controllers))
-        {
-            Some((_, dir)) => {
+        // The container's directory in this hierarchy: co-mounted controllers share one.
+        let own_dir = own_dirs.and_then(|cg| match controllers.split(',').next() {
+            Some("") | None => cg.unified.as_deref(),
+            Some(first) => cg.v1_dir(first),
+        });
+        match own_dir {
+            Some(dir) => {
                 mount(
                     Some(dir),
                     &fd_path(&target),
@@ -421,42 +422,6 @@ fn mount_cgroup(
         remount_bind(&fd_path(&target), MsFlags::MS_RDONLY)?;
     }
     Ok(())
-}
-
-/// The host directory of this process's cgroup in each hierarchy (controllers as in
-/// /proc/self/cgroup, "" for cgroup2), from the host's mounts.
-fn own_cgroup_dirs() -> Result<Vec<(String, std::path::PathBuf)>> {
-    use crate::cgroups::Layout;
-    let raw = std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
-    let layout = Layout::detect()?;
-    let mut dirs = Vec::new();
-    for line in raw.lines() {
-        let mut fields = line.splitn(3, ':');
-        let (Some(_), Some(controllers), Some(path)) =
-            (fields.next(), fields.next(), fields.next())
-        else {
-            continue;
-        };
-        let mount = match &layout {
-            Layout::V2 { mount } if controllers.is_empty() => Some(mount),
-            Layout::V1 { unified, .. } if controllers.is_empty() => unified.as_ref(),
-            Layout::V1 { hierarchies, .. } => hierarchies
-                .iter()
-                .find(|(names, _)| {
-                    names.join(",") == controllers || names.iter().any(|n| n == controllers)
-                })
-                .map(|(_, mount)| mount),
-            Layout::V2 { .. } => None,
-        };
-        if let Some(mount) = mount {
-            let inner = path
-                .strip_prefix(mount.root.as_str())
-                .unwrap_or(path)
-                .trim_start_matches('/');
-            dirs.push((controllers.to_owned(), mount.point.join(inner)));
-        }
-    }
-    Ok(dirs)
 }
 
 /// Controllers of each hierarchy in /proc/self/cgroup, "" standing for the unified
