@@ -82,6 +82,9 @@ pub struct Container {
     pub rootfs: PathBuf,
     /// The runtime's `--root`.
     pub root: PathBuf,
+    /// The runtime binary this fixture drives: [`runtime_path`] unless the test
+    /// asked for a private copy ([`Container::use_private_runtime`]).
+    pub runtime: PathBuf,
     /// Written to `bundle/config.json` by [`Container::write_config`]
     /// (and by `create`/`run`).
     pub config: Value,
@@ -119,6 +122,7 @@ impl Container {
             bundle,
             rootfs,
             root,
+            runtime: runtime_path().to_path_buf(),
             pids: Vec::new(),
             host_mounts: Vec::new(),
             cleanups: Vec::new(),
@@ -146,9 +150,21 @@ impl Container {
         std::fs::write(self.bundle.join("config.json"), text).expect("write config.json");
     }
 
+    /// Drives a copy of the runtime binary in this test's dir from now on, for tests
+    /// that attack the binary: whether it changed says something only if no other
+    /// test runs it (a running executable cannot be opened for writing: ETXTBSY).
+    pub fn use_private_runtime(&mut self) -> PathBuf {
+        let name = runtime_path().file_name().expect("runtime file name");
+        let copy = self.dir.join("runtime").join(name);
+        std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+        std::fs::copy(runtime_path(), &copy).expect("copy the runtime binary");
+        self.runtime = copy.clone();
+        copy
+    }
+
     /// A command for the runtime with `--root` set, cwd = test dir.
     pub fn command(&self) -> Command {
-        let mut c = Command::new(runtime_path());
+        let mut c = Command::new(&self.runtime);
         c.arg("--root").arg(&self.root).current_dir(&self.dir);
         c
     }

@@ -101,6 +101,18 @@ pub fn ns_link(kind: &str) -> String {
         .into_owned()
 }
 
+/// The pid of host process `pid` in its own (innermost) pid namespace: NSpid's last field.
+pub fn ns_pid(pid: i32) -> i32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no NSpid in /proc/{pid}/status"))
+}
+
 /// True when a process with this pid exists and is not a zombie.
 pub fn pid_alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

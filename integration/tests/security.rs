@@ -3,7 +3,7 @@
 //! destinations, the runtime binary, leaked descriptors, cwd) and assert it fails.
 
 use integration::security::{exit_with_euid, install_program};
-use integration::{is_runc, runtime_path, spec, Container};
+use integration::{is_runc, spec, Container};
 use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
@@ -163,52 +163,79 @@ fn sha(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
-#[test]
-fn runtime_binary_not_reachable_through_init_exe() {
-    // Container A holds a pid namespace that container B's init joins. While B is
-    // `created`, its init is still the runtime: A tries /proc/<init>/exe.
-    let before = sha(runtime_path());
-    let mut a = Container::new("exeattacker");
-    a.set_sh(
-        "while [ ! -e /tmp/go ]; do sleep 0.05; done; p=$(cat /tmp/go); \
-         { readlink /proc/$p/exe >/dev/null 2>&1 && echo readlink:ok || echo readlink:denied; \
-           cat /proc/$p/exe >/dev/null 2>&1 && echo read:ok || echo read:denied; \
-           (echo x >> /proc/$p/exe) 2>/dev/null && echo write:ok || echo write:denied; } > /tmp/r1; \
-         if (exec 3< /proc/$p/exe) 2>/dev/null; then exec 3< /proc/$p/exe; echo held >> /tmp/r1; fi; \
-         touch /tmp/ready1; \
-         while [ ! -e /tmp/go2 ]; do sleep 0.05; done; \
-         { (echo x >> /proc/self/fd/3) 2>/dev/null && echo reopen:ok || echo reopen:denied; } > /tmp/r2; \
-         touch /tmp/ready2; sleep 100",
-    );
-    a.run_with(&["--detach"]).assert_ok();
-    let a_pid = a.pid();
-    let mut b = Container::new("exevictim");
-    spec::set_namespace(&mut b.config, "pid", Some(&format!("/proc/{a_pid}/ns/pid")));
-    let b_pid = b.create_ok();
-    let status = std::fs::read_to_string(format!("/proc/{b_pid}/status")).unwrap();
-    let nspid = status
-        .lines()
-        .find(|l| l.starts_with("NSpid:"))
-        .and_then(|l| l.split_whitespace().last())
-        .unwrap()
-        .to_string();
+/// Waits (10 s at most) for the attacker in `dir` to create `file`.
+fn wait_for_file(dir: &Path, file: &str) {
+    integration::runtime::wait_for(Duration::from_secs(10), || {
+        dir.join(file).exists().then_some(())
+    })
+    .unwrap_or_else(|| {
+        let r1 = std::fs::read_to_string(dir.join("r1")).unwrap_or_default();
+        panic!("attacker never wrote {file} (r1: {r1:?})")
+    })
+}
+
+/// The attacker's second step, shared by the tests below: with the runtime binary held
+/// open on fd 3 and no process running it any more (ETXTBSY gone), reopen it for writing.
+const REOPEN_FOR_WRITE: &str = "touch /tmp/ready1; while [ ! -e /tmp/go2 ]; do sleep 0.05; done; \
+     { (echo x >> /proc/self/fd/3) 2>/dev/null && echo reopen:ok || echo reopen:denied; } > /tmp/r2; \
+     touch /tmp/ready2; sleep 100";
+
+/// Lets attacker A (no process runs the binary any more) reopen what it holds for writing;
+/// returns its two reports, A stopped, after checking the binary did not change.
+fn final_step(a: &Container, runtime: &Path, before: &[u8]) -> (String, String) {
     let tmp = a.rootfs.join("tmp");
-    std::fs::write(tmp.join("go"), &nspid).unwrap();
-    let wait = |f: &str| {
-        integration::runtime::wait_for(Duration::from_secs(10), || {
-            tmp.join(f).exists().then_some(())
-        })
-        .unwrap_or_else(|| panic!("attacker never wrote {f}"))
-    };
-    wait("ready1");
-    b.start().assert_ok();
-    b.wait_status("stopped");
-    b.delete(false).assert_ok();
     std::fs::write(tmp.join("go2"), "").unwrap();
-    wait("ready2");
+    wait_for_file(&tmp, "ready2");
     let r1 = std::fs::read_to_string(tmp.join("r1")).unwrap();
     let r2 = std::fs::read_to_string(tmp.join("r2")).unwrap();
     a.kill("KILL");
+    assert!(
+        sha(runtime) == before,
+        "the runtime binary changed: {r1}{r2}"
+    );
+    (r1, r2)
+}
+
+/// Container A holds a pid namespace that container B's init joins. While B is
+/// `created`, its init is still the runtime: A tries /proc/<init>/exe. Returns what A
+/// saw on its first step (r1) and on reopening the held binary for writing (r2).
+fn attack_created_init_exe(name: &str, attacker_caps: &[&str]) -> (String, String) {
+    let mut a = Container::new(name);
+    let runtime = a.use_private_runtime();
+    let before = sha(&runtime);
+    for set in ["bounding", "effective", "permitted"] {
+        a.config["process"]["capabilities"][set] = json!(attacker_caps);
+    }
+    a.set_sh(&format!(
+        "while [ ! -e /tmp/go ]; do sleep 0.05; done; p=$(cat /tmp/go); \
+         {{ readlink /proc/$p/exe >/dev/null 2>&1 && echo readlink:ok || echo readlink:denied; \
+           cat /proc/$p/exe >/dev/null 2>&1 && echo read:ok || echo read:denied; \
+           (echo x >> /proc/$p/exe) 2>/dev/null && echo write:ok || echo write:denied; }} > /tmp/r1; \
+         if (exec 3< /proc/$p/exe) 2>/dev/null; then exec 3< /proc/$p/exe; echo held >> /tmp/r1; fi; \
+         {REOPEN_FOR_WRITE}"
+    ));
+    a.run_with(&["--detach"]).assert_ok();
+    let a_pid = a.pid();
+    let mut b = Container::new(&format!("{name}victim"));
+    b.runtime = runtime.clone();
+    spec::set_namespace(&mut b.config, "pid", Some(&format!("/proc/{a_pid}/ns/pid")));
+    let b_pid = b.create_ok();
+    let tmp = a.rootfs.join("tmp");
+    std::fs::write(
+        tmp.join("go"),
+        integration::procfs::ns_pid(b_pid).to_string(),
+    )
+    .unwrap();
+    wait_for_file(&tmp, "ready1");
+    b.start().assert_ok();
+    b.wait_status("stopped");
+    b.delete(false).assert_ok();
+    final_step(&a, &runtime, &before)
+}
+
+#[test]
+fn runtime_binary_not_reachable_through_init_exe() {
+    let (r1, r2) = attack_created_init_exe("exeattacker", integration::spec::DEFAULT_CAPS);
     assert!(
         r1.contains("write:denied") && r2.contains("reopen:denied"),
         "{r1}{r2}"
@@ -219,21 +246,205 @@ fn runtime_binary_not_reachable_through_init_exe() {
         // beyond runc: init is non-dumpable, so the link itself is out of reach.
         assert_eq!(r1, "readlink:denied\nread:denied\nwrite:denied\n", "{r1}");
     }
-    assert!(sha(runtime_path()) == before, "the runtime binary changed");
+}
+
+#[test]
+fn runtime_binary_not_writable_with_cap_sys_ptrace() {
+    // CAP_SYS_PTRACE overrides non-dumpable: the attacker opens the created init's exe
+    // and holds it. What it holds must never become writable.
+    let mut caps = integration::spec::DEFAULT_CAPS.to_vec();
+    caps.push("CAP_SYS_PTRACE");
+    let (r1, r2) = attack_created_init_exe("exeptrace", &caps);
+    assert!(
+        r1.contains("held"),
+        "the attacker could not even open it: {r1}"
+    );
+    assert!(
+        r1.contains("write:denied") && r2 == "reopen:denied\n",
+        "{r1}{r2}"
+    );
+}
+
+/// CVE-2019-5736 as published: the image turns a program into a script whose interpreter
+/// is `/proc/self/exe`, so the runtime's own execve of that program starts the runtime
+/// binary again, now as a dumpable container process. The attacker in container A opens
+/// its `/proc/<pid>/exe`, lets it finish, and reopens the binary for writing. The victim
+/// program blocks on opening its `--log` fifo, so nothing depends on winning a race.
+/// `via_exec`: the script is run by `exec` into A; otherwise it is the init of a
+/// container B that joins A's pid namespace. Returns A's report: `notfound` when the
+/// runtime never started as the victim (the execve failed), else what A could do.
+fn attack_through_shebang(name: &str, via_exec: bool) -> String {
+    let mut a = Container::new(name);
+    let runtime = a.use_private_runtime();
+    let before = sha(&runtime);
+    // The victim's command line is `/proc/self/exe --root /bin/evil --log /tmp/fifo ...`;
+    // the pattern is written so that it does not match this script's own command line.
+    a.set_sh(&format!(
+        "while [ ! -e /tmp/go ]; do sleep 0.05; done; p=; \
+         while [ -z \"$p\" ] && [ ! -e /tmp/gone ]; do \
+           for d in /proc/[0-9]*; do \
+             tr '\\0' ' ' < $d/cmdline 2>/dev/null | grep -q 'self/ex[e] --root' && p=${{d#/proc/}}; \
+           done; [ -z \"$p\" ] && sleep 0.05; \
+         done; \
+         if [ -n \"$p\" ]; then \
+           {{ echo found; (echo x >> /proc/$p/exe) 2>/dev/null && echo write:ok || echo write:denied; }} > /tmp/r1; \
+           if (exec 3< /proc/$p/exe) 2>/dev/null; then exec 3< /proc/$p/exe; echo held >> /tmp/r1; fi; \
+           cat /proc/$p/root/tmp/fifo > /dev/null; \
+           while [ -e /proc/$p/exe ]; do sleep 0.05; done; \
+         else echo notfound > /tmp/r1; fi; \
+         {REOPEN_FOR_WRITE}"
+    ));
+    a.run_with(&["--detach"]).assert_ok();
+    let evil = ["/bin/evil", "--log", "/tmp/fifo", "state", "x"];
+    let plant = |rootfs: &Path| {
+        install_program(
+            &rootfs.join("bin/evil"),
+            b"#!/proc/self/exe --root\n",
+            0o755,
+        );
+        nix::unistd::mkfifo(
+            &rootfs.join("tmp/fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+    };
+    let tmp = a.rootfs.join("tmp");
+    // Until A has reported, tell it when the victim is gone without having shown up.
+    let wait_for_report = |gone: &mut dyn FnMut() -> bool| {
+        let reported = integration::runtime::wait_for(Duration::from_secs(10), || {
+            if tmp.join("ready1").exists() {
+                return Some(());
+            }
+            if !tmp.join("gone").exists() && gone() {
+                std::fs::write(tmp.join("gone"), "").unwrap();
+            }
+            None
+        });
+        assert!(reported.is_some(), "attacker never reported");
+    };
+    let mut b = Container::new(&format!("{name}victim"));
+    if via_exec {
+        plant(&a.rootfs);
+        let mut exec = a.command();
+        exec.args(["exec", &a.id]).args(evil);
+        exec.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut child = exec.spawn().expect("spawn exec");
+        std::fs::write(tmp.join("go"), "").unwrap();
+        wait_for_report(&mut || child.try_wait().unwrap().is_some());
+        // The foreground `exec` runs the binary too: wait until it is gone.
+        child.wait().unwrap();
+    } else {
+        plant(&b.rootfs);
+        b.runtime = runtime.clone();
+        b.set_args(&evil);
+        spec::set_namespace(
+            &mut b.config,
+            "pid",
+            Some(&format!("/proc/{}/ns/pid", a.pid())),
+        );
+        b.create_ok();
+        b.start().assert_ok();
+        std::fs::write(tmp.join("go"), "").unwrap();
+        wait_for_report(&mut || b.status() == "stopped");
+        b.wait_status("stopped");
+        b.delete(false).assert_ok();
+    }
+    drop(b);
+    let (r1, r2) = final_step(&a, &runtime, &before);
+    assert!(r2 == "reopen:denied\n", "{r1}{r2}");
+    r1
+}
+
+fn assert_shebang_attack_contained(r1: &str) {
+    if is_runc() && r1 == "notfound\n" {
+        // runc 1.1.5 on this kernel: the execve of the script fails (ENOENT for the
+        // interpreter /proc/self/exe, its sealed memfd copy), so the attack stops earlier.
+        return;
+    }
+    // patina starts itself as the script's interpreter from its read-only image: the
+    // attacker can hold it, never write it.
+    assert_eq!(r1, "found\nwrite:denied\nheld\n");
+}
+
+#[test]
+fn runtime_binary_not_writable_through_shebang_in_init() {
+    let r1 = attack_through_shebang("exeshebang", false);
+    assert_shebang_attack_contained(&r1);
+}
+
+#[test]
+fn runtime_binary_not_writable_through_shebang_in_exec() {
+    let r1 = attack_through_shebang("exeshebangexec", true);
+    assert_shebang_attack_contained(&r1);
+}
+
+/// Where init's `exe` link leads while the container is `created`, and the errno of
+/// reopening that image for writing once no process runs it (seen from the host).
+fn created_init_image(c: &mut Container) -> (String, Option<i32>) {
+    let pid = c.create_ok();
+    let exe = format!("/proc/{pid}/exe");
+    let link = std::fs::read_link(&exe)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let held = std::fs::File::open(&exe).unwrap();
+    c.start().assert_ok();
+    c.wait_status("stopped");
+    c.delete(false).assert_ok();
+    let reopened = std::fs::OpenOptions::new().append(true).open(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&held)
+    ));
+    (link, reopened.err().and_then(|e| e.raw_os_error()))
+}
+
+#[test]
+fn init_runs_from_a_read_only_image() {
+    // Installed normally: the runtime re-execs from a detached read-only mount of itself.
+    let mut c = Container::new("exeimage");
+    c.use_private_runtime();
+    let (link, write) = created_init_image(&mut c);
+    if is_runc() {
+        // runc 1.1.5 runs init from a sealed memfd copy (reopening works, writes fail).
+        assert!(link.starts_with("/memfd:"), "{link}");
+    } else {
+        // beyond runc: no copy; a mount of the file alone, read-only.
+        assert_eq!(link, "/");
+        assert_eq!(write, Some(libc::EROFS));
+    }
+    // Installed on a read-only mount (the cheap setup docs/security.md suggests): no
+    // re-exec is needed, and the link is the binary's own path.
+    let mut c = Container::new("exeimagero");
+    let runtime = c.use_private_runtime();
+    let flags = nix::mount::MsFlags::MS_BIND;
+    nix::mount::mount(Some(&runtime), &runtime, None::<&str>, flags, None::<&str>).unwrap();
+    c.track_host_mount(&runtime);
+    let ro = flags | nix::mount::MsFlags::MS_REMOUNT | nix::mount::MsFlags::MS_RDONLY;
+    nix::mount::mount(None::<&str>, &runtime, None::<&str>, ro, None::<&str>).unwrap();
+    let (link, write) = created_init_image(&mut c);
+    if is_runc() {
+        assert!(link.starts_with("/memfd:"), "{link}");
+    } else {
+        assert_eq!(Path::new(&link), runtime);
+        assert_eq!(write, Some(libc::EROFS));
+    }
 }
 
 #[test]
 fn runtime_binary_not_reachable_from_shared_pid_namespace() {
     // Without a pid namespace the container sees `run`, its parent, on the host.
-    let before = sha(runtime_path());
     let mut c = Container::new("exeparent");
+    let runtime = c.use_private_runtime();
+    let before = sha(&runtime);
     spec::remove_namespace(&mut c.config, "pid");
     let out = c.sh_ok(
         "p=$PPID; cat /proc/$p/exe >/dev/null 2>&1 && echo read:ok || echo read:denied; \
          (echo x >> /proc/$p/exe) 2>/dev/null && echo write:ok || echo write:denied",
     );
     assert_eq!(out, "read:denied\nwrite:denied\n");
-    assert!(sha(runtime_path()) == before);
+    assert!(sha(&runtime) == before);
 }
 
 #[test]

@@ -273,6 +273,14 @@ pub fn main() -> i32 {
         LogFormat::Json => Format::Json,
     };
     logging::init(cli.log.clone(), format, cli.debug);
+    // Commands that put a process into a container first leave the writable host binary
+    // behind (CVE-2019-5736): this re-execs unless the image is already read-only.
+    if let Command::Create(_) | Command::Run { .. } | Command::Exec(_) = cli.command {
+        if let Err(e) = patina::exe_protect::run_from_read_only_image() {
+            logging::error(&e.to_string());
+            return 1;
+        }
+    }
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
