@@ -325,3 +325,42 @@ fn notify_sends_fd_and_state_to_listener() {
     assert!(doc["pid"].as_i64().unwrap() > 0, "{doc}");
     assert_eq!(doc["state"]["id"], c.id.as_str(), "{doc}");
 }
+
+#[test]
+fn notify_for_exec_sends_fd_and_state_to_listener() {
+    // Each process the filter goes into gets its own listener fd: init's at create, then
+    // one per exec'd process, with that process's pid and the container's state.
+    let mut c = Container::new("scnotifyexec");
+    let sock = c.path("listener.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    c.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock, "listenerMetadata": "exec-metadata",
+        "syscalls": [{ "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY" }]
+    });
+    c.set_args(&["sleep", "100"]);
+    let agent = std::thread::spawn(move || {
+        let (init_doc, _init_fd) = accept_listener(&listener);
+        let (doc, fd) = accept_listener(&listener);
+        let answered = answer_with_exdev(&fd);
+        (init_doc, doc, answered)
+    });
+    c.run_with(&["--detach"]).assert_ok();
+    let init_pid = c.pid();
+    let out = c.rt(&["exec", &c.id, "sh", "-c", "mkdir /tmp/y 2>&1; echo rc=$?"]);
+    out.assert_ok();
+    let (init_doc, doc, answered) = agent.join().unwrap();
+    assert!(
+        out.stdout.contains("Invalid cross-device link") && out.stdout.contains("rc=1"),
+        "{out:?}"
+    );
+    assert!(answered >= 1);
+    assert_eq!(init_doc["pid"], init_pid, "{init_doc}");
+    assert_eq!(doc["fds"], json!(["seccompFd"]), "{doc}");
+    assert_eq!(doc["metadata"], "exec-metadata", "{doc}");
+    assert_eq!(doc["state"]["id"], c.id.as_str(), "{doc}");
+    assert_eq!(doc["state"]["status"], "running", "{doc}");
+    let pid = doc["pid"].as_i64().unwrap();
+    assert!(pid > 0 && pid != i64::from(init_pid), "{doc}");
+    assert!(!c.rootfs.join("tmp/y").exists());
+}

@@ -20,6 +20,7 @@ use crate::namespaces::clone_flag;
 use crate::process::channel::{self, Message};
 use crate::process::exec::{self as exec_child, ExecContext};
 use crate::process::{clone_in_cgroup, kill_and_reap};
+use crate::seccomp::notify;
 use crate::state::{Record, StateDir, Status};
 use crate::terminal;
 
@@ -77,9 +78,6 @@ pub fn exec(dir: &StateDir, record: &Record, process: &Process, opts: &ExecOptio
         }
         (None, None) => None,
     };
-    if seccomp.as_ref().is_some_and(|s| s.listener.is_some()) {
-        bail!("linux.seccomp.listenerPath: SCMP_ACT_NOTIFY for exec'd processes is not supported by patina yet");
-    }
     let wants_tty = process.terminal().unwrap_or(false);
     let (relay_end, console) = console_for(wants_tty, opts)?;
     // Relayed by us: the pty starts with our terminal's size, before the program runs.
@@ -116,7 +114,13 @@ pub fn exec(dir: &StateDir, record: &Record, process: &Process, opts: &ExecOptio
     })?;
     drop(child);
     drop(console);
-    let started = start_child(&parent, pid, relay_end.as_ref(), opts);
+    let listener = seccomp.and_then(|s| s.listener.as_ref());
+    let started = start_child(&parent, pid, relay_end.as_ref(), opts, |fd| {
+        let Some((path, metadata)) = listener else {
+            bail!("exec: the process sent a seccomp listener fd nobody asked for");
+        };
+        hand_to_listener(record, pid, path, metadata, fd)
+    });
     let master = match started {
         Ok(master) => master,
         Err(e) => {
@@ -164,13 +168,30 @@ fn console_for(wants_tty: bool, opts: &ExecOptions) -> Result<(Option<OwnedFd>, 
     }
 }
 
+/// SCMP_ACT_NOTIFY: the exec'd process's listener fd goes to listenerPath with the
+/// container's state and the exec'd process's pid (runtime.md "containerProcessState").
+fn hand_to_listener(
+    record: &Record,
+    pid: Pid,
+    path: &Path,
+    metadata: &str,
+    fd: OwnedFd,
+) -> Result<()> {
+    let state = serde_json::to_string(&record.oci_state(Status::Running))
+        .map_err(|e| Error::msg(format!("container state: {e}")))?;
+    let document = notify::process_state(&record.oci_version, pid.as_raw(), metadata, &state);
+    notify::send_to_listener(path, &document, &fd)
+}
+
 /// Let the child go, learn whether it exec'd, write the pid file; returns the pty master
-/// when patina relays the terminal itself.
+/// when patina relays the terminal itself. A seccomp listener fd the child sends before
+/// its execve goes to `on_listener_fd`.
 fn start_child(
     parent: &channel::Channel,
     pid: Pid,
     relay_end: Option<&OwnedFd>,
     opts: &ExecOptions,
+    on_listener_fd: impl FnOnce(OwnedFd) -> Result<()>,
 ) -> Result<Option<OwnedFd>> {
     if !opts.detach {
         // Blocked before the program starts, so no signal or exit is missed.
@@ -188,7 +209,12 @@ fn start_child(
         )?),
         None => None,
     };
-    match parent.recv()? {
+    let mut message = parent.recv_with_fd()?;
+    if let Some((Message::SeccompFd, Some(fd))) = message {
+        on_listener_fd(fd)?;
+        message = parent.recv_with_fd()?;
+    }
+    match message.map(|(m, _)| m) {
         None => {}
         Some(Message::Failed(why)) => return Err(Error::msg(why)),
         Some(other) => {

@@ -100,8 +100,9 @@ impl Channel {
         .with_context(|| format!("send {message:?} to the other side of the init channel"))
     }
 
-    /// The next message, which must be `wanted` with a descriptor attached.
-    pub fn expect_fd(&self, wanted: &Message) -> Result<OwnedFd> {
+    /// The next message and the descriptor attached to it, if any; None when the other
+    /// side closed without a word.
+    pub fn recv_with_fd(&self) -> Result<Option<(Message, Option<OwnedFd>)>> {
         let mut buf = vec![0u8; 64 * 1024];
         let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
         let (n, fd) = loop {
@@ -127,13 +128,24 @@ impl Channel {
         };
         // SAFETY: SCM_RIGHTS gave this process a new descriptor that nothing else owns.
         let fd = fd.map(|raw| unsafe { OwnedFd::from_raw_fd(raw) });
-        match (Message::decode(&buf[..n]), fd) {
-            (Some(ref m), Some(fd)) if m == wanted => Ok(fd),
-            (Some(Message::Failed(why)), _) => Err(Error::msg(why)),
-            (other, _) if n > 0 => Err(Error::msg(format!(
+        if n == 0 {
+            return Ok(None);
+        }
+        match Message::decode(&buf[..n]) {
+            Some(m) => Ok(Some((m, fd))),
+            None => Err(Error::msg("garbled message on the init channel")),
+        }
+    }
+
+    /// The next message, which must be `wanted` with a descriptor attached.
+    pub fn expect_fd(&self, wanted: &Message) -> Result<OwnedFd> {
+        match self.recv_with_fd()? {
+            Some((ref m, Some(fd))) if m == wanted => Ok(fd),
+            Some((Message::Failed(why), _)) => Err(Error::msg(why)),
+            Some((other, _)) => Err(Error::msg(format!(
                 "init channel: expected {wanted:?} with a descriptor, got {other:?}"
             ))),
-            _ => Err(Error::msg(format!(
+            None => Err(Error::msg(format!(
                 "init channel closed while waiting for {wanted:?}: the other side exited"
             ))),
         }

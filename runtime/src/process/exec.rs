@@ -10,7 +10,8 @@ use oci_spec::runtime::Process;
 
 use super::channel::{Channel, Message};
 use super::init::{
-    cstring, environment, find_program, prepare_exec_fds, reset_signals, switch_user,
+    cstring, environment, find_program, install_seccomp, prepare_exec_fds, reset_signals,
+    switch_user,
 };
 use crate::capabilities::CapSets;
 use crate::error::{Context, Error, Result};
@@ -32,7 +33,7 @@ pub struct ExecContext<'a> {
 
 pub fn run(ctx: &ExecContext<'_>, channel: &Channel) -> ! {
     let err = match crate::exe_protect::protect().and_then(|()| channel.recv()) {
-        Ok(Some(Message::Go(_))) => become_program(ctx),
+        Ok(Some(Message::Go(_))) => become_program(ctx, channel),
         other => Error::msg(format!("exec: expected go from the runtime, got {other:?}")),
     };
     let _ = channel.send(&Message::Failed(err.to_string()));
@@ -41,14 +42,16 @@ pub fn run(ctx: &ExecContext<'_>, channel: &Channel) -> ! {
 }
 
 /// Returns only on failure.
-fn become_program(ctx: &ExecContext<'_>) -> Error {
-    match prepare(ctx) {
+fn become_program(ctx: &ExecContext<'_>, channel: &Channel) -> Error {
+    match prepare(ctx, channel) {
         Ok((program, argv, envp)) => {
             reset_signals();
-            // Last: from here on the profile filters every syscall, the exec included.
+            // Last: from here on the profile filters every syscall, the exec included. A
+            // notify listener fd goes to the runtime first, which hands it to listenerPath.
             let nnp = ctx.process.no_new_privileges().unwrap_or(false);
-            if let Some(filter) = ctx.seccomp.filter(|f| f.when(nnp) == When::BeforeExec) {
-                if let Err(e) = filter.install() {
+            let last = |f: &&Seccomp| matches!(f.when(nnp), When::BeforeExec | When::BeforeReady);
+            if let Some(filter) = ctx.seccomp.filter(last) {
+                if let Err(e) = install_seccomp(filter, channel) {
                     return e;
                 }
             }
@@ -67,7 +70,7 @@ type Argv = (
     Vec<std::ffi::CString>,
 );
 
-fn prepare(ctx: &ExecContext<'_>) -> Result<Argv> {
+fn prepare(ctx: &ExecContext<'_>, channel: &Channel) -> Result<Argv> {
     let process = ctx.process;
     if !ctx.join.is_empty() {
         setns(ctx.init.as_fd(), ctx.join).context("join the container's namespaces")?;
@@ -92,7 +95,7 @@ fn prepare(ctx: &ExecContext<'_>) -> Result<Argv> {
         .filter(|f| f.when(nnp) == When::BeforeUserSwitch)
     {
         // Without no_new_privs the kernel wants CAP_SYS_ADMIN: install while privileged.
-        filter.install()?;
+        install_seccomp(filter, channel)?;
     }
     switch_user(process, ctx.caps)?;
     if nnp {

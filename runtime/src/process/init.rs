@@ -212,8 +212,9 @@ fn apply_process_attributes(spec: &oci_spec::runtime::Spec, process: &Process) -
     Ok(())
 }
 
-/// Install the filter; a notify listener fd goes to the runtime (before "ready").
-fn install_seccomp(filter: &Seccomp, channel: &Channel) -> Result<()> {
+/// Install the filter; a notify listener fd goes to the runtime (for init, before
+/// "ready"; for an exec'd process, before its execve).
+pub(crate) fn install_seccomp(filter: &Seccomp, channel: &Channel) -> Result<()> {
     if let Some(fd) = filter.install()? {
         channel.send_fd(&Message::SeccompFd, &fd)?;
     }
