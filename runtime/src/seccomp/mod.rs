@@ -11,6 +11,8 @@
 
 pub mod bpf;
 pub mod notify;
+#[cfg(test)]
+mod seccompiler_oracle;
 mod syscalls;
 
 use std::os::fd::{FromRawFd, OwnedFd};
