@@ -364,3 +364,68 @@ fn notify_for_exec_sends_fd_and_state_to_listener() {
     assert!(pid > 0 && pid != i64::from(init_pid), "{doc}");
     assert!(!c.rootfs.join("tmp/y").exists());
 }
+
+/// Kernel log records (/dev/kmsg) that contain every one of `needles`.
+fn kernel_log_lines(needles: &[&str]) -> Vec<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut kmsg = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/dev/kmsg")
+        .expect("open /dev/kmsg");
+    let mut found = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    loop {
+        // One record per read; EAGAIN at the end, EPIPE when the ring overwrote one.
+        match kmsg.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if needles.iter().all(|n| line.contains(n)) {
+                    found.push(line);
+                }
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+            Err(_) => break,
+        }
+    }
+    found
+}
+
+#[test]
+fn log_action_is_logged_by_the_kernel() {
+    // SCMP_ACT_LOG lets the call through and the kernel writes an audit record
+    // (type=1326, code=0x7ffc0000) naming the program. A busybox copy with a name of
+    // this test's own makes the record findable; printk rate limits may drop a record
+    // when other tests log at the same time, so try a few times.
+    let nanos = std::time::UNIX_EPOCH.elapsed().unwrap().subsec_nanos();
+    let tag = format!("busybox-{:07x}", (nanos ^ std::process::id()) & 0xfff_ffff);
+    let exe = format!("exe=\"/bin/{tag}\"");
+    let needles = [exe.as_str(), "type=1326", "syscall=63 ", "code=0x7ffc0000"];
+    assert!(
+        kernel_log_lines(&needles).is_empty(),
+        "{tag} was used before"
+    );
+    for attempt in 0..5 {
+        let mut c = with_profile(
+            "sclog",
+            allow_all_but(json!([{ "names": ["uname"], "action": "SCMP_ACT_LOG" }])),
+        );
+        std::fs::copy(
+            c.rootfs.join("bin/busybox"),
+            c.rootfs.join("bin").join(&tag),
+        )
+        .unwrap();
+        c.set_args(&[&format!("/bin/{tag}"), "uname"]);
+        let out = c.run();
+        out.assert_ok();
+        assert_eq!(out.stdout, "Linux\n", "the call is allowed");
+        if !kernel_log_lines(&needles).is_empty() {
+            return;
+        }
+        eprintln!("attempt {attempt}: no kernel record yet");
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    panic!("no kernel audit record with {needles:?}");
+}
