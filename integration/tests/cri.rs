@@ -482,50 +482,160 @@ fn pod_lifecycle(handler: &str) {
         cl.remove(&c1).await;
         cl.remove(&c2).await;
         cl.remove_pod(&pod).await;
-        let left = cl
-            .rt
-            .list_containers(cri::ListContainersRequest { filter: None })
-            .await
-            .unwrap()
-            .into_inner()
-            .containers;
-        assert!(left.is_empty(), "{left:?}");
-
-        // Nothing left behind: processes, shim, mounts, container cgroups, runtime state.
-        assert!(!alive(pod_pid));
-        assert!(
-            wait_for(Duration::from_secs(10), || c
-                .shim_pids()
-                .is_empty()
-                .then_some(()))
-            .is_some(),
-            "shim left: {:?}",
-            c.shim_pids()
-        );
-        let mounts = mounts_under(&format!("{}/state/", c.dir.display()));
-        assert!(mounts.is_empty(), "{mounts:?}");
-        let pod_cgroup_dir = pod_cgroup.parent().unwrap();
-        let left: Vec<_> = std::fs::read_dir(pod_cgroup_dir)
-            .map(|d| {
-                d.flatten()
-                    .filter(|e| e.path().is_dir())
-                    .map(|e| e.path())
-                    .collect()
-            })
-            .unwrap_or_default();
-        assert!(left.is_empty(), "container cgroups left: {left:?}");
-        let tasks = c.ctr_ns("k8s.io", &["tasks", "ls", "-q"]);
-        assert_eq!(tasks.stdout.trim(), "", "{tasks:?}");
-        for root in [
-            c.dir.join("state/patina/k8s.io"),
-            c.dir.join("runc-root/k8s.io"),
-        ] {
-            let left: Vec<_> = std::fs::read_dir(&root)
-                .map(|d| d.flatten().map(|e| e.file_name()).collect())
-                .unwrap_or_default();
-            assert!(left.is_empty(), "runtime state left in {root:?}: {left:?}");
-        }
+        assert_pod_gone(&c, &mut cl, pod_pid, pod_cgroup.parent().unwrap()).await;
     });
+}
+
+/// After the pod's containers and sandbox were removed: nothing left behind (containers,
+/// processes, shim, mounts, container cgroups beneath `pod_cgroup_dir`, runtime state).
+async fn assert_pod_gone(c: &Containerd, cl: &mut Client, pod_pid: i32, pod_cgroup_dir: &Path) {
+    let left = cl
+        .rt
+        .list_containers(cri::ListContainersRequest { filter: None })
+        .await
+        .unwrap()
+        .into_inner()
+        .containers;
+    assert!(left.is_empty(), "{left:?}");
+    assert!(!alive(pod_pid));
+    assert!(
+        wait_for(Duration::from_secs(10), || c
+            .shim_pids()
+            .is_empty()
+            .then_some(()))
+        .is_some(),
+        "shim left: {:?}",
+        c.shim_pids()
+    );
+    let mounts = mounts_under(&format!("{}/state/", c.dir.display()));
+    assert!(mounts.is_empty(), "{mounts:?}");
+    let left: Vec<_> = std::fs::read_dir(pod_cgroup_dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "container cgroups left: {left:?}");
+    let tasks = c.ctr_ns("k8s.io", &["tasks", "ls", "-q"]);
+    assert_eq!(tasks.stdout.trim(), "", "{tasks:?}");
+    for root in [
+        c.dir.join("state/patina/k8s.io"),
+        c.dir.join("runc-root/k8s.io"),
+    ] {
+        let left: Vec<_> = std::fs::read_dir(&root)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "runtime state left in {root:?}: {left:?}");
+    }
+}
+
+/// shareProcessNamespace: the kubelet asks for the pod's PID namespace (NamespaceMode POD)
+/// for the sandbox and every container. The containers join the pause process's pid
+/// namespace by path: each sees the others' processes and the pause process as pid 1.
+fn shared_pid_namespace_pod(handler: &str) {
+    let c = Containerd::start_cri(&format!("cri-sharepid-{handler}"));
+    runtime().block_on(async {
+        let mut cl = connect(c.address()).await;
+        let name = format!("sharepid-{handler}");
+        let mut config = pod_config(&c, &name);
+        let shared = cri::NamespaceOption {
+            pid: POD,
+            ..ns_options()
+        };
+        let set_pid_mode = |ctx: &mut Option<cri::NamespaceOption>| *ctx = Some(shared.clone());
+        set_pid_mode(
+            &mut config
+                .linux
+                .as_mut()
+                .unwrap()
+                .security_context
+                .as_mut()
+                .unwrap()
+                .namespace_options,
+        );
+        let pod = cl.run_pod(&config, handler).await;
+        let pod_pid = cl.pod_pid(&pod).await;
+        let mut ids = Vec::new();
+        for (cname, args) in [
+            ("app", &["sleep", "4321"][..]),
+            ("sidecar", &["sh", "-c", "exec sleep 8765"][..]),
+        ] {
+            let mut cc = container_config(cname, args, 0);
+            set_pid_mode(
+                &mut cc
+                    .linux
+                    .as_mut()
+                    .unwrap()
+                    .security_context
+                    .as_mut()
+                    .unwrap()
+                    .namespace_options,
+            );
+            let id = cl.create(&pod, &config, cc).await;
+            cl.start(&id).await;
+            ids.push(id);
+        }
+        let (app, sidecar) = (ids[0].clone(), ids[1].clone());
+        let pids = [
+            cl.container_pid(&app).await,
+            cl.container_pid(&sidecar).await,
+        ];
+        for p in pids {
+            assert_eq!(ns(p, "pid"), ns(pod_pid, "pid"), "pid namespace of {p}");
+        }
+        assert_ne!(ns(pod_pid, "pid"), ns(std::process::id() as i32, "pid"));
+        // Seen from inside the sidecar: the sandbox's pause process is pid 1, the app's
+        // sleep is there.
+        let pause = std::fs::read(format!("/proc/{pod_pid}/cmdline")).unwrap();
+        let pause = String::from_utf8_lossy(&pause).replace('\0', " ");
+        let r = cl
+            .exec(&sidecar, &["ps", "-o", "pid,args"], 10)
+            .await
+            .unwrap();
+        let ps = String::from_utf8_lossy(&r.stdout).into_owned();
+        let pid1 = ps
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some("1"));
+        assert!(
+            pid1.is_some_and(|l| l.contains(pause.trim())),
+            "{pause} {ps}"
+        );
+        assert!(
+            ps.contains("sleep 4321") && ps.contains("sleep 8765"),
+            "{ps}"
+        );
+        // And a signal crosses containers: the sidecar stops the app.
+        let kill_app = "for p in $(pidof sleep); do if grep -q 4321 /proc/$p/cmdline; then kill $p; fi; done";
+        let r = cl
+            .exec(&sidecar, &["sh", "-c", kill_app], 10)
+            .await
+            .unwrap();
+        assert_eq!(r.exit_code, 0, "{r:?}");
+        let stopped = wait_for(Duration::from_secs(10), || (!alive(pids[0])).then_some(()));
+        assert!(
+            stopped.is_some(),
+            "the sidecar's signal did not reach the app"
+        );
+        let pod_cgroup = memory_cgroup(pids[1]);
+        for id in [&app, &sidecar] {
+            cl.stop(id, 2).await;
+            cl.remove(id).await;
+        }
+        cl.remove_pod(&pod).await;
+        assert_pod_gone(&c, &mut cl, pod_pid, pod_cgroup.parent().unwrap()).await;
+    });
+}
+
+#[test]
+fn cri_shared_pid_namespace_patina_handler() {
+    shared_pid_namespace_pod("patina");
+}
+
+#[test]
+fn cri_shared_pid_namespace_runc_handler() {
+    shared_pid_namespace_pod("runc");
 }
 
 #[test]
