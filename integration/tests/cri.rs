@@ -607,7 +607,8 @@ fn shared_pid_namespace_pod(handler: &str) {
             "{ps}"
         );
         // And a signal crosses containers: the sidecar stops the app.
-        let kill_app = "for p in $(pidof sleep); do if grep -q 4321 /proc/$p/cmdline; then kill $p; fi; done";
+        let kill_app =
+            "for p in $(pidof sleep); do if grep -q 4321 /proc/$p/cmdline; then kill $p; fi; done";
         let r = cl
             .exec(&sidecar, &["sh", "-c", kill_app], 10)
             .await

@@ -178,3 +178,28 @@ impl Engine for Docker {
         let _ = self.docker(&["rm", "-f", name]);
     }
 }
+
+impl super::docker_like::DockerLike for Docker {
+    fn cli_name(&self) -> &'static str {
+        "docker"
+    }
+    fn cli(&self, args: &[&str]) -> Output {
+        self.docker(args)
+    }
+    fn run(&self, rt: &Rt, extra: &[&str], cmd: &[&str]) -> Output {
+        Docker::run(self, rt, extra, cmd)
+    }
+    fn run_tty(&self, rt: &Rt, extra: &[&str], cmd: &[&str], rows: u16, cols: u16) -> Output {
+        Docker::run_tty(self, rt, extra, cmd, rows, cols)
+    }
+    fn inspect(&self, name: &str, format: &str) -> Option<String> {
+        Docker::inspect(self, name, format)
+    }
+    fn containers_named(&self, name: &str) -> String {
+        let filter = format!("name=^{name}$");
+        self.docker(&["ps", "-aq", "--filter", &filter])
+            .stdout
+            .trim()
+            .to_string()
+    }
+}

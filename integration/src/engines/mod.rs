@@ -15,6 +15,7 @@
 
 pub mod containerd;
 pub mod docker;
+pub mod docker_like;
 pub mod podman;
 
 use crate::container::{init_process, reap};

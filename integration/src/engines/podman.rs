@@ -172,3 +172,26 @@ impl Engine for Podman {
         let _ = self.podman(&["rm", "-f", "-t", "0", "--ignore", name]);
     }
 }
+
+impl super::docker_like::DockerLike for Podman {
+    fn cli_name(&self) -> &'static str {
+        "podman"
+    }
+    fn cli(&self, args: &[&str]) -> Output {
+        self.podman(args)
+    }
+    fn run(&self, rt: &Rt, extra: &[&str], cmd: &[&str]) -> Output {
+        Podman::run(self, rt, extra, cmd)
+    }
+    fn run_tty(&self, rt: &Rt, extra: &[&str], cmd: &[&str], rows: u16, cols: u16) -> Output {
+        Podman::run_tty(self, rt, extra, cmd, rows, cols)
+    }
+    fn inspect(&self, name: &str, format: &str) -> Option<String> {
+        Podman::inspect(self, name, format)
+    }
+    fn containers_named(&self, name: &str) -> String {
+        let filter = format!("name={name}");
+        let ps = ["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"];
+        self.podman(&ps).stdout.trim().to_string()
+    }
+}
