@@ -40,14 +40,35 @@ impl Sentinel {
     }
 }
 
-fn unpack_result(img: &Path, tag: &str, bundle: &Path) -> std::process::Output {
-    run(&[
-        "unpack",
-        "--quiet",
-        "--image",
-        &format!("{}:{tag}", img.display()),
-        bundle.to_str().unwrap(),
-    ])
+fn unpack_args(img: &Path, bundle: &Path) -> [String; 5] {
+    let image = format!("{}:t", img.display());
+    let bundle = bundle.to_string_lossy().into_owned();
+    ["unpack", "--quiet", "--image", &image, &bundle].map(String::from)
+}
+
+/// `unpack --quiet --image IMG:t BUNDLE`.
+fn unpack_result(img: &Path, bundle: &Path) -> std::process::Output {
+    let args = unpack_args(img, bundle);
+    run(&args.each_ref().map(String::as_str))
+}
+
+/// The same, expecting failure: its one-line error.
+fn unpack_error(img: &Path, bundle: &Path) -> String {
+    let args = unpack_args(img, bundle);
+    run_fail(&args.each_ref().map(String::as_str))
+}
+
+/// A successful unpack (the error on stderr otherwise).
+fn assert_unpacked(out: &std::process::Output) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+}
+
+/// Layers of `layers` in a layout at `s/<name>`, tagged `t`.
+fn image(s: &Scratch, name: &str, layers: &[(Comp, Vec<u8>)]) -> std::path::PathBuf {
+    let dir = s.join(name);
+    Layout::single(&dir, "t", layers, cmd());
+    dir
 }
 
 /// `..` and absolute names are resolved inside the rootfs.
@@ -65,14 +86,10 @@ fn dotdot_and_absolute_names_stay_inside() {
             attrs(0o644),
         )
         .finish();
-    Layout::single(&s.join("img"), "t", &[(Comp::Gzip, layer)], cmd());
+    image(&s, "img", &[(Comp::Gzip, layer)]);
     let bundle = s.join("bundle");
-    let out = unpack_result(&s.join("img"), "t", &bundle);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = unpack_result(&s.join("img"), &bundle);
+    assert_unpacked(&out);
     host.assert_untouched();
     let inside = bundle
         .join("rootfs")
@@ -101,14 +118,9 @@ fn writes_through_planted_symlinks_resolve_inside() {
         .hardlink("hl", &format!("{}/secret", host.path()))
         .whiteout("abs", "secret")
         .finish();
-    Layout::single(
-        &s.join("img"),
-        "t",
-        &[(Comp::None, lower), (Comp::Gzip, upper)],
-        cmd(),
-    );
+    image(&s, "img", &[(Comp::None, lower), (Comp::Gzip, upper)]);
     let bundle = s.join("bundle");
-    let out = unpack_result(&s.join("img"), "t", &bundle);
+    let out = unpack_result(&s.join("img"), &bundle);
     // The hard link names a file that only exists on the host: rejected.
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -136,18 +148,9 @@ fn writes_through_planted_symlinks_resolve_inside() {
         .symlink("rel", &format!("../../../../../../..{}", host.path()))
         .symlink("secretlink", &format!("{}/secret", host.path()))
         .finish();
-    Layout::single(
-        &s.join("img2"),
-        "t",
-        &[(Comp::None, lower), (Comp::Gzip, upper)],
-        cmd(),
-    );
-    let out = unpack_result(&s.join("img2"), "t", &bundle);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    image(&s, "img2", &[(Comp::None, lower), (Comp::Gzip, upper)]);
+    let out = unpack_result(&s.join("img2"), &bundle);
+    assert_unpacked(&out);
     host.assert_untouched();
     let inside = bundle.join("rootfs").join(&inside_dir);
     assert_eq!(fs::read(inside.join("via-absolute")).unwrap(), b"a");
@@ -168,14 +171,9 @@ fn dangling_escape_symlink_is_rejected() {
     let upper = Tar::new()
         .file("etc/pwned", b"pwned", attrs(0o644))
         .finish();
-    Layout::single(
-        &s.join("img"),
-        "t",
-        &[(Comp::Gzip, lower), (Comp::Gzip, upper)],
-        cmd(),
-    );
+    image(&s, "img", &[(Comp::Gzip, lower), (Comp::Gzip, upper)]);
     let bundle = s.join("bundle");
-    let out = unpack_result(&s.join("img"), "t", &bundle);
+    let out = unpack_result(&s.join("img"), &bundle);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim_end().lines().count(), 1);
@@ -198,18 +196,9 @@ fn whiteouts_through_symlinks_stay_inside() {
         .opaque("h")
         .whiteout("../../..", "keep2")
         .finish();
-    Layout::single(
-        &s.join("img"),
-        "t",
-        &[(Comp::Gzip, lower), (Comp::Gzip, upper)],
-        cmd(),
-    );
-    let out = unpack_result(&s.join("img"), "t", &s.join("bundle"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    image(&s, "img", &[(Comp::Gzip, lower), (Comp::Gzip, upper)]);
+    let out = unpack_result(&s.join("img"), &s.join("bundle"));
+    assert_unpacked(&out);
     host.assert_untouched();
     assert!(s.join("bundle/rootfs/keep").is_file());
 }
@@ -240,16 +229,28 @@ fn good_image(tag: &str) -> Broken {
 }
 
 impl Broken {
+    /// The image's manifest as it is stored.
+    fn manifest(&self) -> Value {
+        let path = self
+            .layout
+            .blob_path(self.manifest["digest"].as_str().unwrap());
+        serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+    }
+
+    /// Stores `bytes` as a new manifest blob and points tag `t` at it.
+    fn retag(&self, bytes: &[u8]) -> Blob {
+        let m = self.layout.blob(bytes);
+        let mut layout = Layout::create(&self.layout.dir);
+        let descriptor = json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                "digest": m.digest, "size": m.size});
+        layout.tag(descriptor, Some("t"));
+        m
+    }
+
     /// Unpacks, expecting failure; checks the common guarantees and returns the error.
     fn fail(&self) -> String {
         let bundle = self.s.join("bundle");
-        let err = run_fail(&[
-            "unpack",
-            "--quiet",
-            "--image",
-            &format!("{}:t", self.layout.dir.display()),
-            bundle.to_str().unwrap(),
-        ]);
+        let err = unpack_error(&self.layout.dir, &bundle);
         assert!(!bundle.exists(), "no bundle after failure");
         assert_eq!(
             leftovers(&self.s.0, &["img"]),
@@ -303,12 +304,9 @@ fn missing_layer_blob() {
 #[test]
 fn unknown_layer_media_type() {
     let b = good_image("mediatype");
-    let mpath = b.layout.blob_path(b.manifest["digest"].as_str().unwrap());
-    let mut manifest: Value = serde_json::from_slice(&fs::read(&mpath).unwrap()).unwrap();
+    let mut manifest = b.manifest();
     manifest["layers"][0]["mediaType"] = json!("application/x-weird");
-    let m = b.layout.blob(&serde_json::to_vec(&manifest).unwrap());
-    let mut layout = Layout::create(&b.layout.dir);
-    layout.tag(json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": m.digest, "size": m.size}), Some("t"));
+    b.retag(&serde_json::to_vec(&manifest).unwrap());
     let err = b.fail();
     assert!(
         err.contains(&b.layer.digest) && err.contains("application/x-weird"),
@@ -319,9 +317,7 @@ fn unknown_layer_media_type() {
 #[test]
 fn manifest_that_is_not_json() {
     let b = good_image("notjson");
-    let m = b.layout.blob(b"this is not { json");
-    let mut layout = Layout::create(&b.layout.dir);
-    layout.tag(json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": m.digest, "size": m.size}), Some("t"));
+    let m = b.retag(b"this is not { json");
     let err = b.fail();
     assert!(
         err.contains(&format!("manifest {}", m.digest))
@@ -334,15 +330,9 @@ fn manifest_that_is_not_json() {
 fn layer_that_is_not_a_tar() {
     let s = Scratch::new("nottar");
     let junk = b"definitely not a tar archive, just some text that is long enough ".repeat(20);
-    Layout::single(&s.join("img"), "t", &[(Comp::Gzip, junk)], cmd());
+    let img = image(&s, "img", &[(Comp::Gzip, junk)]);
     let bundle = s.join("bundle");
-    let err = run_fail(&[
-        "unpack",
-        "--quiet",
-        "--image",
-        &format!("{}:t", s.join("img").display()),
-        bundle.to_str().unwrap(),
-    ]);
+    let err = unpack_error(&img, &bundle);
     assert!(
         err.contains("layer sha256:") && err.contains("tar"),
         "{err}"
@@ -366,20 +356,16 @@ fn corrupt_gzip_stream() {
 #[test]
 fn diff_id_mismatch() {
     let b = good_image("diffid");
-    let mpath = b.layout.blob_path(b.manifest["digest"].as_str().unwrap());
-    let manifest: Value = serde_json::from_slice(&fs::read(&mpath).unwrap()).unwrap();
+    let mut manifest = b.manifest();
     let cpath = b
         .layout
         .blob_path(manifest["config"]["digest"].as_str().unwrap());
     let mut config: Value = serde_json::from_slice(&fs::read(&cpath).unwrap()).unwrap();
     config["rootfs"]["diff_ids"][0] = json!(format!("sha256:{}", "0".repeat(64)));
     let c = b.layout.blob(&serde_json::to_vec(&config).unwrap());
-    let mut manifest = manifest;
     manifest["config"]["digest"] = json!(c.digest);
     manifest["config"]["size"] = json!(c.size);
-    let m = b.layout.blob(&serde_json::to_vec(&manifest).unwrap());
-    let mut layout = Layout::create(&b.layout.dir);
-    layout.tag(json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": m.digest, "size": m.size}), Some("t"));
+    b.retag(&serde_json::to_vec(&manifest).unwrap());
     let err = b.fail();
     assert!(
         err.contains(&b.layer.digest) && err.contains("diff_id"),
@@ -391,12 +377,7 @@ fn diff_id_mismatch() {
 fn existing_bundle_is_refused() {
     let b = good_image("exists");
     fs::create_dir(b.s.join("bundle")).unwrap();
-    let err = run_fail(&[
-        "unpack",
-        "--image",
-        &format!("{}:t", b.layout.dir.display()),
-        b.s.join("bundle").to_str().unwrap(),
-    ]);
+    let err = unpack_error(&b.layout.dir, &b.s.join("bundle"));
     assert!(err.contains("already exists"), "{err}");
     assert_eq!(leftovers(&b.s.0, &["img", "bundle"]), Vec::<String>::new());
 }
