@@ -206,3 +206,26 @@ fn bundle_defaults_to_cwd() {
     out.assert_ok();
     assert_eq!(out.stdout, "ran-from-cwd\n");
 }
+
+#[test]
+fn version_in_runc_shape() {
+    // "NAME version X" then "spec: Y", for -v and --version: tools parse runc's lines.
+    for flag in ["--version", "-v"] {
+        let out = std::process::Command::new(integration::runtime_path())
+            .arg(flag)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{flag}: {out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let first = text.lines().next().unwrap_or_default();
+        let named = first.split_once(" version ");
+        assert!(
+            named.is_some_and(|(name, v)| !name.is_empty() && !v.is_empty()),
+            "{flag}: {text}"
+        );
+        assert!(
+            text.lines().any(|l| l.starts_with("spec: 1.")),
+            "{flag}: {text}"
+        );
+    }
+}

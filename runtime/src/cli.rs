@@ -14,13 +14,27 @@ use patina::container::{
 use patina::logging::{self, Format};
 use patina::{bail, Result};
 
+/// `-v`/`--version` in runc's shape ("NAME version X", then "key: value" lines), which
+/// tools parse (docker's info reads the "version" line of its runtime).
+static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "version {}\nspec: {}",
+        env!("CARGO_PKG_VERSION"),
+        patina::features::OCI_VERSION_MAX
+    )
+});
+
 #[derive(Parser, Debug)]
 #[command(
     name = "patina",
-    version,
+    version = VERSION.as_str(),
+    disable_version_flag = true,
     about = "An OCI container runtime, compatible with runc"
 )]
 struct Cli {
+    /// Print the version
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    version: (),
     /// Directory for the containers' state
     #[arg(long, global = true, default_value = "/run/patina")]
     root: PathBuf,

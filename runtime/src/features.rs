@@ -6,12 +6,15 @@ use serde_json::{json, Value};
 
 use crate::rootfs::mounts::KNOWN_OPTIONS;
 
+/// The newest runtime-spec version patina implements.
+pub const OCI_VERSION_MAX: &str = "1.3.0";
+
 pub fn features() -> Value {
     let mut capabilities: Vec<String> = caps::all().into_iter().map(|c| c.to_string()).collect();
     capabilities.sort();
     json!({
         "ociVersionMin": "1.0.0",
-        "ociVersionMax": "1.3.0",
+        "ociVersionMax": OCI_VERSION_MAX,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": KNOWN_OPTIONS,
         "linux": {
