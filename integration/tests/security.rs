@@ -433,6 +433,34 @@ fn init_runs_from_a_read_only_image() {
 }
 
 #[test]
+fn runtime_falls_back_to_a_sealed_copy() {
+    // Without CAP_SYS_ADMIN over its mount namespace (here: a new user namespace) the
+    // read-only view cannot be made; patina re-execs from a sealed memfd copy instead and
+    // carries on (here to the error for an unknown container, from the second image).
+    let c = Container::new("exesealed");
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.arg("-U")
+        .arg(&c.runtime)
+        .arg("--debug")
+        .arg("--root")
+        .arg(&c.root);
+    let out = c.exec(cmd.args(["exec", "no-such-container", "true"]));
+    assert!(out.code.is_some_and(|c| c != 0), "{out:?}");
+    assert!(out.stderr.contains("does not exist"), "{out:?}");
+    assert!(
+        !out.stderr.contains("protect the runtime binary"),
+        "{out:?}"
+    );
+    if !is_runc() {
+        // beyond runc: runc 1.1.5 copies the binary for `runc init` only.
+        assert!(
+            out.stderr.contains("EPERM") && out.stderr.contains("sealed copy"),
+            "{out:?}"
+        );
+    }
+}
+
+#[test]
 fn runtime_binary_not_reachable_from_shared_pid_namespace() {
     // Without a pid namespace the container sees `run`, its parent, on the host.
     let mut c = Container::new("exeparent");
