@@ -114,8 +114,14 @@ impl Prepared {
 }
 
 impl ProcessIo {
-    /// Set up the relays for `paths`; `id`/`namespace` are for binary loggers.
-    pub fn prepare(paths: &Stdio3, id: &str, namespace: &str) -> io::Result<Prepared> {
+    /// Set up the relays for `paths`; `id`/`namespace` are for binary loggers; `owner`
+    /// (IoUid/IoGid) owns the pipes.
+    pub fn prepare(
+        paths: &Stdio3,
+        id: &str,
+        namespace: &str,
+        owner: Option<(u32, u32)>,
+    ) -> io::Result<Prepared> {
         let io = Arc::new(ProcessIo {
             stdin_path: paths.stdin.clone(),
             stdin: Arc::new(Mutex::new(None)),
@@ -142,14 +148,14 @@ impl ProcessIo {
         }
         let io = prepared.io.clone();
         if !paths.stdin.is_empty() {
-            let (r, w) = pipe()?;
+            let (r, w) = stdio_pipe(owner)?;
             prepared.stdin = Some(r);
             *io.stdin.lock().unwrap_or_else(|p| p.into_inner()) = Some(File::from(w));
             relay_stdin(paths.stdin.clone(), io.stdin.clone());
         }
         if let Some(uri) = paths.stdout.strip_prefix("binary://") {
-            let (out_r, out_w) = pipe()?;
-            let (err_r, err_w) = pipe()?;
+            let (out_r, out_w) = stdio_pipe(owner)?;
+            let (err_r, err_w) = stdio_pipe(owner)?;
             start_logger(uri, id, namespace, out_r, err_r)?;
             prepared.stdout = Some(out_w);
             prepared.stderr = Some(err_w);
@@ -162,8 +168,8 @@ impl ProcessIo {
                 .custom_flags(libc::O_CLOEXEC)
                 .open(path)
                 .map_err(|e| with_context(e, &format!("open log file {path}")))?;
-            let (out_r, out_w) = pipe()?;
-            let (err_r, err_w) = pipe()?;
+            let (out_r, out_w) = stdio_pipe(owner)?;
+            let (err_r, err_w) = stdio_pipe(owner)?;
             relay_output(File::from(out_r), file.try_clone()?, io.drain.clone());
             relay_output(File::from(err_r), file, io.drain.clone());
             prepared.stdout = Some(out_w);
@@ -178,7 +184,7 @@ impl ProcessIo {
                 continue;
             }
             let out = open_output(path)?;
-            let (r, w) = pipe()?;
+            let (r, w) = stdio_pipe(owner)?;
             relay_output(File::from(r), out, io.drain.clone());
             *slot = Some(w);
         }
@@ -243,6 +249,26 @@ fn with_context(e: io::Error, what: &str) -> io::Error {
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| with_context(e.into(), "pipe2"))
+}
+
+/// A pipe for a process's stdio, owned by IoUid:IoGid when they are set: a process whose
+/// user namespace maps its root to that uid can then reopen `/proc/self/fd/0..2` (opening
+/// a pipe through /proc checks the pipe inode's owner and mode, 0600).
+fn stdio_pipe(owner: Option<(u32, u32)>) -> io::Result<(OwnedFd, OwnedFd)> {
+    let (r, w) = pipe()?;
+    if let Some((uid, gid)) = owner {
+        // The two ends share one inode, so the first call already does it; the second
+        // keeps that a kernel detail rather than something this code relies on.
+        for end in [&r, &w] {
+            nix::unistd::fchown(
+                end,
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            )
+            .map_err(|e| with_context(e.into(), &format!("chown stdio pipe to {uid}:{gid}")))?;
+        }
+    }
+    Ok((r, w))
 }
 
 fn open_output(path: &str) -> io::Result<File> {
@@ -422,4 +448,29 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner_of(fd: &OwnedFd) -> (u32, u32) {
+        let st = nix::sys::stat::fstat(fd).unwrap();
+        (st.st_uid, st.st_gid)
+    }
+
+    #[test]
+    fn stdio_pipes_owned_by_io_uid_gid() {
+        let (r, w) = stdio_pipe(None).unwrap();
+        let me = (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        );
+        assert_eq!((owner_of(&r), owner_of(&w)), (me, me));
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let (r, w) = stdio_pipe(Some((1000, 1001))).unwrap();
+        assert_eq!((owner_of(&r), owner_of(&w)), ((1000, 1001), (1000, 1001)));
+    }
 }

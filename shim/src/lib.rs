@@ -2,6 +2,7 @@
 //! The library holds every part, so tests can speak the shim's protocol with its own
 //! protobuf messages and ttrpc client.
 
+pub mod cgroup;
 pub mod events;
 pub mod io;
 pub mod log;

@@ -99,6 +99,12 @@ impl Options {
         Ok(o)
     }
 
+    /// IoUid/IoGid as the owner of the stdio pipes; None for 0:0, the default, which
+    /// leaves them as created (the shim runs as root).
+    pub fn io_owner(&self) -> Option<(u32, u32)> {
+        (self.io_uid != 0 || self.io_gid != 0).then_some((self.io_uid, self.io_gid))
+    }
+
     /// The runtime binary to run.
     pub fn binary(&self) -> PathBuf {
         if !self.binary_name.is_empty() {
@@ -165,6 +171,19 @@ mod tests {
         let any = Any::pack("containerd.runc.v1.Options", &ro);
         assert_eq!(Options::from_any(Some(&any)).unwrap().binary_name, "runc");
         assert!(Options::from_any(Some(&Any::pack("foo.Bar", &ro))).is_err());
+    }
+
+    #[test]
+    fn io_owner_only_when_set() {
+        let mut o = Options::default();
+        assert_eq!(o.io_owner(), None);
+        o.io_gid = 1000;
+        assert_eq!(o.io_owner(), Some((0, 1000)));
+        let o = Options::from_toml("IoUid = 1000\nIoGid = 1001\nShimCgroup = \"/pod\"").unwrap();
+        assert_eq!(
+            (o.io_owner(), o.shim_cgroup.as_str()),
+            (Some((1000, 1001)), "/pod")
+        );
     }
 
     #[test]

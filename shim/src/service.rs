@@ -29,6 +29,8 @@ pub struct Container {
     pub runtime: Runtime,
     pub init: Arc<Process>,
     pub execs: Mutex<HashMap<String, Arc<Process>>>,
+    /// IoUid/IoGid: the owner of the stdio pipes of init and of exec'd processes
+    io_owner: Option<(u32, u32)>,
     rootfs_mounted: bool,
     /// false when init shares the host's (or another) pid namespace: then the other
     /// processes are killed when init exits, as the kernel would otherwise do
@@ -184,6 +186,15 @@ impl Service {
             Some(any) => Options::from_any(Some(any)).map_err(|e| err(Code::InvalidArgument, e))?,
             None => self.defaults.clone(),
         };
+        // Before anything is made: a ShimCgroup that cannot be joined leaves nothing behind.
+        if !opts.shim_cgroup.is_empty() {
+            let joined = crate::cgroup::join(&opts.shim_cgroup).map_err(|e| {
+                crate::log::error(&e);
+                err(Code::InvalidArgument, e)
+            })?;
+            crate::log::info(&format!("joined ShimCgroup {joined:?}"));
+        }
+        let io_owner = opts.io_owner();
         let bundle = PathBuf::from(&req.bundle);
         let saved = serde_json::to_vec(&opts).unwrap_or_default();
         std::fs::write(bundle.join(OPTIONS_FILE), saved).map_err(|e| {
@@ -211,7 +222,7 @@ impl Service {
             stderr: req.stderr.clone(),
             terminal: req.terminal,
         };
-        let mut prepared = ProcessIo::prepare(&stdio, &req.id, &self.namespace)
+        let mut prepared = ProcessIo::prepare(&stdio, &req.id, &self.namespace, io_owner)
             .map_err(|e| undo(e.to_string()))?;
         let pid_file = bundle.join("init.pid");
         runtime
@@ -228,6 +239,7 @@ impl Service {
             runtime,
             init: init.clone(),
             execs: Mutex::new(HashMap::new()),
+            io_owner,
             rootfs_mounted: !req.rootfs.is_empty(),
             own_pid_ns: own_pid_namespace(&bundle),
         });
@@ -322,7 +334,7 @@ impl Service {
             let _ = std::fs::remove_file(&spec_file);
             unknown(format!("exec {} in {}: {e}", p.exec_id, c.id))
         };
-        let mut prepared = ProcessIo::prepare(&p.stdio, &c.id, &self.namespace)
+        let mut prepared = ProcessIo::prepare(&p.stdio, &c.id, &self.namespace, c.io_owner)
             .map_err(|e| fail(e.to_string()))?;
         c.runtime
             .exec(&c.id, &spec_file, &pid_file, &mut prepared)
