@@ -33,6 +33,21 @@ pub fn clean(path: &Path) -> PathBuf {
     out
 }
 
+/// openat2, retried on EAGAIN: with RESOLVE_IN_ROOT the kernel refuses a `..` step that
+/// raced with any rename or mount on the host (openat2(2) says to retry); bounded so a
+/// hostile loop stays finite.
+fn openat2_in_root(root: &impl AsFd, rel: &Path, how: OpenHow) -> nix::Result<OwnedFd> {
+    const TRIES: usize = 128;
+    let mut result = openat2(root.as_fd(), rel, how);
+    for _ in 1..TRIES {
+        if !matches!(result, Err(Errno::EAGAIN)) {
+            break;
+        }
+        result = openat2(root.as_fd(), rel, how);
+    }
+    result
+}
+
 fn in_root_how(flags: OFlag) -> OpenHow {
     OpenHow::new()
         .flags(flags | OFlag::O_CLOEXEC)
@@ -46,17 +61,13 @@ pub fn open_dir(root: &impl AsFd, rel: &Path) -> nix::Result<OwnedFd> {
     } else {
         rel
     };
-    openat2(
-        root.as_fd(),
-        rel,
-        in_root_how(OFlag::O_PATH | OFlag::O_DIRECTORY),
-    )
+    openat2_in_root(root, rel, in_root_how(OFlag::O_PATH | OFlag::O_DIRECTORY))
 }
 
 /// Opens any file `rel` for reading, resolving symlinks (including the last
 /// component) inside `root`.
 pub fn open_file(root: &impl AsFd, rel: &Path) -> nix::Result<OwnedFd> {
-    openat2(root.as_fd(), rel, in_root_how(OFlag::O_RDONLY))
+    openat2_in_root(root, rel, in_root_how(OFlag::O_RDONLY))
 }
 
 /// Splits a cleaned path into its parent directory (opened inside the root)

@@ -17,6 +17,23 @@ use nix::sys::stat::{mkdirat, Mode};
 
 use crate::error::{Error, Result};
 
+/// openat2, retried when the kernel answers EAGAIN: with RESOLVE_IN_ROOT it cannot vouch
+/// for a `..` step while any rename or mount happens on the host at the same moment
+/// (openat2(2): "the caller may choose to retry"). Other containers starting in
+/// parallel make that common; a bounded number of tries keeps a hostile loop finite.
+fn openat2_in_root(root: impl AsFd, path: &Path, how: OpenHow) -> nix::Result<OwnedFd> {
+    const TRIES: usize = 128;
+    let root = root.as_fd();
+    let mut result = openat2(root, path, how);
+    for _ in 1..TRIES {
+        if !matches!(result, Err(Errno::EAGAIN)) {
+            break;
+        }
+        result = openat2(root, path, how);
+    }
+    result
+}
+
 fn how(flags: OFlag) -> OpenHow {
     OpenHow::new()
         .flags(flags | OFlag::O_CLOEXEC)
@@ -38,7 +55,7 @@ fn relative(path: &Path) -> PathBuf {
 
 /// Open `path` inside `root` as an O_PATH handle.
 pub fn open_in_root(root: impl AsFd, path: &Path, extra: OFlag) -> nix::Result<OwnedFd> {
-    openat2(root, &relative(path), how(OFlag::O_PATH | extra))
+    openat2_in_root(root, &relative(path), how(OFlag::O_PATH | extra))
 }
 
 /// Whether `path` inside `root` is reached through a symlink (a missing path is not).
@@ -46,7 +63,10 @@ pub fn through_symlink(root: impl AsFd, path: &Path) -> bool {
     let how = OpenHow::new()
         .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS);
-    matches!(openat2(root, &relative(path), how), Err(Errno::ELOOP))
+    matches!(
+        openat2_in_root(root, &relative(path), how),
+        Err(Errno::ELOOP)
+    )
 }
 
 /// Create every missing directory of `path` inside `root` and return a handle on the last.
@@ -115,7 +135,7 @@ pub fn touch_in_root(root: impl AsFd, path: &Path) -> Result<OwnedFd> {
     if let Ok(fd) = open_in_root(root, path, OFlag::empty()) {
         return Ok(fd);
     }
-    let created = openat2(
+    let created = openat2_in_root(
         root,
         &relative(path),
         how(OFlag::O_CREAT | OFlag::O_WRONLY).mode(Mode::from_bits_truncate(0o644)),
@@ -183,5 +203,37 @@ mod tests {
             "a directory was created outside the root"
         );
         assert!(landed_inside);
+    }
+
+    #[test]
+    fn dotdot_resolution_survives_concurrent_renames() {
+        // Every rename on the host makes the kernel refuse (EAGAIN) a RESOLVE_IN_ROOT
+        // lookup that was crossing `..` at that moment: a busy host must not fail mounts.
+        let base = std::env::temp_dir().join(format!("patina-eagain-{}", std::process::id()));
+        let root = base.join("root");
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        symlink("../../a/b", root.join("a/b/up")).unwrap();
+        let root_fd =
+            nix::fcntl::open(&root, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let renamer = {
+            let (stop, base) = (stop.clone(), base.clone());
+            std::thread::spawn(move || {
+                let (x, y) = (base.join("x"), base.join("y"));
+                std::fs::write(&x, "").unwrap();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::fs::rename(&x, &y).unwrap();
+                    std::fs::rename(&y, &x).unwrap();
+                }
+            })
+        };
+        let path = Path::new("/a/b/up/up/../b/up/../../a/b/up");
+        let failures = (0..20_000)
+            .filter(|_| open_in_root(&root_fd, path, OFlag::O_DIRECTORY).is_err())
+            .count();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        renamer.join().unwrap();
+        std::fs::remove_dir_all(&base).unwrap();
+        assert_eq!(failures, 0);
     }
 }
