@@ -28,6 +28,7 @@ pub mod procfs;
 pub mod rootfs;
 pub mod runtime;
 pub mod security;
+pub mod shim_client;
 pub mod spec;
 
 pub use container::{Container, HostProcess};

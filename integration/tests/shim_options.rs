@@ -7,238 +7,19 @@
 //! Each test has its own dir (bundle, runtime root, sockets), namespace and ids; it stops
 //! and reaps its own shim by pid and removes the cgroups it created, and nothing else.
 
-use containerd_shim_patina::proto::*;
-use containerd_shim_patina::ttrpc::{self, Client, Handler, RpcResult, Status};
-use integration::containerd::{shim_path, target_dir};
+use containerd_shim_patina::ttrpc;
 use integration::procfs;
 use integration::runtime::wait_for;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-use std::os::unix::net::UnixListener;
+use integration::shim_client::{unique, Shim};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-const V3: &str = "containerd.task.v3.Task";
 const NS: &str = "shimopts";
 const ID: &str = "c";
 
-/// containerd's event service, as the shim finds it through TTRPC_ADDRESS: accepts all.
-struct Events;
-
-impl Handler for Events {
-    fn handle(&self, _service: &str, _method: &str, _payload: &[u8]) -> RpcResult<Vec<u8>> {
-        Ok(Empty {}.encode())
-    }
-}
-
-/// A name unique to this test process and call.
-fn unique(name: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{name}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// One shim daemon serving one busybox bundle, all in `/tmp/pshim-opt-<unique>`.
-struct Shim {
-    dir: PathBuf,
-    bundle: PathBuf,
-    pid: i32,
-    client: Client,
-    /// a task was created and not yet deleted
-    task: bool,
-}
-
-impl Shim {
-    /// Build a bundle running `args` and start its shim daemon.
-    fn start(name: &str, args: &[&str]) -> Shim {
-        integration::container::init_process();
-        let dir = std::env::temp_dir().join(format!("pshim-opt-{}", unique(name)));
-        std::fs::create_dir_all(&dir).unwrap();
-        let bundle = dir.join("bundle");
-        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/busybox-bundle.sh");
-        let ok = Command::new(fixture)
-            .arg(&bundle)
-            .args(args)
-            .env("PATINA", target_dir().join("patina"))
-            .status()
-            .unwrap();
-        assert!(ok.success(), "busybox bundle");
-
-        let events_sock = dir.join("events.sock");
-        let listener = UnixListener::bind(&events_sock).unwrap();
-        std::thread::spawn(move || ttrpc::serve(listener, Arc::new(Events)));
-
-        let start = Command::new(shim_path())
-            .args(["-namespace", NS, "-id", ID, "-address"])
-            .arg(dir.join("containerd.sock"))
-            .arg("start")
-            .current_dir(&bundle)
-            .env("TTRPC_ADDRESS", &events_sock)
-            // no options on stdin: each Create brings its own
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = start.wait_with_output().unwrap();
-        assert!(out.status.success(), "shim start: {out:?}");
-        let address = String::from_utf8(out.stdout).unwrap();
-        // The daemon: our child (we are a subreaper), working in this test's bundle.
-        let pids: Vec<i32> = integration::containerd::children_named("containerd-shim")
-            .into_iter()
-            .filter(|pid| {
-                std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == bundle)
-            })
-            .collect();
-        assert_eq!(pids.len(), 1, "one shim daemon for {}", bundle.display());
-        let client = Client::connect(&address).unwrap();
-        Shim {
-            dir,
-            bundle,
-            pid: pids[0],
-            client,
-            task: false,
-        }
-    }
-
-    /// runc Options with this shim's own runtime root, and `f` applied.
-    fn options(&self, f: impl FnOnce(&mut RuncOptions)) -> Any {
-        let mut o = RuncOptions {
-            root: self.dir.join("root").to_string_lossy().into_owned(),
-            ..Default::default()
-        };
-        f(&mut o);
-        Any::pack("containerd.runc.v1.Options", &o)
-    }
-
-    fn try_call<Req: Message, Resp: Message>(
-        &mut self,
-        method: &str,
-        req: &Req,
-    ) -> Result<Resp, Status> {
-        self.client.call(V3, method, req).expect("ttrpc call")
-    }
-
-    fn call<Req: Message, Resp: Message>(&mut self, method: &str, req: &Req) -> Resp {
-        self.try_call(method, req)
-            .unwrap_or_else(|s| panic!("{method}: {s:?}"))
-    }
-
-    /// Create the task with `options`, its stdout and stderr appended to `log`.
-    fn create(&mut self, options: Any, log: &Path) -> Result<u32, Status> {
-        let req = CreateTaskRequest {
-            id: ID.into(),
-            bundle: self.bundle.to_string_lossy().into(),
-            stdout: format!("file://{}", log.display()),
-            stderr: format!("file://{}", log.display()),
-            options: Some(options),
-            ..Default::default()
-        };
-        let created: CreateTaskResponse = self.try_call("Create", &req)?;
-        self.task = true;
-        Ok(created.pid)
-    }
-
-    fn start_task(&mut self, exec_id: &str) -> u32 {
-        let req = StartRequest {
-            id: ID.into(),
-            exec_id: exec_id.into(),
-        };
-        let started: StartResponse = self.call("Start", &req);
-        started.pid
-    }
-
-    fn wait(&mut self, exec_id: &str) -> u32 {
-        let req = WaitRequest {
-            id: ID.into(),
-            exec_id: exec_id.into(),
-        };
-        let waited: WaitResponse = self.call("Wait", &req);
-        waited.exit_status
-    }
-
-    /// Exec `args` in the task, its output appended to `log`; returns its exit status.
-    fn exec(&mut self, exec_id: &str, args: &[&str], log: &Path) -> u32 {
-        let spec = serde_json::json!({"args": args, "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}});
-        let req = ExecProcessRequest {
-            id: ID.into(),
-            exec_id: exec_id.into(),
-            stdout: format!("file://{}", log.display()),
-            stderr: format!("file://{}", log.display()),
-            spec: Some(Any {
-                type_url: "types.containerd.io/opencontainers/runtime-spec/1/Process".into(),
-                value: spec.to_string().into_bytes(),
-            }),
-            ..Default::default()
-        };
-        let _: Empty = self.call("Exec", &req);
-        self.start_task(exec_id);
-        let status = self.wait(exec_id);
-        let del = DeleteRequest {
-            id: ID.into(),
-            exec_id: exec_id.into(),
-        };
-        let _: DeleteResponse = self.call("Delete", &del);
-        status
-    }
-
-    /// SIGKILL the task (all its processes), wait for it and delete it.
-    fn kill_and_delete(&mut self) {
-        let k = KillRequest {
-            id: ID.into(),
-            signal: 9,
-            all: true,
-            ..Default::default()
-        };
-        let _: Result<Empty, _> = self.try_call("Kill", &k);
-        self.wait("");
-        let d = DeleteRequest {
-            id: ID.into(),
-            ..Default::default()
-        };
-        let _: DeleteResponse = self.call("Delete", &d);
-        self.task = false;
-    }
-
-    /// Shut the daemon down and reap it; true when it exited in time.
-    fn shutdown(&mut self) -> bool {
-        let req = ShutdownRequest {
-            id: ID.into(),
-            now: true,
-        };
-        let _ = self.client.call::<_, Empty>(V3, "Shutdown", &req);
-        integration::container::reap(self.pid, Duration::from_secs(5))
-    }
-}
-
-impl Drop for Shim {
-    /// After a failed assertion: the task and the daemon go too (the daemon by its pid).
-    fn drop(&mut self) {
-        if self.task {
-            let k = KillRequest {
-                id: ID.into(),
-                signal: 9,
-                all: true,
-                ..Default::default()
-            };
-            let _ = self.client.call::<_, Empty>(V3, "Kill", &k);
-            let d = DeleteRequest {
-                id: ID.into(),
-                ..Default::default()
-            };
-            let _ = self.client.call::<_, DeleteResponse>(V3, "Delete", &d);
-        }
-        if procfs::pid_alive(self.pid) && !self.shutdown() {
-            let _ = kill(Pid::from_raw(self.pid), Signal::SIGKILL);
-            integration::container::reap(self.pid, Duration::from_secs(5));
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// A shim for this file's task, with no options at start: each Create brings its own.
+fn start_shim(name: &str, args: &[&str]) -> Shim {
+    Shim::start(name, (NS, ID), args, |_| None)
 }
 
 /// A cgroup this test makes beneath its own: `/<base>/<name>` where `base` is our
@@ -355,14 +136,16 @@ fn init_cpuset(parent: &Path, dir: &Path) {
 #[test]
 fn shim_cgroup_is_joined() {
     let cg = TestCgroup::create("pshimcg");
-    let mut shim = Shim::start("cgroup", &["sleep", "1000"]);
+    let mut shim = start_shim("cgroup", &["sleep", "1000"]);
     let before: Vec<Vec<i32>> = cg.dirs.iter().map(|d| TestCgroup::procs(d)).collect();
     assert!(before.iter().all(Vec::is_empty), "{before:?}");
 
-    let opts = shim.options(|o| o.shim_cgroup = cg.path.clone());
+    let opts = shim.runc_options(|o| o.shim_cgroup = cg.path.clone());
     let log = shim.dir.join("out.log");
-    let pid = shim.create(opts, &log).expect("create with ShimCgroup");
-    assert!(pid > 0);
+    let created = shim
+        .create(Some(opts), &log)
+        .expect("create with ShimCgroup");
+    assert!(created.pid > 0);
     for dir in &cg.dirs {
         let procs = TestCgroup::procs(dir);
         assert!(
@@ -382,7 +165,7 @@ fn shim_cgroup_is_joined() {
 
     shim.start_task("");
     shim.kill_and_delete();
-    assert!(shim.shutdown(), "shim {} did not exit", shim.pid);
+    assert!(shim.shutdown(true), "shim {} did not exit", shim.pid);
     assert_eq!(cg.leftovers(), Vec::<PathBuf>::new(), "cgroups left");
     drop(shim);
     drop(cg);
@@ -390,7 +173,7 @@ fn shim_cgroup_is_joined() {
 
 #[test]
 fn shim_cgroup_missing_is_refused() {
-    let mut shim = Shim::start("cgroup-missing", &["true"]);
+    let mut shim = start_shim("cgroup-missing", &["true"]);
     let path = format!("/{}", unique("patina-no-such-cgroup"));
     let roots: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
         .unwrap()
@@ -402,10 +185,10 @@ fn shim_cgroup_missing_is_refused() {
     assert!(!exists(&roots), "{path} exists before the test");
     let before = std::fs::read_to_string(format!("/proc/{}/cgroup", shim.pid)).unwrap();
 
-    let opts = shim.options(|o| o.shim_cgroup = path.clone());
+    let opts = shim.runc_options(|o| o.shim_cgroup = path.clone());
     let log = shim.dir.join("out.log");
     let status = shim
-        .create(opts, &log)
+        .create(Some(opts), &log)
         .expect_err("create with a missing ShimCgroup");
     assert!(
         status.message.contains("ShimCgroup") && status.message.contains(&path),
@@ -419,18 +202,11 @@ fn shim_cgroup_missing_is_refused() {
     assert_eq!(before, after);
     assert!(!shim.dir.join("root").join(NS).join(ID).exists());
     assert!(!shim.bundle.join("patina-shim.json").exists());
-    let state = shim.try_call::<_, StateResponse>(
-        "State",
-        &StateRequest {
-            id: ID.into(),
-            ..Default::default()
-        },
-    );
     assert_eq!(
-        state.expect_err("no task").code,
+        shim.state("").expect_err("no task").code,
         ttrpc::Code::NotFound as i32
     );
-    assert!(shim.shutdown(), "shim {} did not exit", shim.pid);
+    assert!(shim.shutdown(true), "shim {} did not exit", shim.pid);
 }
 
 /// The owner of the container's stdout pipe, as the container's init and an exec'd
@@ -438,10 +214,10 @@ fn shim_cgroup_missing_is_refused() {
 fn stdout_owner_seen(name: &str, io: (u32, u32)) -> (String, String) {
     let stat = "stat -L -c %u:%g /proc/self/fd/1";
     let init = format!("{stat}; exec sleep 1000");
-    let mut shim = Shim::start(name, &["sh", "-c", &init]);
-    let opts = shim.options(|o| (o.io_uid, o.io_gid) = io);
+    let mut shim = start_shim(name, &["sh", "-c", &init]);
+    let opts = shim.runc_options(|o| (o.io_uid, o.io_gid) = io);
     let log = shim.dir.join("init.log");
-    shim.create(opts, &log).expect("create");
+    shim.create(Some(opts), &log).expect("create");
     shim.start_task("");
     let read = |p: &Path| {
         wait_for(Duration::from_secs(10), || {
@@ -453,11 +229,11 @@ fn stdout_owner_seen(name: &str, io: (u32, u32)) -> (String, String) {
     };
     let from_init = read(&log);
     let exec_log = shim.dir.join("exec.log");
-    let status = shim.exec("x", &["sh", "-c", stat], &exec_log);
+    let status = shim.exec("x", &["sh", "-c", stat], Some(&exec_log));
     assert_eq!(status, 0, "exec: {}", read(&exec_log));
     let from_exec = read(&exec_log);
     shim.kill_and_delete();
-    assert!(shim.shutdown(), "shim {} did not exit", shim.pid);
+    assert!(shim.shutdown(true), "shim {} did not exit", shim.pid);
     (from_init.trim().to_string(), from_exec.trim().to_string())
 }
 
