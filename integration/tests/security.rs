@@ -389,6 +389,18 @@ fn created_init_image(c: &mut Container) -> (String, Option<i32>) {
         .unwrap()
         .to_string_lossy()
         .into_owned();
+    if !is_runc() {
+        // The re-exec keeps the process name `ps` shows (older kernels would name a program
+        // exec'd from a descriptor after its number).
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        let name = c
+            .runtime
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert_eq!(comm.trim_end(), &name[..name.len().min(15)]);
+    }
     let held = std::fs::File::open(&exe).unwrap();
     c.start().assert_ok();
     c.wait_status("stopped");

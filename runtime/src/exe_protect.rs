@@ -37,18 +37,23 @@ pub fn protect() -> Result<()> {
     nix::sys::prctl::set_dumpable(false).context("make the runtime non-dumpable (PR_SET_DUMPABLE)")
 }
 
-/// Set across the re-exec so that a kernel which somehow still reports the new image as
-/// writable gives an error instead of a loop. Removed again first thing after it.
+/// Set across the re-exec, to the process name (comm) before it: a kernel which somehow
+/// still reports the new image as writable gives an error instead of a loop, and the name
+/// is put back (kernels before 6.13 name a program exec'd from a descriptor after the
+/// descriptor's number, so `ps` would show "4" instead of "patina"). Removed again first
+/// thing after the re-exec, so nothing patina starts inherits it.
 const REEXEC_MARKER: &str = "_PATINA_READ_ONLY_IMAGE";
 
 /// Makes sure this process runs from an image of patina that cannot be opened for
 /// writing; re-execs itself (same pid, arguments, environment and descriptors) from one
 /// if not. Returns once that holds; does not return when it re-execs.
 pub fn run_from_read_only_image() -> Result<()> {
-    let reexeced = std::env::var_os(REEXEC_MARKER).is_some();
-    if reexeced {
+    let name_before = std::env::var_os(REEXEC_MARKER);
+    let reexeced = name_before.is_some();
+    if let Some(name) = name_before {
         // Single-threaded here (first thing in main), so changing the environment is sound.
         std::env::remove_var(REEXEC_MARKER);
+        restore_name(&name);
     }
     let exe =
         File::open("/proc/self/exe").context("protect the runtime binary: open /proc/self/exe")?;
@@ -65,10 +70,22 @@ pub fn run_from_read_only_image() -> Result<()> {
         sealed_copy(&exe)
     });
     let image = image.context("protect the runtime binary")?;
-    std::env::set_var(REEXEC_MARKER, "1");
+    let name = std::fs::read_to_string("/proc/self/comm").unwrap_or_default();
+    std::env::set_var(REEXEC_MARKER, name.trim_end_matches('\n'));
     let err = reexec(&image);
     std::env::remove_var(REEXEC_MARKER);
     Err(err.wrap("protect the runtime binary: re-exec from its read-only image"))
+}
+
+/// The process name from before the re-exec (best effort: only `ps` sees it).
+fn restore_name(name: &std::ffi::OsStr) {
+    use std::os::unix::ffi::OsStrExt;
+    if name.is_empty() {
+        return;
+    }
+    if let Ok(name) = CString::new(name.as_bytes()) {
+        let _ = nix::sys::prctl::set_name(&name);
+    }
 }
 
 /// True when `file` cannot be written through any reopening of it: it lies on a read-only
