@@ -123,6 +123,7 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
         .plan
         .has_own(oci_spec::runtime::LinuxNamespaceType::Cgroup);
     let mounts = rootfs::mounts::MountContext {
+        sys: &rootfs::syscalls::Host,
         bundle: &ctx.bundle.dir,
         own_cgroupns,
         cgroup: ctx.cgroup,
@@ -155,7 +156,7 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
         terminal::setup(socket, size).context("process.terminal")?;
     }
     sysctl::apply(spec)?;
-    rootfs::finalize(spec)?;
+    rootfs::finalize(&rootfs::syscalls::Host, spec)?;
     prepare_cwd(process)?;
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
     apply_process_attributes(spec, process)?;

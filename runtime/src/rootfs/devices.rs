@@ -5,12 +5,13 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::mount::{mount, MsFlags};
+use nix::mount::MsFlags;
 use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
 use nix::unistd::{fchownat, symlinkat, Gid, Uid};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 
 use super::paths::{fd_path, parent_and_name, touch_in_root};
+use super::syscalls::Syscalls;
 use crate::error::{Context, Error, Result};
 
 /// A device node to create.
@@ -82,18 +83,24 @@ impl DeviceNode {
 
 /// Create a node with mknod, or, where mknod is not allowed (a user namespace), bind
 /// the host's node over an empty file as runc does.
-pub fn create(root: BorrowedFd<'_>, dev: &DeviceNode, bind_from_host: bool) -> Result<()> {
+pub fn create(
+    sys: &dyn Syscalls,
+    root: BorrowedFd<'_>,
+    dev: &DeviceNode,
+    bind_from_host: bool,
+) -> Result<()> {
     let step = || format!("create device {:?}", dev.path.display());
     if bind_from_host {
         let target = touch_in_root(root, &dev.path).with_context(step)?;
-        return mount(
-            Some(&dev.path),
-            &fd_path(&target),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .with_context(|| format!("bind host device {:?}", dev.path.display()));
+        return sys
+            .mount(
+                Some(&dev.path),
+                &fd_path(&target),
+                None,
+                MsFlags::MS_BIND,
+                None,
+            )
+            .with_context(|| format!("bind host device {:?}", dev.path.display()));
     }
     let (parent, name) = parent_and_name(root, &dev.path).with_context(step)?;
     match nix::unistd::unlinkat(&parent, name, nix::unistd::UnlinkatFlags::NoRemoveDir) {

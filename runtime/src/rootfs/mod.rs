@@ -5,17 +5,21 @@ pub mod devices;
 pub mod mounts;
 pub mod paths;
 pub mod pivot;
+#[cfg(test)]
+mod setup_tests;
+pub mod syscalls;
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
-use nix::mount::{mount, MsFlags};
+use nix::mount::MsFlags;
 use nix::sys::stat::Mode;
 use oci_spec::runtime::Spec;
 
 use crate::error::{Context, Error, Result};
+use syscalls::Syscalls;
 
 /// In init's new mount namespace, before pivot_root: everything under the rootfs.
 pub fn prepare(
@@ -24,6 +28,7 @@ pub fn prepare(
     in_user_ns: bool,
     mount_ctx: &mounts::MountContext<'_>,
 ) -> Result<()> {
+    let sys = mount_ctx.sys;
     let linux = spec.linux().as_ref();
     let propagation =
         mounts::root_propagation(linux.and_then(|l| l.rootfs_propagation().as_deref()))?;
@@ -33,17 +38,12 @@ pub fn prepare(
     } else {
         propagation
     };
-    mount(None::<&str>, "/", None::<&str>, isolating, None::<&str>)
+    sys.mount(None, Path::new("/"), None, isolating, None)
         .context("make / non-shared (rootfsPropagation)")?;
     // pivot_root needs the new root to be a mount point.
-    mount(
-        Some(rootfs),
-        rootfs,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .with_context(|| format!("bind rootfs {:?} onto itself", rootfs.display()))?;
+    let rbind = MsFlags::MS_BIND | MsFlags::MS_REC;
+    sys.mount(Some(rootfs), rootfs, None, rbind, None)
+        .with_context(|| format!("bind rootfs {:?} onto itself", rootfs.display()))?;
     let open_root = || {
         let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
         open(rootfs, flags, Mode::empty())
@@ -67,12 +67,12 @@ pub fn prepare(
                 .any(|o| o == "bind" || o == "rbind")
     });
     if !dev_from_host {
-        populate_dev(&root, spec, in_user_ns)?;
+        populate_dev(sys, &root, spec, in_user_ns)?;
     }
     Ok(())
 }
 
-fn populate_dev(root: &OwnedFd, spec: &Spec, in_user_ns: bool) -> Result<()> {
+fn populate_dev(sys: &dyn Syscalls, root: &OwnedFd, spec: &Spec, in_user_ns: bool) -> Result<()> {
     let configured = spec
         .linux()
         .as_ref()
@@ -85,26 +85,27 @@ fn populate_dev(root: &OwnedFd, spec: &Spec, in_user_ns: bool) -> Result<()> {
         nodes.push(node);
     }
     for node in &nodes {
-        devices::create(root.as_fd(), node, in_user_ns)?;
+        devices::create(sys, root.as_fd(), node, in_user_ns)?;
     }
     devices::create_links(root.as_fd())
 }
 
 /// After pivot_root: the read-only and masked paths, the read-only root, and a shared
 /// root propagation if asked for.
-pub fn finalize(spec: &Spec) -> Result<()> {
+pub fn finalize(sys: &dyn Syscalls, spec: &Spec) -> Result<()> {
     let linux = spec.linux().as_ref();
     for path in linux
         .and_then(|l| l.readonly_paths().as_deref())
         .unwrap_or_default()
     {
-        make_readonly(Path::new(path)).with_context(|| format!("linux.readonlyPaths: {path:?}"))?;
+        make_readonly(sys, Path::new(path))
+            .with_context(|| format!("linux.readonlyPaths: {path:?}"))?;
     }
     for path in linux
         .and_then(|l| l.masked_paths().as_deref())
         .unwrap_or_default()
     {
-        mask(Path::new(path)).with_context(|| format!("linux.maskedPaths: {path:?}"))?;
+        mask(sys, Path::new(path)).with_context(|| format!("linux.maskedPaths: {path:?}"))?;
     }
     if spec
         .root()
@@ -112,40 +113,36 @@ pub fn finalize(spec: &Spec) -> Result<()> {
         .and_then(|r| r.readonly())
         .unwrap_or(false)
     {
-        mounts::remount_bind(Path::new("/"), MsFlags::MS_RDONLY)
+        mounts::remount_bind(sys, Path::new("/"), MsFlags::MS_RDONLY)
             .context("root.readonly: remount / read-only")?;
     }
     if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
         let flags = mounts::root_propagation(Some(p))?;
-        mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+        sys.mount(None, Path::new("/"), None, flags, None)
             .context("linux.rootfsPropagation on /")?;
     }
     Ok(())
 }
 
-fn make_readonly(path: &Path) -> Result<()> {
-    match mount(
-        Some(path),
-        path,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    ) {
+fn make_readonly(sys: &dyn Syscalls, path: &Path) -> Result<()> {
+    let rbind = MsFlags::MS_BIND | MsFlags::MS_REC;
+    match sys.mount(Some(path), path, None, rbind, None) {
         Err(Errno::ENOENT) => return Ok(()),
         other => other.context("bind onto itself")?,
     }
-    mounts::remount_bind(path, MsFlags::MS_RDONLY | MsFlags::MS_REC)
+    mounts::remount_bind(sys, path, MsFlags::MS_RDONLY | MsFlags::MS_REC)
 }
 
 /// Directories get an empty read-only tmpfs, files /dev/null.
-fn mask(path: &Path) -> Result<()> {
+fn mask(sys: &dyn Syscalls, path: &Path) -> Result<()> {
     let meta = match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         other => other.map_err(Error::from).context("stat")?,
     };
     if meta.is_dir() {
-        mount(
-            Some("tmpfs"),
+        let tmpfs = Some(Path::new("tmpfs"));
+        sys.mount(
+            tmpfs,
             path,
             Some("tmpfs"),
             MsFlags::MS_RDONLY,
@@ -153,13 +150,8 @@ fn mask(path: &Path) -> Result<()> {
         )
         .context("mount read-only tmpfs over it")
     } else {
-        mount(
-            Some("/dev/null"),
-            path,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .context("bind /dev/null over it")
+        let null = Some(Path::new("/dev/null"));
+        sys.mount(null, path, None, MsFlags::MS_BIND, None)
+            .context("bind /dev/null over it")
     }
 }

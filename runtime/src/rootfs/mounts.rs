@@ -4,10 +4,11 @@
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 
-use nix::mount::{mount, MsFlags};
+use nix::mount::MsFlags;
 use oci_spec::runtime::Mount;
 
 use super::paths::{fd_path, mkdir_all_in_root, touch_in_root};
+use super::syscalls::Syscalls;
 use crate::bail;
 use crate::error::{Context, Error, Result};
 
@@ -165,8 +166,10 @@ impl MountPlan {
 }
 
 /// What mounts need to know about the container beyond the entry itself.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct MountContext<'a> {
+    /// The mount table's system calls (the kernel, or a test's fake).
+    pub sys: &'a dyn Syscalls,
     /// Relative bind sources are relative to the bundle.
     pub bundle: &'a Path,
     /// Whether init is in a cgroup namespace of its own (decides how `cgroup` mounts).
@@ -206,11 +209,11 @@ pub fn apply(root: BorrowedFd<'_>, ctx: &MountContext<'_>, index: usize, m: &Mou
     }
     let result = if plan.bind.is_some() || typ == "bind" {
         let source = bind_source(bundle, m)?;
-        mount_bind(root, &source, dest, &plan)
+        mount_bind(ctx.sys, root, &source, dest, &plan)
     } else if typ == "cgroup" {
         mount_cgroup(root, dest, &plan, ctx)
     } else {
-        mount_fs(root, m, typ, dest, &plan)
+        mount_fs(ctx.sys, root, m, typ, dest, &plan)
     };
     result.with_context(describe)
 }
@@ -230,7 +233,13 @@ fn bind_source(bundle: &Path, m: &Mount) -> Result<PathBuf> {
     })
 }
 
-fn mount_bind(root: BorrowedFd<'_>, source: &Path, dest: &Path, plan: &MountPlan) -> Result<()> {
+fn mount_bind(
+    sys: &dyn Syscalls,
+    root: BorrowedFd<'_>,
+    source: &Path,
+    dest: &Path,
+    plan: &MountPlan,
+) -> Result<()> {
     let meta =
         std::fs::metadata(source).with_context(|| format!("stat source {:?}", source.display()))?;
     let target = if meta.is_dir() {
@@ -243,53 +252,35 @@ fn mount_bind(root: BorrowedFd<'_>, source: &Path, dest: &Path, plan: &MountPlan
     if plan.bind == Some(true) {
         flags |= MsFlags::MS_REC;
     }
-    mount(
-        Some(source),
-        &target_path,
-        None::<&str>,
-        flags,
-        None::<&str>,
-    )
-    .context("bind")?;
+    sys.mount(Some(source), &target_path, None, flags, None)
+        .context("bind")?;
     // The new mount sits on top of the O_PATH handle: reopen to reach it.
     let target = reopen(root, dest)?;
     let target_path = fd_path(&target);
     let extra = plan.bind_remount_flags();
     if !extra.is_empty() {
-        remount_bind(&target_path, extra | (flags & MsFlags::MS_REC))?;
+        remount_bind(sys, &target_path, extra | (flags & MsFlags::MS_REC))?;
     }
-    apply_propagation(&target_path, &plan.propagation)
+    apply_propagation(sys, &target_path, &plan.propagation)
 }
 
 /// Remount a bind mount with new flags, keeping the flags the kernel locks in place
 /// (a mount made in a less privileged user namespace cannot drop nosuid/nodev/noexec).
-pub fn remount_bind(target: &Path, flags: MsFlags) -> Result<()> {
+pub fn remount_bind(sys: &dyn Syscalls, target: &Path, flags: MsFlags) -> Result<()> {
     let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
-    match mount(
-        None::<&str>,
-        target,
-        None::<&str>,
-        remount | flags,
-        None::<&str>,
-    ) {
+    match sys.mount(None, target, None, remount | flags, None) {
         Err(nix::errno::Errno::EPERM) => {
-            let locked = locked_flags(target)?;
-            mount(
-                None::<&str>,
-                target,
-                None::<&str>,
-                remount | flags | locked,
-                None::<&str>,
-            )
-            .context("remount bind with locked flags")
+            let locked = locked_flags(sys, target)?;
+            sys.mount(None, target, None, remount | flags | locked, None)
+                .context("remount bind with locked flags")
         }
         other => other.context("remount bind"),
     }
 }
 
-fn locked_flags(target: &Path) -> Result<MsFlags> {
-    use nix::sys::statvfs::{statvfs, FsFlags};
-    let st = statvfs(target).context("statvfs")?;
+fn locked_flags(sys: &dyn Syscalls, target: &Path) -> Result<MsFlags> {
+    use nix::sys::statvfs::FsFlags;
+    let st_flags = sys.statvfs_flags(target).context("statvfs")?;
     let pairs = [
         (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
         (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
@@ -301,11 +292,12 @@ fn locked_flags(target: &Path) -> Result<MsFlags> {
     ];
     Ok(pairs
         .iter()
-        .filter(|(st_flag, _)| st.flags().contains(*st_flag))
+        .filter(|(st_flag, _)| st_flags.contains(*st_flag))
         .fold(MsFlags::empty(), |acc, (_, ms)| acc | *ms))
 }
 
 fn mount_fs(
+    sys: &dyn Syscalls,
     root: BorrowedFd<'_>,
     m: &Mount,
     typ: &str,
@@ -322,7 +314,7 @@ fn mount_fs(
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from(typ));
     let data = (!plan.data.is_empty()).then_some(plan.data.as_str());
-    mount(
+    sys.mount(
         Some(&source),
         &fd_path(&target),
         Some(typ),
@@ -332,7 +324,7 @@ fn mount_fs(
     .context("mount")?;
     if !plan.propagation.is_empty() {
         let target = reopen(root, dest)?;
-        apply_propagation(&fd_path(&target), &plan.propagation)?;
+        apply_propagation(sys, &fd_path(&target), &plan.propagation)?;
     }
     Ok(())
 }
@@ -342,9 +334,9 @@ fn reopen(root: BorrowedFd<'_>, dest: &Path) -> Result<std::os::fd::OwnedFd> {
         .map_err(|e| Error::os(e, format!("reopen {:?}", dest.display())))
 }
 
-pub fn apply_propagation(target: &Path, propagation: &[MsFlags]) -> Result<()> {
+pub fn apply_propagation(sys: &dyn Syscalls, target: &Path, propagation: &[MsFlags]) -> Result<()> {
     for &flags in propagation {
-        mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
+        sys.mount(None, target, None, flags, None)
             .with_context(|| format!("set propagation {flags:?}"))?;
     }
     Ok(())
@@ -362,13 +354,14 @@ fn mount_cgroup(
     plan: &MountPlan,
     ctx: &MountContext<'_>,
 ) -> Result<()> {
+    let sys = ctx.sys;
     let hierarchies = own_hierarchies()?;
     let target = mkdir_all_in_root(root, dest, 0o755)?;
     let flags = plan.flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let pure_v2 = hierarchies.iter().all(|h| h.is_empty());
     if !pure_v2 {
-        mount(
-            Some("tmpfs"),
+        sys.mount(
+            Some(Path::new("tmpfs")),
             &fd_path(&target),
             Some("tmpfs"),
             (flags & !MsFlags::MS_RDONLY) | MsFlags::MS_RELATIME,
@@ -399,27 +392,22 @@ fn mount_cgroup(
         });
         match own_dir {
             Some(dir) => {
-                mount(
-                    Some(dir),
-                    &fd_path(&target),
-                    None::<&str>,
-                    MsFlags::MS_BIND,
-                    None::<&str>,
-                )
-                .with_context(|| format!("bind the container's cgroup {:?}", dir.display()))?;
+                sys.mount(Some(dir), &fd_path(&target), None, MsFlags::MS_BIND, None)
+                    .with_context(|| format!("bind the container's cgroup {:?}", dir.display()))?;
                 let target = reopen(root, &sub)?;
-                remount_bind(&fd_path(&target), flags)?;
+                remount_bind(sys, &fd_path(&target), flags)?;
             }
             None => {
                 let data = (!data.is_empty()).then_some(data.as_str());
-                mount(Some("cgroup"), &fd_path(&target), Some(fstype), flags, data)
+                let source = Some(Path::new("cgroup"));
+                sys.mount(source, &fd_path(&target), Some(fstype), flags, data)
                     .with_context(|| format!("mount cgroup hierarchy {name:?}"))?;
             }
         }
     }
     if !pure_v2 && plan.flags.contains(MsFlags::MS_RDONLY) {
         let target = reopen(root, dest)?;
-        remount_bind(&fd_path(&target), MsFlags::MS_RDONLY)?;
+        remount_bind(sys, &fd_path(&target), MsFlags::MS_RDONLY)?;
     }
     Ok(())
 }

@@ -1,0 +1,247 @@
+//! Rootfs setup logic against the recording fake of `syscalls.rs`: which mount(2) calls
+//! each config makes, in which order, with which flags, where they land, and the
+//! fallbacks; no root needed (paths resolve for real, in a scratch directory).
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{open, OFlag};
+use nix::mount::MsFlags;
+use nix::sys::stat::Mode;
+use nix::sys::statvfs::FsFlags;
+use oci_spec::runtime::{Mount, Spec};
+use serde_json::json;
+
+use super::mounts::{self, MountContext};
+use super::syscalls::fake::{Call, Recorder};
+
+/// A scratch dir with `root/` (the rootfs) and whatever a test puts beside it.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("patina-setup-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("root")).unwrap();
+        Scratch(dir)
+    }
+    fn root(&self) -> PathBuf {
+        self.0.join("root")
+    }
+    fn root_fd(&self) -> OwnedFd {
+        open(
+            &self.root(),
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn mount_entry(value: serde_json::Value) -> Mount {
+    serde_json::from_value(value).unwrap()
+}
+
+/// Applies `m` as entry 0 with `sys`; the calls it made.
+fn apply(s: &Scratch, sys: &Recorder, m: &Mount) -> crate::Result<Vec<Call>> {
+    let ctx = MountContext {
+        sys,
+        bundle: &s.0,
+        own_cgroupns: false,
+        cgroup: None,
+    };
+    mounts::apply(s.root_fd().as_fd(), &ctx, 0, m)?;
+    Ok(sys.calls.borrow().clone())
+}
+
+fn call(source: Option<&Path>, target: PathBuf, flags: MsFlags) -> Call {
+    Call {
+        source: source.map(Path::to_path_buf),
+        target,
+        fstype: None,
+        flags,
+        data: None,
+    }
+}
+
+#[test]
+fn read_only_recursive_bind_is_bind_then_remount_then_propagation() {
+    let s = Scratch::new("rbind");
+    let src = s.0.join("src");
+    std::fs::create_dir(&src).unwrap();
+    let sys = Recorder::default();
+    let m = mount_entry(
+        json!({"destination": "/data/in", "source": src, "options": ["rbind", "ro", "nosuid", "rprivate"]}),
+    );
+    let calls = apply(&s, &sys, &m).unwrap();
+    let target = s.root().join("data/in");
+    assert!(target.is_dir(), "the destination is made inside the rootfs");
+    let rec = MsFlags::MS_REC;
+    let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID;
+    assert_eq!(
+        calls,
+        [
+            call(Some(&src), target.clone(), MsFlags::MS_BIND | rec),
+            call(None, target.clone(), remount | rec),
+            call(None, target, MsFlags::MS_PRIVATE | rec),
+        ]
+    );
+}
+
+#[test]
+fn remount_refused_by_locked_flags_is_retried_with_them() {
+    // A mount from a less privileged user namespace keeps nosuid/nodev: the remount asks
+    // for them too (statvfs tells which), or the kernel says EPERM.
+    let s = Scratch::new("locked");
+    let src = s.0.join("src");
+    std::fs::create_dir(&src).unwrap();
+    let sys = Recorder {
+        errors: vec![None, Some(Errno::EPERM)].into(),
+        statvfs: FsFlags::ST_NOSUID | FsFlags::ST_NODEV,
+        ..Recorder::default()
+    };
+    let m = mount_entry(json!({"destination": "/ro", "source": src, "options": ["bind", "ro"]}));
+    let calls = apply(&s, &sys, &m).unwrap();
+    let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    let locked = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert_eq!(calls[1].flags, remount);
+    assert_eq!(calls[2].flags, remount | locked);
+}
+
+#[test]
+fn a_failing_mount_names_the_entry_and_the_errno() {
+    let s = Scratch::new("fails");
+    let sys = Recorder {
+        errors: vec![Some(Errno::EACCES)].into(),
+        ..Recorder::default()
+    };
+    let m = mount_entry(json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs"}));
+    let err = apply(&s, &sys, &m).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "mounts[0]: mount \"tmpfs\" (tmpfs) on \"/t\": mount: EACCES (Permission denied)"
+    );
+}
+
+#[test]
+fn bind_of_a_file_makes_a_file_to_mount_on() {
+    let s = Scratch::new("file");
+    let src = s.0.join("resolv.conf");
+    std::fs::write(&src, "nameserver 127.0.0.1\n").unwrap();
+    let sys = Recorder::default();
+    let m =
+        mount_entry(json!({"destination": "/etc/resolv.conf", "source": src, "options": ["bind"]}));
+    let calls = apply(&s, &sys, &m).unwrap();
+    assert!(s.root().join("etc/resolv.conf").is_file());
+    assert_eq!(
+        calls,
+        [call(
+            Some(&src),
+            s.root().join("etc/resolv.conf"),
+            MsFlags::MS_BIND
+        )]
+    );
+}
+
+#[test]
+fn destinations_through_image_symlinks_land_inside_the_rootfs() {
+    // `/evil -> <scratch>/outside` and `/up -> ../../..` in the image: both resolve
+    // inside the rootfs, and nothing is made outside it.
+    let s = Scratch::new("symlinks");
+    let outside = s.0.join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, s.root().join("evil")).unwrap();
+    std::os::unix::fs::symlink("../../..", s.root().join("up")).unwrap();
+    for (dest, inside) in [
+        (
+            "/evil/x",
+            s.root().join(outside.strip_prefix("/").unwrap()).join("x"),
+        ),
+        ("/up/y", s.root().join("y")),
+    ] {
+        let sys = Recorder::default();
+        let m = mount_entry(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs"}));
+        let calls = apply(&s, &sys, &m).unwrap();
+        assert_eq!(calls[0].target, inside, "{dest}");
+    }
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+}
+
+#[test]
+fn filesystem_mount_gets_its_data_and_then_its_propagation() {
+    let s = Scratch::new("tmpfs");
+    let sys = Recorder::default();
+    let m = mount_entry(
+        json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs",
+                               "options": ["nosuid", "size=1k", "mode=755", "shared"]}),
+    );
+    let calls = apply(&s, &sys, &m).unwrap();
+    let target = s.root().join("t");
+    let first = Call {
+        source: Some(PathBuf::from("tmpfs")),
+        target: target.clone(),
+        fstype: Some("tmpfs".into()),
+        flags: MsFlags::MS_NOSUID,
+        data: Some("size=1k,mode=755".into()),
+    };
+    assert_eq!(calls, [first, call(None, target, MsFlags::MS_SHARED)]);
+}
+
+#[test]
+fn proc_is_never_mounted_through_a_symlink() {
+    let s = Scratch::new("proc");
+    std::os::unix::fs::symlink("/", s.root().join("proc")).unwrap();
+    let sys = Recorder::default();
+    let m = mount_entry(json!({"destination": "/proc", "type": "proc", "source": "proc"}));
+    let err = apply(&s, &sys, &m).unwrap_err().to_string();
+    assert!(err.contains("ordinary directory"), "{err}");
+    assert!(sys.calls.borrow().is_empty());
+}
+
+#[test]
+fn readonly_and_masked_paths() {
+    // (after pivot_root these are the container's paths; here, scratch paths)
+    let s = Scratch::new("finalize");
+    let (dir, file, missing) = (s.0.join("dir"), s.0.join("file"), s.0.join("missing"));
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(&file, "").unwrap();
+    let spec: Spec = serde_json::from_value(json!({
+        "ociVersion": "1.0.2",
+        "linux": { "readonlyPaths": [missing, dir], "maskedPaths": [file, dir, missing] }
+    }))
+    .unwrap();
+    // The missing read-only path: its bind fails with ENOENT and is skipped.
+    let sys = Recorder {
+        errors: vec![Some(Errno::ENOENT)].into(),
+        ..Recorder::default()
+    };
+    super::finalize(&sys, &spec).unwrap();
+    let rbind = MsFlags::MS_BIND | MsFlags::MS_REC;
+    let ro = rbind | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    let tmpfs = Call {
+        source: Some(PathBuf::from("tmpfs")),
+        target: dir.clone(),
+        fstype: Some("tmpfs".into()),
+        flags: MsFlags::MS_RDONLY,
+        data: Some("size=0k".into()),
+    };
+    let null = Path::new("/dev/null");
+    assert_eq!(
+        *sys.calls.borrow(),
+        [
+            call(Some(&missing), missing.clone(), rbind),
+            call(Some(&dir), dir.clone(), rbind),
+            call(None, dir.clone(), ro),
+            call(Some(null), file, MsFlags::MS_BIND),
+            tmpfs,
+        ]
+    );
+}
