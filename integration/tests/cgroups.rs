@@ -375,6 +375,60 @@ fn ps_lists_the_containers_pids() {
     assert_eq!(custom.stdout.lines().count(), 4, "{custom:?}");
 }
 
+/// `key:\tvalue` of /proc/<pid>/status.
+fn proc_status(pid: u32, key: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{key} in /proc/{pid}/status"))
+}
+
+#[test]
+fn events_sleeps_until_something_happens() {
+    // Between stats lines `events` waits on the OOM notification and init's exit instead
+    // of polling: a quiet container costs it no wakeups, and its exit ends it at once.
+    let mut c = Container::new("cgeventsidle");
+    c.config["linux"]["resources"] = json!({ "memory": { "limit": 64 << 20 } });
+    c.set_sh("while [ ! -e /stop ]; do sleep 0.1; done");
+    c.create().assert_ok();
+    c.start().assert_ok();
+    let mut events = c
+        .command()
+        .args(["events", "--interval", "60s", &c.id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = events.id();
+    std::thread::sleep(Duration::from_millis(500));
+    let before = proc_status(pid, "voluntary_ctxt_switches");
+    std::thread::sleep(Duration::from_millis(1500));
+    let woke = proc_status(pid, "voluntary_ctxt_switches") - before;
+    std::fs::write(c.rootfs.join("stop"), "").unwrap();
+    if is_runc() {
+        // runc 1.1.5 notices the exit only at its next stats tick, and its Go runtime
+        // wakes up many times a second: both checks are beyond runc.
+        let _ = events.kill();
+        let _ = events.wait();
+        return;
+    }
+    let ended = wait_for(Duration::from_secs(5), || events.try_wait().unwrap());
+    if ended.is_none() {
+        let _ = events.kill();
+    }
+    let _ = events.wait();
+    assert!(
+        ended.is_some_and(|s| s.success()),
+        "events outlived the container: {ended:?}"
+    );
+    assert!(
+        woke <= 3,
+        "events woke {woke} times in 1.5 s while nothing happened"
+    );
+}
+
 #[test]
 fn events_stats_reports_usage_in_runcs_format() {
     let mut c = Container::new("cgstats");

@@ -12,6 +12,7 @@
 //! the caller's own cgroup (which may differ).
 
 pub mod devices;
+pub mod oom;
 pub mod stats;
 pub mod v1;
 pub mod v2;

@@ -1,14 +1,20 @@
 //! `events`: the container's resource usage in runc's JSON format; `--stats` prints one
 //! stats object, otherwise a stats line every `--interval` and an "oom" event each
-//! time the kernel OOM-kills in the cgroup, until the container stops.
+//! time the kernel OOM-kills in the cgroup, until the container stops. Between those it
+//! sleeps in poll(2) on init's pidfd and the cgroup's OOM notifications.
 
 use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use serde_json::json;
 
 use crate::bail;
+use crate::cgroups::oom::OomNotifier;
 use crate::cgroups::stats;
 use crate::error::{Error, Result};
 use crate::state::{StateDir, Status};
@@ -30,6 +36,18 @@ pub fn events(root: &Path, id: &str, interval: Duration, stats_once: bool) -> Re
     if stats_once {
         return emit(stats_event());
     }
+    // Sleep until an OOM, init's exit or the next stats line, whichever comes first.
+    // Without notifications (refused by the kernel) OOMs are polled for, as before.
+    let (mut notifier, poll_ooms) = match OomNotifier::new(cg) {
+        Ok(n) => (n, false),
+        Err(e) => {
+            crate::logging::debug(&format!("{e}: polling for OOM kills instead"));
+            (None, true)
+        }
+    };
+    let Some(init) = super::pidfd_of(record.pid, record.pid_start)? else {
+        bail!("container {id:?} is not running");
+    };
     let mut ooms = stats::oom_kills(cg);
     let mut next_stats = Instant::now();
     loop {
@@ -45,8 +63,35 @@ pub fn events(root: &Path, id: &str, interval: Duration, stats_once: bool) -> Re
             emit(stats_event())?;
             next_stats = Instant::now() + interval;
         }
-        std::thread::sleep(interval.min(Duration::from_millis(50)));
+        let deadline = match poll_ooms {
+            true => next_stats.min(Instant::now() + Duration::from_millis(50)),
+            false => next_stats,
+        };
+        wait_for_news(&init, notifier.as_mut(), deadline)?;
     }
+}
+
+/// Blocks until init exits, the cgroup reports an OOM, or `deadline`.
+fn wait_for_news(
+    init: &OwnedFd,
+    notifier: Option<&mut OomNotifier>,
+    deadline: Instant,
+) -> Result<()> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    // Round up: a poll that wakes a hair early would only loop once more.
+    let ms = u16::try_from(left.as_millis() + 1).unwrap_or(u16::MAX);
+    let mut fds = vec![PollFd::new(init.as_fd(), PollFlags::POLLIN)];
+    if let Some(n) = &notifier {
+        fds.push(PollFd::new(n.as_fd(), PollFlags::POLLIN));
+    }
+    match poll(&mut fds, PollTimeout::from(ms)) {
+        Ok(_) | Err(Errno::EINTR) => {}
+        Err(e) => return Err(Error::os(e, "wait for events (poll)")),
+    }
+    if let Some(n) = notifier {
+        n.drain();
+    }
+    Ok(())
 }
 
 /// Go-style durations as runc takes them: `5s`, `100ms`, `1m30s`, `2h`.
