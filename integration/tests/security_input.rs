@@ -102,6 +102,45 @@ fn selinux_label_without_selinux() {
 }
 
 #[test]
+fn exec_with_lsm_labels_the_host_lacks() {
+    // exec applies the process's labels as create does (engines pass the container's
+    // profile on every exec): on a host without that LSM, a clear error, and the
+    // container goes on untouched.
+    let host_has = |p: &str| std::path::Path::new(p).exists();
+    if host_has("/sys/module/apparmor") || host_has("/sys/fs/selinux/enforce") {
+        return; // the host has an LSM: nothing to refuse
+    }
+    let mut c = Container::new("execlsm");
+    c.set_args(&["sleep", "100"]);
+    c.run_with(&["--detach"]).assert_ok();
+    for (flag, value, words) in [
+        (
+            "--apparmor",
+            "docker-default",
+            ["apparmorProfile", "AppArmor is not enabled"],
+        ),
+        (
+            "--process-label",
+            "system_u:system_r:container_t:s0",
+            ["selinuxLabel", "SELinux is not enabled"],
+        ),
+    ] {
+        let out = c.rt(&["exec", flag, value, &c.id, "true"]);
+        assert!(out.code.is_some_and(|code| code != 0), "{flag}: {out:?}");
+        if !integration::is_runc() {
+            assert_eq!(out.stderr.lines().count(), 1, "{flag}: {out:?}");
+            assert!(
+                words.iter().all(|w| out.stderr.contains(w)),
+                "{flag}: {out:?}"
+            );
+        }
+        assert_eq!(c.status(), "running", "{flag}");
+    }
+    // And the container's own exec still works.
+    assert_eq!(c.rt(&["exec", &c.id, "echo", "ok"]).stdout, "ok\n");
+}
+
+#[test]
 fn personality_linux32() {
     let mut c = Container::new("personality");
     c.config["linux"]["personality"] = json!({ "domain": "LINUX32" });

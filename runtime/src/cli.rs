@@ -117,10 +117,10 @@ struct ExecArgs {
     /// Set no_new_privs
     #[arg(long = "no-new-privs")]
     no_new_privs: bool,
-    /// SELinux label (not supported yet)
+    /// SELinux label of the process
     #[arg(long = "process-label")]
     process_label: Option<String>,
-    /// AppArmor profile (not supported yet)
+    /// AppArmor profile of the process
     #[arg(long)]
     apparmor: Option<String>,
     /// Return once the process is started
@@ -440,12 +440,6 @@ fn dispatch(cli: Cli) -> Result<i32> {
 }
 
 fn exec_command(root: &Path, args: ExecArgs) -> Result<i32> {
-    if args.process_label.is_some() {
-        bail!("--process-label: SELinux labels are not supported by patina yet");
-    }
-    if args.apparmor.is_some() {
-        bail!("--apparmor: AppArmor profiles are not supported by patina yet");
-    }
     if args.preserve_fds < 0 {
         bail!("--preserve-fds {}: must not be negative", args.preserve_fds);
     }
@@ -463,6 +457,8 @@ fn exec_command(root: &Path, args: ExecArgs) -> Result<i32> {
                 additional_gids: args.additional_gids.clone(),
                 caps: args.cap.clone(),
                 no_new_privs: args.no_new_privs,
+                apparmor: args.apparmor.clone(),
+                process_label: args.process_label.clone(),
             },
         )?,
     };

@@ -1,11 +1,12 @@
 //! process.apparmorProfile, process.selinuxLabel and linux.mountLabel: applied when the
-//! host runs that LSM; otherwise setting them is an error (a profile that silently does
-//! not apply is a broken promise), except mountLabel without SELinux, which runc ignores.
-//! SELinux mount labels on an SELinux host are refused as not implemented yet.
+//! host runs that LSM, to init and to exec'd processes (engines pass the container's
+//! profile on every exec); otherwise setting them is an error (a profile that silently
+//! does not apply is a broken promise), except mountLabel without SELinux, which runc
+//! ignores. SELinux mount labels on an SELinux host are refused as not implemented yet.
 
 use std::path::Path;
 
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{Process, Spec};
 
 use crate::bail;
 use crate::error::{Context, Result};
@@ -26,9 +27,14 @@ fn non_empty(s: &Option<String>) -> Option<&str> {
 
 /// Before anything is created.
 pub fn validate(spec: &Spec) -> Result<()> {
-    let Some(process) = spec.process() else {
-        return Ok(());
-    };
+    if let Some(process) = spec.process() {
+        validate_process(process)?;
+    }
+    validate_mount_label(spec)
+}
+
+/// The process's labels can apply on this host (for init, and for each exec).
+pub fn validate_process(process: &Process) -> Result<()> {
     if let Some(profile) = non_empty(process.apparmor_profile()) {
         if !apparmor_enabled() {
             bail!("process.apparmorProfile {profile:?}: AppArmor is not enabled on this host");
@@ -39,6 +45,10 @@ pub fn validate(spec: &Spec) -> Result<()> {
             bail!("process.selinuxLabel {label:?}: SELinux is not enabled on this host");
         }
     }
+    Ok(())
+}
+
+fn validate_mount_label(spec: &Spec) -> Result<()> {
     if let Some(label) = spec
         .linux()
         .as_ref()
@@ -55,11 +65,9 @@ pub fn validate(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// In init, last thing before the exec: the labels the kernel applies at execve.
-pub fn apply_exec_labels(spec: &Spec) -> Result<()> {
-    let Some(process) = spec.process() else {
-        return Ok(());
-    };
+/// Last thing before the exec (init's, or an exec'd process's): the labels the kernel
+/// applies at execve.
+pub fn apply_exec_labels(process: &Process) -> Result<()> {
     if let Some(profile) = non_empty(process.apparmor_profile()) {
         let path = if Path::new("/proc/thread-self/attr/apparmor/exec").exists() {
             "/proc/thread-self/attr/apparmor/exec"

@@ -63,12 +63,7 @@ pub fn exec(dir: &StateDir, record: &Record, process: &Process, opts: &ExecOptio
         .as_ref()
         .map(CapSets::from_spec)
         .transpose()?;
-    if [process.apparmor_profile(), process.selinux_label()]
-        .iter()
-        .any(|l| l.as_deref().is_some_and(|l| !l.is_empty()))
-    {
-        bail!("process.apparmorProfile/selinuxLabel: LSM labels for exec'd processes are not supported by patina yet");
-    }
+    crate::lsm::validate_process(process)?;
     let compiled;
     let seccomp = match (&record.seccomp_filter, &record.seccomp) {
         (Some(filter), _) => Some(filter),
@@ -242,6 +237,9 @@ pub struct ProcessOverrides {
     pub additional_gids: Vec<u32>,
     pub caps: Vec<String>,
     pub no_new_privs: bool,
+    /// `--apparmor`, `--process-label`: the exec'd process's LSM labels.
+    pub apparmor: Option<String>,
+    pub process_label: Option<String>,
 }
 
 pub fn process_from_flags(base: Option<&Process>, o: &ProcessOverrides) -> Result<Process> {
@@ -290,6 +288,12 @@ pub fn process_from_flags(base: Option<&Process>, o: &ProcessOverrides) -> Resul
     }
     if o.no_new_privs {
         p.set_no_new_privileges(Some(true));
+    }
+    if let Some(profile) = &o.apparmor {
+        p.set_apparmor_profile(Some(profile.clone()));
+    }
+    if let Some(label) = &o.process_label {
+        p.set_selinux_label(Some(label.clone()));
     }
     Ok(p)
 }

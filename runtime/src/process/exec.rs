@@ -46,6 +46,9 @@ fn become_program(ctx: &ExecContext<'_>, channel: &Channel) -> Error {
     match prepare(ctx, channel) {
         Ok((program, argv, envp)) => {
             reset_signals();
+            if let Err(e) = crate::lsm::apply_exec_labels(ctx.process) {
+                return e;
+            }
             // Last: from here on the profile filters every syscall, the exec included. A
             // notify listener fd goes to the runtime first, which hands it to listenerPath.
             let nnp = ctx.process.no_new_privileges().unwrap_or(false);

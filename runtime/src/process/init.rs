@@ -392,8 +392,10 @@ fn wait_and_exec(ctx: &InitContext<'_>, ready: Ready<'_>) -> Error {
         return e;
     }
     reset_signals();
-    if let Err(e) = lsm::apply_exec_labels(&ctx.bundle.spec) {
-        return e;
+    if let Some(process) = ctx.bundle.spec.process() {
+        if let Err(e) = lsm::apply_exec_labels(process) {
+            return e;
+        }
     }
     // Last: from here on the profile filters every syscall, the exec included.
     if let Some(filter) = ready.seccomp {
