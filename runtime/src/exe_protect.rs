@@ -24,7 +24,7 @@
 use std::ffi::{CString, OsString};
 use std::fs::File;
 use std::io::Seek;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 
 use nix::errno::Errno;
@@ -100,54 +100,19 @@ pub fn image_is_unwritable(file: &File) -> bool {
     read_only_mount || sealed
 }
 
-const OPEN_TREE_CLONE: libc::c_uint = 1;
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
-const MOUNT_ATTR_NOSUID: u64 = 0x2;
-const MOUNT_ATTR_NODEV: u64 = 0x4;
-
-/// `struct mount_attr` of mount_setattr(2).
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
 /// A detached, read-only bind mount of `file` alone (an `O_PATH` descriptor of it).
 /// Needs CAP_SYS_ADMIN over the mount namespace and Linux 5.12 (mount_setattr).
 pub fn read_only_view(file: &File) -> Result<OwnedFd> {
-    let flags =
-        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
-    // SAFETY: open_tree reads the NUL-terminated empty path and returns a new descriptor
-    // or -1; no memory of ours is written.
-    let fd = unsafe { libc::syscall(libc::SYS_open_tree, file.as_raw_fd(), c"".as_ptr(), flags) };
-    if fd < 0 {
-        return Err(Errno::last()).context("open_tree(OPEN_TREE_CLONE) of /proc/self/exe");
-    }
-    // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
-    let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    use crate::mount_api::{clone_tree, set_attr, MountAttr};
+    use crate::mount_api::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+    let tree = clone_tree(file.as_fd(), std::path::Path::new(""), false)
+        .context("open_tree(OPEN_TREE_CLONE) of /proc/self/exe")?;
     let attr = MountAttr {
         attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
+        ..MountAttr::default()
     };
-    // SAFETY: mount_setattr reads `attr` (size given) and the empty path; both outlive the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if rc < 0 {
-        return Err(Errno::last())
-            .context("mount_setattr(MOUNT_ATTR_RDONLY) on the clone of /proc/self/exe");
-    }
+    set_attr(tree.as_fd(), &attr, false)
+        .context("mount_setattr(MOUNT_ATTR_RDONLY) on the clone of /proc/self/exe")?;
     Ok(tree)
 }
 
@@ -215,6 +180,7 @@ fn reexec(image: &impl AsFd) -> Error {
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::os::fd::AsRawFd;
     use std::os::unix::fs::OpenOptionsExt;
 
     fn scratch_file(name: &str, content: &[u8]) -> (std::path::PathBuf, File) {

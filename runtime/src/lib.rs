@@ -13,6 +13,7 @@ pub mod features;
 pub mod hooks;
 pub mod logging;
 pub mod lsm;
+pub mod mount_api;
 pub mod namespaces;
 pub mod personality;
 pub mod process;

@@ -113,6 +113,27 @@ fn check_process(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// uidMappings/gidMappings (config.md "mounts"): both, non-empty, on a bind mount.
+fn check_idmapped(i: usize, mount: &oci_spec::runtime::Mount) -> Result<()> {
+    let (uids, gids) = (mount.uid_mappings(), mount.gid_mappings());
+    if uids.is_none() && gids.is_none() {
+        return Ok(());
+    }
+    if uids.as_ref().is_none_or(|m| m.is_empty()) || gids.as_ref().is_none_or(|m| m.is_empty()) {
+        bail!("mounts[{i}].uidMappings/gidMappings: an idmapped mount needs both, non-empty");
+    }
+    let bind = mount.typ().as_deref() == Some("bind")
+        || mount
+            .options()
+            .iter()
+            .flatten()
+            .any(|o| o == "bind" || o == "rbind");
+    if !bind {
+        bail!("mounts[{i}].uidMappings/gidMappings: only bind mounts can be idmapped");
+    }
+    Ok(())
+}
+
 fn check_mounts(spec: &Spec) -> Result<()> {
     for (i, mount) in spec.mounts().iter().flatten().enumerate() {
         let dest = mount.destination();
@@ -122,9 +143,7 @@ fn check_mounts(spec: &Spec) -> Result<()> {
                 dest.display()
             );
         }
-        if mount.uid_mappings().is_some() || mount.gid_mappings().is_some() {
-            bail!("mounts[{i}].uidMappings/gidMappings (idmapped mounts): not supported by patina yet");
-        }
+        check_idmapped(i, mount)?;
         for option in mount.options().iter().flatten() {
             crate::rootfs::mounts::MountOption::parse(option)
                 .with_context(|| format!("mounts[{i}] ({:?})", dest.display()))?;

@@ -103,14 +103,16 @@ pub fn create_from_bundle(
     };
     let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref());
     let cgroup = Cgroup::resolve(&Layout::detect()?, cgroups_path, id)?;
+    let idmapped = crate::rootfs::idmap::prepare_trees(&bundle.spec, &bundle.dir)?;
     dir.create()?;
     let opts = &CreateOptions {
         preserve_fds: opts.preserve_fds + listen_fds,
         ..opts.clone()
     };
-    let security = Security {
+    let security = Prepared {
         caps: caps.as_ref(),
         seccomp: seccomp.as_ref(),
+        idmapped: &idmapped,
     };
     let spawned = in_cgroup(&cgroup, &bundle, |cgroup| {
         spawn(
@@ -193,17 +195,19 @@ fn connect_console(path: &Path) -> Result<OwnedFd> {
 /// From the state dir on: clone init and walk it through setup. On any failure the
 /// caller removes the state dir; init (and with it every mount it made, all in its own
 /// mount namespace) is killed here.
-/// What init applies to the process last: capabilities and the seccomp filter.
-struct Security<'a> {
+/// What the runtime prepares for init before the clone: the capabilities and seccomp
+/// filter it applies last, and the idmapped mount trees only the runtime can make.
+struct Prepared<'a> {
     caps: Option<&'a CapSets>,
     seccomp: Option<&'a Seccomp>,
+    idmapped: &'a [Option<OwnedFd>],
 }
 
 fn spawn(
     dir: &StateDir,
     bundle: &Bundle,
     plan: &Plan,
-    security: &Security<'_>,
+    security: &Prepared<'_>,
     console: Option<&OwnedFd>,
     opts: &CreateOptions,
     cgroup: &Cgroup,
@@ -233,6 +237,7 @@ fn spawn(
         new_keyring: (!opts.no_new_keyring).then_some(dir.id.as_str()),
         seccomp: security.seccomp,
         cgroup: Some(cgroup),
+        idmapped: security.idmapped,
     };
     let pid = clone_in_cgroup(plan.clone_flags, Some(cgroup), |joined| {
         parent.close_copy_in_child();

@@ -41,6 +41,8 @@ pub struct InitContext<'a> {
     pub seccomp: Option<&'a Seccomp>,
     /// The container's cgroup (init is already in it): what `type: cgroup` mounts show.
     pub cgroup: Option<&'a crate::cgroups::Cgroup>,
+    /// Idmapped mount trees the runtime made, by `mounts[]` index.
+    pub idmapped: &'a [Option<OwnedFd>],
 }
 
 /// Entry point in the cloned child; never returns.
@@ -124,6 +126,7 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
         .has_own(oci_spec::runtime::LinuxNamespaceType::Cgroup);
     let mounts = rootfs::mounts::MountContext {
         sys: &rootfs::syscalls::Host,
+        idmapped: ctx.idmapped,
         bundle: &ctx.bundle.dir,
         own_cgroupns,
         cgroup: ctx.cgroup,

@@ -2,6 +2,7 @@
 //! masked paths laid on top (config.md "Root", "Mounts"; config-linux.md).
 
 pub mod devices;
+pub mod idmap;
 pub mod mounts;
 pub mod paths;
 pub mod pivot;

@@ -151,6 +151,14 @@ impl MountPlan {
         Ok(plan)
     }
 
+    /// MS_BIND, and MS_REC for `rbind`.
+    fn bind_flags(&self) -> MsFlags {
+        match self.bind {
+            Some(true) => MsFlags::MS_BIND | MsFlags::MS_REC,
+            _ => MsFlags::MS_BIND,
+        }
+    }
+
     /// Flags a bind mount can only take in a second, remounting call.
     fn bind_remount_flags(&self) -> MsFlags {
         self.flags
@@ -176,6 +184,8 @@ pub struct MountContext<'a> {
     pub own_cgroupns: bool,
     /// The container's cgroup, bind-mounted for `cgroup` mounts without a cgroup namespace.
     pub cgroup: Option<&'a crate::cgroups::Cgroup>,
+    /// Idmapped trees the runtime made, by entry index (idmap.rs).
+    pub idmapped: &'a [Option<std::os::fd::OwnedFd>],
 }
 
 /// Mount one `mounts[]` entry inside the rootfs.
@@ -207,7 +217,11 @@ pub fn apply(root: BorrowedFd<'_>, ctx: &MountContext<'_>, index: usize, m: &Mou
             describe()
         );
     }
-    let result = if plan.bind.is_some() || typ == "bind" {
+    let idmapped = ctx.idmapped.get(index).and_then(Option::as_ref);
+    let result = if let Some(tree) = idmapped {
+        let source = bind_source(bundle, m)?;
+        mount_idmapped(ctx.sys, root, tree, &source, dest, &plan)
+    } else if plan.bind.is_some() || typ == "bind" {
         let source = bind_source(bundle, m)?;
         mount_bind(ctx.sys, root, &source, dest, &plan)
     } else if typ == "cgroup" {
@@ -240,26 +254,59 @@ fn mount_bind(
     dest: &Path,
     plan: &MountPlan,
 ) -> Result<()> {
+    let target = bind_target(root, source, dest)?;
+    sys.mount(
+        Some(source),
+        &fd_path(&target),
+        None,
+        plan.bind_flags(),
+        None,
+    )
+    .context("bind")?;
+    finish_bind(sys, root, dest, plan)
+}
+
+/// An idmapped bind: the runtime made the tree; it goes where a bind would.
+fn mount_idmapped(
+    sys: &dyn Syscalls,
+    root: BorrowedFd<'_>,
+    tree: &std::os::fd::OwnedFd,
+    source: &Path,
+    dest: &Path,
+    plan: &MountPlan,
+) -> Result<()> {
+    use std::os::fd::AsFd;
+    let target = bind_target(root, source, dest)?;
+    sys.attach_tree(tree.as_fd(), target.as_fd())
+        .context("attach the idmapped mount (move_mount)")?;
+    finish_bind(sys, root, dest, plan)
+}
+
+/// The directory, or empty file, a bind of `source` goes onto.
+fn bind_target(root: BorrowedFd<'_>, source: &Path, dest: &Path) -> Result<std::os::fd::OwnedFd> {
     let meta =
         std::fs::metadata(source).with_context(|| format!("stat source {:?}", source.display()))?;
-    let target = if meta.is_dir() {
-        mkdir_all_in_root(root, dest, 0o755)?
+    if meta.is_dir() {
+        mkdir_all_in_root(root, dest, 0o755)
     } else {
-        touch_in_root(root, dest)?
-    };
-    let target_path = fd_path(&target);
-    let mut flags = MsFlags::MS_BIND;
-    if plan.bind == Some(true) {
-        flags |= MsFlags::MS_REC;
+        touch_in_root(root, dest)
     }
-    sys.mount(Some(source), &target_path, None, flags, None)
-        .context("bind")?;
+}
+
+/// The flags a bind can only take in a second call, then the propagation.
+fn finish_bind(
+    sys: &dyn Syscalls,
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    plan: &MountPlan,
+) -> Result<()> {
     // The new mount sits on top of the O_PATH handle: reopen to reach it.
     let target = reopen(root, dest)?;
     let target_path = fd_path(&target);
     let extra = plan.bind_remount_flags();
     if !extra.is_empty() {
-        remount_bind(sys, &target_path, extra | (flags & MsFlags::MS_REC))?;
+        let recursive = plan.bind_flags() & MsFlags::MS_REC;
+        remount_bind(sys, &target_path, extra | recursive)?;
     }
     apply_propagation(sys, &target_path, &plan.propagation)
 }

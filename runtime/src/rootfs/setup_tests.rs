@@ -51,11 +51,21 @@ fn mount_entry(value: serde_json::Value) -> Mount {
 
 /// Applies `m` as entry 0 with `sys`; the calls it made.
 fn apply(s: &Scratch, sys: &Recorder, m: &Mount) -> crate::Result<Vec<Call>> {
+    apply_with_trees(s, sys, m, &[])
+}
+
+fn apply_with_trees(
+    s: &Scratch,
+    sys: &Recorder,
+    m: &Mount,
+    idmapped: &[Option<OwnedFd>],
+) -> crate::Result<Vec<Call>> {
     let ctx = MountContext {
         sys,
         bundle: &s.0,
         own_cgroupns: false,
         cgroup: None,
+        idmapped,
     };
     mounts::apply(s.root_fd().as_fd(), &ctx, 0, m)?;
     Ok(sys.calls.borrow().clone())
@@ -242,6 +252,27 @@ fn readonly_and_masked_paths() {
             call(None, dir.clone(), ro),
             call(Some(null), file, MsFlags::MS_BIND),
             tmpfs,
+        ]
+    );
+}
+
+#[test]
+fn idmapped_tree_is_attached_where_a_bind_would_go_then_remounted() {
+    // The runtime made the tree (idmap.rs); init attaches it and applies the flags.
+    let s = Scratch::new("idmapped");
+    let src = s.0.join("src");
+    std::fs::create_dir(&src).unwrap();
+    let tree = open(&src, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).unwrap();
+    let sys = Recorder::default();
+    let m = mount_entry(json!({"destination": "/vol", "source": src, "options": ["rbind", "ro"]}));
+    let calls = apply_with_trees(&s, &sys, &m, &[Some(tree)]).unwrap();
+    let target = s.root().join("vol");
+    let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC;
+    assert_eq!(
+        calls,
+        [
+            call(Some(Path::new("<tree>")), target.clone(), MsFlags::empty()),
+            call(None, target, remount),
         ]
     );
 }

@@ -4,6 +4,7 @@
 //! root. Path resolution stays real (openat2 inside the rootfs, which needs no
 //! privilege), so a test runs the same code on a scratch directory.
 
+use std::os::fd::BorrowedFd;
 use std::path::Path;
 
 use nix::mount::MsFlags;
@@ -22,6 +23,9 @@ pub trait Syscalls {
 
     /// The mount flags statvfs(3) reports for the mount `target` is on.
     fn statvfs_flags(&self, target: &Path) -> nix::Result<FsFlags>;
+
+    /// move_mount(2) of a detached tree onto what `target` (an O_PATH handle) is.
+    fn attach_tree(&self, tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> nix::Result<()>;
 }
 
 /// The real kernel.
@@ -42,6 +46,10 @@ impl Syscalls for Host {
     fn statvfs_flags(&self, target: &Path) -> nix::Result<FsFlags> {
         nix::sys::statvfs::statvfs(target).map(|s| s.flags())
     }
+
+    fn attach_tree(&self, tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> nix::Result<()> {
+        crate::mount_api::attach(tree, target)
+    }
 }
 
 /// A recording fake for unit tests: every call, with `/proc/self/fd/N` targets resolved to
@@ -50,6 +58,7 @@ impl Syscalls for Host {
 pub mod fake {
     use super::*;
     use std::cell::RefCell;
+    use std::os::fd::AsRawFd;
     use std::path::PathBuf;
 
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +112,18 @@ pub mod fake {
 
         fn statvfs_flags(&self, _target: &Path) -> nix::Result<FsFlags> {
             Ok(self.statvfs)
+        }
+
+        /// Recorded as a mount with source `<tree>` and no flags.
+        fn attach_tree(&self, _tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> nix::Result<()> {
+            let target = PathBuf::from(format!("/proc/self/fd/{}", target.as_raw_fd()));
+            self.mount(
+                Some(Path::new("<tree>")),
+                &target,
+                None,
+                MsFlags::empty(),
+                None,
+            )
         }
     }
 }
