@@ -9,9 +9,19 @@ use integration::{is_runc, spec, Container};
 use serde_json::json;
 use std::os::unix::fs::MetadataExt;
 
+/// How the volume is idmapped.
+#[derive(PartialEq)]
+enum Idmap {
+    No,
+    /// With mappings of its own (the container's, copied).
+    Mappings,
+    /// With the `idmap` option alone: the container's mappings.
+    Option,
+}
+
 /// A container in a user namespace (its 0 is host 100000) with a root-owned host
-/// directory bound at /data, idmapped with the same mappings when `idmapped`.
-fn userns_container_with_volume(name: &str, idmapped: bool) -> Container {
+/// directory bound at /data, idmapped as `idmap` says.
+fn userns_container_with_volume(name: &str, idmap: Idmap) -> Container {
     let mut c = Container::new(name);
     let map = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
     spec::set_namespace(&mut c.config, "user", None);
@@ -23,14 +33,18 @@ fn userns_container_with_volume(name: &str, idmapped: bool) -> Container {
     // The image's mount point (the container's root may not create it in a rootfs
     // owned by the host's root).
     std::fs::create_dir(c.rootfs.join("data")).unwrap();
+    let options: &[&str] = match idmap {
+        Idmap::Option => &["rbind", "idmap"],
+        _ => &["rbind"],
+    };
     spec::add_mount(
         &mut c.config,
         "/data",
         "bind",
         vol.to_str().unwrap(),
-        &["rbind"],
+        options,
     );
-    if idmapped {
+    if idmap == Idmap::Mappings {
         let last = c.config["mounts"].as_array().unwrap().len() - 1;
         c.config["mounts"][last]["uidMappings"] = map.clone();
         c.config["mounts"][last]["gidMappings"] = map;
@@ -43,23 +57,24 @@ const PROBE: &str =
 
 #[test]
 fn idmapped_volume_belongs_to_the_user_namespace_root() {
-    let mut c = userns_container_with_volume("idmap", true);
-    let out = c.sh(PROBE);
     if is_runc() {
-        // beyond runc: runc 1.1.5 predates idmapped mounts and ignores the fields.
+        // beyond runc: runc 1.1.5 predates idmapped mounts (it ignores the fields and
+        // refuses the option).
         return;
     }
-    out.assert_ok();
-    assert_eq!(out.stdout, "0:0\n0:0\n", "{out:?}");
-    // What the container's root wrote is root's on disk, not 100000's.
-    let made = std::fs::metadata(c.path("volume").join("made")).unwrap();
-    assert_eq!((made.uid(), made.gid()), (0, 0));
+    for idmap in [Idmap::Mappings, Idmap::Option] {
+        let mut c = userns_container_with_volume("idmap", idmap);
+        assert_eq!(c.sh_ok(PROBE), "0:0\n0:0\n");
+        // What the container's root wrote is root's on disk, not 100000's.
+        let made = std::fs::metadata(c.path("volume").join("made")).unwrap();
+        assert_eq!((made.uid(), made.gid()), (0, 0));
+    }
 }
 
 #[test]
 fn plain_volume_is_nobodys_in_a_user_namespace() {
     // The same without the mount's mappings: the files are unmapped, and not writable.
-    let mut c = userns_container_with_volume("noidmap", false);
+    let mut c = userns_container_with_volume("noidmap", Idmap::No);
     assert_eq!(c.sh_ok(PROBE), "65534:65534\ndenied\n");
 }
 
@@ -77,9 +92,23 @@ fn idmapped_mount_needs_a_bind_and_both_maps() {
     let out = c.run();
     c.assert_rejected(&out, &["uidMappings", "only bind mounts"]);
 
-    let mut c = userns_container_with_volume("idmaphalf", false);
+    let mut c = userns_container_with_volume("idmaphalf", Idmap::No);
     let last = c.config["mounts"].as_array().unwrap().len() - 1;
     c.config["mounts"][last]["uidMappings"] = map;
     let out = c.run();
     c.assert_rejected(&out, &["uidMappings", "needs both"]);
+
+    // The option alone, in a container without a user namespace: no mappings to use.
+    let mut c = Container::new("idmapnouserns");
+    let vol = c.path("volume");
+    std::fs::create_dir(&vol).unwrap();
+    spec::add_mount(
+        &mut c.config,
+        "/data",
+        "bind",
+        vol.to_str().unwrap(),
+        &["bind", "idmap"],
+    );
+    let out = c.run();
+    c.assert_rejected(&out, &["\"idmap\"", "needs uidMappings"]);
 }

@@ -113,13 +113,28 @@ fn check_process(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// uidMappings/gidMappings (config.md "mounts"): both, non-empty, on a bind mount.
-fn check_idmapped(i: usize, mount: &oci_spec::runtime::Mount) -> Result<()> {
+/// uidMappings/gidMappings and the `idmap`/`ridmap` options (config.md "mounts"): both
+/// maps, non-empty (or, for the options alone, the container's), on a bind mount.
+fn check_idmapped(
+    i: usize,
+    mount: &oci_spec::runtime::Mount,
+    linux: Option<&oci_spec::runtime::Linux>,
+) -> Result<()> {
     let (uids, gids) = (mount.uid_mappings(), mount.gid_mappings());
+    let option = crate::rootfs::idmap::idmap_option(mount);
+    let non_empty = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        m.as_ref().is_some_and(|m| !m.is_empty())
+    };
     if uids.is_none() && gids.is_none() {
-        return Ok(());
-    }
-    if uids.as_ref().is_none_or(|m| m.is_empty()) || gids.as_ref().is_none_or(|m| m.is_empty()) {
+        if option.is_none() {
+            return Ok(());
+        }
+        let container_maps =
+            linux.is_some_and(|l| non_empty(l.uid_mappings()) && non_empty(l.gid_mappings()));
+        if !container_maps {
+            bail!("mounts[{i}].options \"idmap\": needs uidMappings/gidMappings, on the mount or for the container's user namespace");
+        }
+    } else if !non_empty(uids) || !non_empty(gids) {
         bail!("mounts[{i}].uidMappings/gidMappings: an idmapped mount needs both, non-empty");
     }
     let bind = mount.typ().as_deref() == Some("bind")
@@ -143,7 +158,7 @@ fn check_mounts(spec: &Spec) -> Result<()> {
                 dest.display()
             );
         }
-        check_idmapped(i, mount)?;
+        check_idmapped(i, mount, spec.linux().as_ref())?;
         for option in mount.options().iter().flatten() {
             crate::rootfs::mounts::MountOption::parse(option)
                 .with_context(|| format!("mounts[{i}] ({:?})", dest.display()))?;

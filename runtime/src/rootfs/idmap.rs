@@ -15,23 +15,42 @@ use oci_spec::runtime::{LinuxIdMapping, Mount, Spec};
 use crate::error::{Context, Error, Result};
 use crate::mount_api::{clone_tree, set_attr, MountAttr, MOUNT_ATTR_IDMAP};
 
-/// One detached, idmapped tree per `mounts[]` entry with mappings (None for the others).
+/// One detached, idmapped tree per `mounts[]` entry with mappings or an `idmap` /
+/// `ridmap` option (None for the others).
 pub fn prepare_trees(spec: &Spec, bundle: &Path) -> Result<Vec<Option<OwnedFd>>> {
+    let linux = spec.linux().as_ref();
+    let container_maps = linux.and_then(|l| {
+        let uids = l.uid_mappings().as_deref()?;
+        Some((uids, l.gid_mappings().as_deref()?))
+    });
     let mut trees = Vec::new();
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        let tree = match (m.uid_mappings(), m.gid_mappings()) {
-            (Some(uids), Some(gids)) => {
-                let step = || format!("mounts[{i}]: idmapped mount of {:?}", source_of(m, bundle));
-                Some(
-                    idmapped_tree(&source_of(m, bundle), is_recursive(m), uids, gids)
-                        .with_context(step)?,
-                )
+        let option = idmap_option(m);
+        let own_maps = m.uid_mappings().as_deref().zip(m.gid_mappings().as_deref());
+        let maps = own_maps.or(option.and(container_maps));
+        let tree = match maps {
+            Some((uids, gids)) => {
+                let source = source_of(m, bundle);
+                let step = || format!("mounts[{i}]: idmapped mount of {:?}", source.display());
+                // `ridmap`, or mappings of the entry's own: every mount of an `rbind`.
+                let idmap_all = option.unwrap_or(is_rbind(m));
+                let tree = idmapped_tree(&source, is_rbind(m), idmap_all, uids, gids);
+                Some(tree.with_context(step)?)
             }
-            _ => None,
+            None => None,
         };
         trees.push(tree);
     }
     Ok(trees)
+}
+
+/// `idmap` (Some(false)) or `ridmap` (Some(true)) among the entry's options.
+pub fn idmap_option(m: &Mount) -> Option<bool> {
+    m.options().iter().flatten().find_map(|o| match o.as_str() {
+        "idmap" => Some(false),
+        "ridmap" => Some(true),
+        _ => None,
+    })
 }
 
 fn source_of(m: &Mount, bundle: &Path) -> std::path::PathBuf {
@@ -43,24 +62,27 @@ fn source_of(m: &Mount, bundle: &Path) -> std::path::PathBuf {
     }
 }
 
-fn is_recursive(m: &Mount) -> bool {
+fn is_rbind(m: &Mount) -> bool {
     m.options().iter().flatten().any(|o| o == "rbind")
 }
 
+/// A clone of `source` (with the mounts below it for `rbind`), idmapped (all of them
+/// with `idmap_all`) through a user namespace holding `uids` and `gids`.
 fn idmapped_tree(
     source: &Path,
-    recursive: bool,
+    rbind: bool,
+    idmap_all: bool,
     uids: &[LinuxIdMapping],
     gids: &[LinuxIdMapping],
 ) -> Result<OwnedFd> {
     let userns = user_namespace_with(uids, gids)?;
-    let tree = clone_tree(nix::fcntl::AT_FDCWD, source, recursive).context("open_tree")?;
+    let tree = clone_tree(nix::fcntl::AT_FDCWD, source, rbind).context("open_tree")?;
     let attr = MountAttr {
         attr_set: MOUNT_ATTR_IDMAP,
         userns_fd: userns.as_raw_fd() as u64,
         ..MountAttr::default()
     };
-    set_attr(tree.as_fd(), &attr, recursive).context("mount_setattr(MOUNT_ATTR_IDMAP)")?;
+    set_attr(tree.as_fd(), &attr, rbind && idmap_all).context("mount_setattr(MOUNT_ATTR_IDMAP)")?;
     Ok(tree)
 }
 

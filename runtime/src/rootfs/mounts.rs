@@ -23,6 +23,7 @@ pub const KNOWN_OPTIONS: &[&str] = &[
     "diratime",
     "dirsync",
     "exec",
+    "idmap",
     "loud",
     "mand",
     "noatime",
@@ -37,6 +38,7 @@ pub const KNOWN_OPTIONS: &[&str] = &[
     "rbind",
     "relatime",
     "remount",
+    "ridmap",
     "ro",
     "rprivate",
     "rshared",
@@ -61,6 +63,9 @@ pub enum MountOption {
     Propagation(MsFlags),
     /// `bind` or `rbind`.
     Bind { recursive: bool },
+    /// `idmap` or `ridmap` (every mount of an `rbind`): idmapped, with the entry's
+    /// mappings or else the container's (idmap.rs).
+    Idmap { recursive: bool },
     /// Anything else goes to the filesystem as data (`size=64k`, `mode=755`, `newinstance`).
     Data(String),
 }
@@ -106,9 +111,8 @@ impl MountOption {
             "rslave" => Ok(Propagation(MsFlags::MS_SLAVE | MsFlags::MS_REC)),
             "unbindable" => Ok(Propagation(MsFlags::MS_UNBINDABLE)),
             "runbindable" => Ok(Propagation(MsFlags::MS_UNBINDABLE | MsFlags::MS_REC)),
-            "idmap" | "ridmap" => {
-                bail!("mount option {option:?} (idmapped mounts): not supported by patina yet")
-            }
+            "idmap" => Ok(Idmap { recursive: false }),
+            "ridmap" => Ok(Idmap { recursive: true }),
             "tmpcopyup" => bail!("mount option \"tmpcopyup\": not supported by patina yet"),
             other => Ok(Data(other.to_owned())),
         }
@@ -140,6 +144,8 @@ impl MountPlan {
                 MountOption::Bind { recursive } => {
                     plan.bind = Some(recursive || plan.bind == Some(true))
                 }
+                // Made by the runtime before the clone (idmap.rs), not by mount(2).
+                MountOption::Idmap { .. } => {}
                 MountOption::Data(d) => {
                     if !plan.data.is_empty() {
                         plan.data.push(',');
