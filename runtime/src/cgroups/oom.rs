@@ -1,8 +1,10 @@
 //! A descriptor that becomes readable when the kernel reports an OOM in a container's
-//! memory cgroup, so `events` sleeps until something happens instead of polling: on
-//! cgroup v1 an eventfd registered for `memory.oom_control` through
-//! `cgroup.event_control`; on v2 inotify on `memory.events` (its `oom_kill` counter
-//! rises). The kill count itself is still read from those files (stats::oom_kills).
+//! memory cgroup, so `events` (and the shim's TaskOOM watcher) sleep until something
+//! happens instead of polling: on cgroup v1 an eventfd registered for
+//! `memory.oom_control` through `cgroup.event_control` (it also fires once when the
+//! cgroup is removed); on v2 inotify on `memory.events` (its `oom_kill` counter rises;
+//! IN_IGNORED when the cgroup is removed). The kill count itself is read from those
+//! files.
 
 use std::fs::File;
 use std::io::Read;
@@ -30,7 +32,8 @@ impl OomNotifier {
         }
     }
 
-    fn v1(dir: &std::path::Path) -> Result<OomNotifier> {
+    /// For the memory cgroup directory `dir` of a v1 hierarchy.
+    pub fn v1(dir: &std::path::Path) -> Result<OomNotifier> {
         let control = dir.join("memory.oom_control");
         let oom_control =
             File::open(&control).with_context(|| format!("open {:?}", control.display()))?;
@@ -51,7 +54,8 @@ impl OomNotifier {
         })
     }
 
-    fn v2(dir: &std::path::Path) -> Result<OomNotifier> {
+    /// For the cgroup2 directory `dir`.
+    pub fn v2(dir: &std::path::Path) -> Result<OomNotifier> {
         let events = dir.join("memory.events");
         // SAFETY: inotify_init1 takes flags and returns a new descriptor.
         let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
@@ -77,10 +81,25 @@ impl OomNotifier {
         })
     }
 
-    /// Read what is pending, so the next poll waits for the next event.
-    pub fn drain(&mut self) {
+    /// Read what is pending, so the next poll waits for the next event; whether there
+    /// was anything.
+    pub fn drain(&mut self) -> bool {
         let mut buf = [0u8; 4096];
-        while matches!(self.fd.read(&mut buf), Ok(n) if n > 0) {}
+        let mut any = false;
+        while matches!(self.fd.read(&mut buf), Ok(n) if n > 0) {
+            any = true;
+        }
+        any
+    }
+
+    /// Blocks until there is something to drain (or a signal interrupts).
+    pub fn wait(&self) -> Result<()> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => Ok(()),
+            Err(e) => Err(Error::os(e, "wait for an OOM notification (poll)")),
+        }
     }
 }
 
