@@ -91,13 +91,13 @@ fn restore_name(name: &std::ffi::OsStr) {
 /// True when `file` cannot be written through any reopening of it: it lies on a read-only
 /// mount, or it is a memfd sealed against writes.
 pub fn image_is_unwritable(file: &File) -> bool {
+    // The read-only view (the usual case) answers with one fstatvfs; only a memfd needs
+    // the second call.
     let read_only_mount = nix::sys::statvfs::fstatvfs(file)
-        .map(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
-        .unwrap_or(false);
-    let sealed = fcntl(file, FcntlArg::F_GET_SEALS)
-        .map(|seals| SealFlag::from_bits_truncate(seals).contains(SealFlag::F_SEAL_WRITE))
-        .unwrap_or(false);
-    read_only_mount || sealed
+        .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
+    read_only_mount
+        || fcntl(file, FcntlArg::F_GET_SEALS)
+            .is_ok_and(|seals| SealFlag::from_bits_truncate(seals).contains(SealFlag::F_SEAL_WRITE))
 }
 
 /// A detached, read-only bind mount of `file` alone (an `O_PATH` descriptor of it).
