@@ -126,6 +126,23 @@ pub fn exit_with_i386_getpid() -> Vec<u8> {
     ])
 }
 
+/// `write(1, text); exit(0)`: a static program that prints `text` (at most 255 bytes).
+pub fn print_text(text: &str) -> Vec<u8> {
+    let len = u8::try_from(text.len()).expect("at most 255 bytes");
+    let mut code = vec![
+        0xb8, 1, 0, 0, 0, // mov eax, SYS_write
+        0xbf, 1, 0, 0, 0, // mov edi, 1
+        0x48, 0x8d, 0x35, 16, 0, 0, 0, // lea rsi, [rip+16]: the text after this code
+        0xba, len, 0, 0, 0, // mov edx, len
+        0x0f, 0x05, // syscall
+        0xb8, 60, 0, 0, 0, // mov eax, SYS_exit
+        0x31, 0xff, // xor edi, edi
+        0x0f, 0x05, // syscall
+    ];
+    code.extend_from_slice(text.as_bytes());
+    tiny_elf(&code)
+}
+
 /// Writes `bytes` as an executable file (mode `mode`, owned by root).
 pub fn install_program(path: &std::path::Path, bytes: &[u8], mode: u32) {
     use std::os::unix::fs::PermissionsExt;

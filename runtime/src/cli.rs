@@ -286,6 +286,12 @@ pub fn main() -> i32 {
         LogFormat::Text => Format::Text,
         LogFormat::Json => Format::Json,
     };
+    // Before anything is opened (the log file included): the preserved range must hold
+    // the caller's descriptors, or the runtime's own would be handed to the container.
+    if let Err(e) = check_inherited_fds(&cli.command) {
+        logging::error(&e.to_string());
+        return 1;
+    }
     logging::init(cli.log.clone(), format, cli.debug);
     // Commands that put a process into a container first leave the writable host binary
     // behind (CVE-2019-5736): this re-execs unless the image is already read-only.
@@ -302,6 +308,19 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+/// `--preserve-fds` (plus socket activation's LISTEN_FDS for create/run): each of those
+/// descriptors must be open in the caller.
+fn check_inherited_fds(command: &Command) -> Result<()> {
+    let count = match command {
+        Command::Create(a) | Command::Run { create: a, .. } => {
+            create::socket_activation_fds() + a.preserve_fds.max(0)
+        }
+        Command::Exec(a) => a.preserve_fds.max(0),
+        _ => return Ok(()),
+    };
+    patina::fds::check_preserved(count, "--preserve-fds")
 }
 
 fn check_global_flags(cli: &Cli) -> Result<()> {

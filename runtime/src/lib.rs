@@ -9,6 +9,7 @@ pub mod container;
 pub mod default_spec;
 pub mod error;
 pub mod exe_protect;
+pub mod fds;
 pub mod features;
 pub mod hooks;
 pub mod logging;

@@ -139,15 +139,8 @@ pub fn create_from_bundle(
 /// its pid, those fds (3..3+N, before `--preserve-fds`) go to the container, whose
 /// program is told with LISTEN_FDS=N and LISTEN_PID=1, as runc does.
 fn pass_socket_activation(bundle: &mut Bundle) -> i32 {
-    let ours = std::env::var("LISTEN_PID")
-        .ok()
-        .and_then(|p| p.parse::<u32>().ok())
-        == Some(std::process::id());
-    let count = std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|n| n.parse::<i32>().ok())
-        .unwrap_or(0);
-    if !ours || count <= 0 {
+    let count = socket_activation_fds();
+    if count == 0 {
         return 0;
     }
     if let Some(process) = bundle.spec.process_mut() {
@@ -158,6 +151,24 @@ fn pass_socket_activation(bundle: &mut Bundle) -> i32 {
         process.set_env(Some(env));
     }
     count
+}
+
+/// How many descriptors (3..3+N) systemd-style socket activation handed to this very
+/// process (LISTEN_FDS with LISTEN_PID = our pid); 0 otherwise.
+pub fn socket_activation_fds() -> i32 {
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    let count = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<i32>().ok())
+        .unwrap_or(0);
+    if ours && count > 0 {
+        count
+    } else {
+        0
+    }
 }
 
 /// Make the container's cgroup with its resources, run `f`, and remove the cgroup
@@ -217,19 +228,17 @@ fn spawn(
     mkfifo(&fifo, Mode::from_bits_truncate(0o622)).context("create exec fifo")?;
     let (uid, gid) = host_ids_of_user(spec);
     chown(&fifo, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))).context("chown exec fifo")?;
-    let state_dir = open(
-        &dir.path,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .context("open state dir")?;
+    // init holds the fifo itself, never the state dir: a directory descriptor would be a
+    // way out of the container while init resolves the container's paths (fds.rs).
+    let exec_fifo =
+        open(&fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).context("open exec fifo")?;
     let (parent, child) = channel::pair()?;
     enter_namespaces_for_children(plan, spec)?;
 
     let ctx = InitContext {
         bundle,
         plan,
-        state_dir: &state_dir,
+        exec_fifo: &exec_fifo,
         console_socket: console,
         no_pivot: opts.no_pivot,
         preserve_fds: opts.preserve_fds,
@@ -344,6 +353,7 @@ fn drive_init(
         .expect(&Message::Ready)
         .map_err(|e| e.wrap("container init"))?;
     dir.save(&record)?;
+    parent.send(&Message::Committed)?;
     Ok(record)
 }
 

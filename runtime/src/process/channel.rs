@@ -27,6 +27,10 @@ pub enum Message {
     Failed(String),
     /// child -> parent: the seccomp listener fd is attached (SCM_RIGHTS).
     SeccompFd,
+    /// parent -> child: state.json is written, so the container is known to `list` and
+    /// `delete`: init may now block on the exec fifo (before this, a runtime that dies
+    /// leaves init reading EOF here, and init exits instead of waiting unseen).
+    Committed,
 }
 
 impl Message {
@@ -38,6 +42,7 @@ impl Message {
             Message::Ready => vec![b'R'],
             Message::Failed(why) => [b"F".as_slice(), why.as_bytes()].concat(),
             Message::SeccompFd => vec![b'S'],
+            Message::Committed => vec![b'C'],
         }
     }
 
@@ -49,6 +54,7 @@ impl Message {
             b'R' => Message::Ready,
             b'F' => Message::Failed(String::from_utf8_lossy(&raw[1..]).into_owned()),
             b'S' => Message::SeccompFd,
+            b'C' => Message::Committed,
             _ => return None,
         })
     }
@@ -70,6 +76,12 @@ pub fn pair() -> Result<(Channel, Channel)> {
     )
     .context("socketpair for init channel")?;
     Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+impl AsRawFd for Channel {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
 }
 
 impl Channel {

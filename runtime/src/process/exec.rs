@@ -10,7 +10,7 @@ use oci_spec::runtime::Process;
 
 use super::channel::{Channel, Message};
 use super::init::{
-    cstring, environment, find_program, install_seccomp, prepare_exec_fds, reset_signals,
+    check_cwd_inside, cstring, environment, find_program, install_seccomp, reset_signals,
     switch_user,
 };
 use crate::capabilities::CapSets;
@@ -32,13 +32,27 @@ pub struct ExecContext<'a> {
 }
 
 pub fn run(ctx: &ExecContext<'_>, channel: &Channel) -> ! {
-    let err = match crate::exe_protect::protect().and_then(|()| channel.recv()) {
+    let ready = keep_only_needed(ctx, channel)
+        .and_then(|()| crate::exe_protect::protect())
+        .and_then(|()| channel.recv());
+    let err = match ready {
         Ok(Some(Message::Go(_))) => become_program(ctx, channel),
         other => Error::msg(format!("exec: expected go from the runtime, got {other:?}")),
     };
     let _ = channel.send(&Message::Failed(err.to_string()));
     // SAFETY: leave without running the runtime's exit handlers in the child.
     unsafe { libc::_exit(1) }
+}
+
+/// Close every descriptor inherited from the runtime (the container's host cgroup
+/// directory among them) but the channel, init's pidfd and the console socket, before
+/// any path the container controls is resolved (fds.rs).
+fn keep_only_needed(ctx: &ExecContext<'_>, channel: &Channel) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut keep = vec![channel.as_raw_fd(), ctx.init.as_raw_fd()];
+    keep.extend(ctx.console_socket.map(|fd| fd.as_raw_fd()));
+    crate::fds::close_all_except(ctx.preserve_fds, &keep)
+        .context("close the runtime's descriptors in the exec'd process")
 }
 
 /// Returns only on failure.
@@ -91,8 +105,11 @@ fn prepare(ctx: &ExecContext<'_>, channel: &Channel) -> Result<Argv> {
     let cwd = process.cwd();
     nix::unistd::chdir(cwd)
         .with_context(|| format!("process.cwd: chdir to {:?}", cwd.display()))?;
+    check_cwd_inside(cwd)?;
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
     let nnp = process.no_new_privileges().unwrap_or(false);
+    // Before any filter: a profile need not allow close_range or fcntl.
+    crate::fds::prepare_for_exec(ctx.preserve_fds)?;
     if let Some(filter) = ctx
         .seccomp
         .filter(|f| f.when(nnp) == When::BeforeUserSwitch)
@@ -124,6 +141,5 @@ fn prepare(ctx: &ExecContext<'_>, channel: &Channel) -> Result<Argv> {
         .iter()
         .map(|e| cstring(e.as_bytes()))
         .collect::<Result<_>>()?;
-    prepare_exec_fds(ctx.preserve_fds)?;
     Ok((cstring(program.as_os_str().as_bytes())?, argv, envp))
 }

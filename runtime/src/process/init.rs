@@ -8,7 +8,7 @@
 //! on the exec fifo; then startContainer hooks and exec.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -30,7 +30,9 @@ use crate::{hooks, lsm, personality, rlimits, rootfs, scheduler, sysctl, termina
 pub struct InitContext<'a> {
     pub bundle: &'a Bundle,
     pub plan: &'a Plan,
-    pub state_dir: &'a OwnedFd,
+    /// The exec fifo, O_PATH: not a directory, so no path leads anywhere through it;
+    /// reopened for writing through /proc/self/fd once setup is done, as runc does.
+    pub exec_fifo: &'a OwnedFd,
     pub console_socket: Option<&'a OwnedFd>,
     pub no_pivot: bool,
     pub preserve_fds: i32,
@@ -47,7 +49,10 @@ pub struct InitContext<'a> {
 
 /// Entry point in the cloned child; never returns.
 pub fn run(ctx: &InitContext<'_>, channel: &Channel) -> ! {
-    let code = match crate::exe_protect::protect().and_then(|()| setup(ctx, channel)) {
+    let setup = keep_only_needed(ctx, channel, true)
+        .and_then(|()| crate::exe_protect::protect())
+        .and_then(|()| setup(ctx, channel));
+    let code = match setup {
         Ok(ready) => {
             // Setup is done and reported: from here on, errors go to the program's stderr.
             let err = wait_and_exec(ctx, ready);
@@ -64,6 +69,22 @@ pub fn run(ctx: &InitContext<'_>, channel: &Channel) -> ! {
     };
     // SAFETY: _exit skips atexit handlers and stdio flushing, which belong to the runtime.
     unsafe { libc::_exit(code) }
+}
+
+/// Close every descriptor init inherited from the runtime but the ones it uses, before
+/// it resolves any path the container controls (fds.rs). Until the mounts are made
+/// (`setting_up`), that includes the namespaces to join (nsfs files, no way to a path)
+/// and the idmapped trees (detached mounts of the container's own volumes); afterwards
+/// no descriptor but the channel, the fifo and the console socket (none a directory).
+fn keep_only_needed(ctx: &InitContext<'_>, channel: &Channel, setting_up: bool) -> Result<()> {
+    let mut keep = vec![channel.as_raw_fd(), ctx.exec_fifo.as_raw_fd()];
+    keep.extend(ctx.console_socket.map(|fd| fd.as_raw_fd()));
+    if setting_up {
+        keep.extend(ctx.idmapped.iter().flatten().map(|fd| fd.as_raw_fd()));
+        keep.extend(ctx.plan.join_in_init.iter().map(|ns| ns.fd.as_raw_fd()));
+    }
+    crate::fds::close_all_except(ctx.preserve_fds, &keep)
+        .context("close the runtime's descriptors in init")
 }
 
 /// What is left to do once init has said "ready".
@@ -149,6 +170,8 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
     } else {
         rootfs::pivot::pivot(&ctx.bundle.rootfs)?;
     }
+    // Namespaces are joined and idmapped trees attached: their descriptors go too.
+    keep_only_needed(ctx, channel, false)?;
     if process.terminal().unwrap_or(false) {
         let socket = ctx.console_socket.ok_or_else(|| {
             Error::msg("process.terminal is true but no --console-socket was given")
@@ -165,6 +188,8 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
     apply_process_attributes(spec, process)?;
     let no_new_privileges = process.no_new_privileges().unwrap_or(false);
     let seccomp_at = ctx.seccomp.map(|s| (s, s.when(no_new_privileges)));
+    // Before any filter: a profile need not allow close_range or fcntl.
+    crate::fds::prepare_for_exec(ctx.preserve_fds)?;
     if let Some((filter, When::BeforeUserSwitch)) = seccomp_at {
         install_seccomp(filter, channel)?;
     }
@@ -182,6 +207,7 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
     let args = process.args().as_deref().unwrap_or_default();
     let program = find_program(&args[0], &env)?;
     channel.send(&Message::Ready)?;
+    channel.expect(&Message::Committed)?;
     Ok(Ready {
         program: cstring(program.as_os_str().as_bytes())?,
         argv: args
@@ -273,9 +299,14 @@ pub(crate) fn prepare_cwd(process: &Process) -> Result<()> {
         .with_context(|| format!("process.cwd: create {:?}", cwd.display()))?;
     nix::unistd::chdir(cwd)
         .with_context(|| format!("process.cwd: chdir to {:?}", cwd.display()))?;
-    // A cwd reached through a magic link (/proc/self/fd/N of a descriptor still open
-    // here) can lie outside the root (CVE-2024-21626): the kernel then reports it as
-    // unreachable, which glibc's getcwd turns into ENOENT.
+    check_cwd_inside(cwd)
+}
+
+/// A cwd reached through a magic link (/proc/self/fd/N of a descriptor open in this
+/// process) can lie outside the root (CVE-2024-21626): the kernel then reports it as
+/// unreachable, which glibc's getcwd turns into ENOENT. No such descriptor is left open
+/// by now (fds.rs); this checks it all the same, for init and exec'd processes alike.
+pub(crate) fn check_cwd_inside(cwd: &Path) -> Result<()> {
     match std::env::current_dir() {
         Ok(dir) if dir.is_absolute() => Ok(()),
         _ => Err(Error::msg(format!(
@@ -368,15 +399,19 @@ pub(crate) fn cstring(bytes: &[u8]) -> Result<CString> {
 
 /// Block until `start` opens the exec fifo, then hooks and exec. Returns only on failure.
 fn wait_and_exec(ctx: &InitContext<'_>, ready: Ready<'_>) -> Error {
-    let fifo = nix::fcntl::openat(
-        ctx.state_dir.as_fd(),
-        crate::state::EXEC_FIFO,
+    let fifo = nix::fcntl::open(
+        format!("/proc/self/fd/{}", ctx.exec_fifo.as_raw_fd()).as_str(),
         OFlag::O_WRONLY | OFlag::O_CLOEXEC,
         Mode::empty(),
     );
     let fifo = match fifo {
         Ok(fd) => fd,
-        Err(e) => return Error::os(e, "open exec fifo to wait for start"),
+        Err(e) => {
+            return Error::os(
+                e,
+                "open the exec fifo (through the container's /proc/self/fd) to wait for start",
+            )
+        }
     };
     if let Err(e) = hooks::run_all(
         "startContainer",
@@ -391,9 +426,6 @@ fn wait_and_exec(ctx: &InitContext<'_>, ready: Ready<'_>) -> Error {
         return Error::os(e, "signal start through the exec fifo");
     }
     std::mem::forget(fifo);
-    if let Err(e) = prepare_exec_fds(ctx.preserve_fds) {
-        return e;
-    }
     reset_signals();
     if let Some(process) = ctx.bundle.spec.process() {
         if let Err(e) = lsm::apply_exec_labels(process) {
@@ -410,27 +442,6 @@ fn wait_and_exec(ctx: &InitContext<'_>, ready: Ready<'_>) -> Error {
         Err(e) => Error::os(e, format!("exec {:?}", ready.program)),
         Ok(never) => match never {},
     }
-}
-
-/// Only stdio and the `--preserve-fds` ones reach the program (CVE-2024-21626 class).
-pub(crate) fn prepare_exec_fds(preserve: i32) -> Result<()> {
-    for fd in 3..3 + preserve {
-        // SAFETY: F_SETFD on a descriptor number; an invalid one just fails with EBADF.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
-    }
-    let first = (3 + preserve) as libc::c_uint;
-    // SAFETY: close_range only marks descriptors close-on-exec; no memory is touched.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first,
-            libc::c_uint::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    nix::errno::Errno::result(rc)
-        .map(drop)
-        .context("mark inherited descriptors close-on-exec")
 }
 
 /// Rust ignores SIGPIPE at start-up and the runtime may block signals: the program must
