@@ -91,17 +91,18 @@ for fs in tmpfs disk; do
     rm -rf "$base"; mkdir -p "$base"
     cache="$base/cache"
     # Fill the cache once (not timed): the warm rows measure reuse.
-    "$tool" unpack --quiet --image "$image:bench" --cache "$cache" "$base/prime" >/dev/null
+    # --allow-devices everywhere: umoci makes the image's device nodes too.
+    "$tool" unpack --quiet --allow-devices --image "$image:bench" --cache "$cache" "$base/prime" >/dev/null
     rm -rf "$base/prime"
     u=(); p=(); wc=(); wh=(); wo=()
     for i in $(seq "$runs"); do
         time_cmd t umoci unpack --image "$image:bench" "$base/u"; u+=("$t")
         [ "$i" = 1 ] && echo "unpacked size: $(size_unpacked "$base/u/rootfs") bytes" >&2
         rm -rf "$base/u"
-        time_cmd t "$tool" unpack --quiet --image "$image:bench" "$base/p"; p+=("$t"); rm -rf "$base/p"
-        time_cmd t "$tool" unpack --quiet --image "$image:bench" --cache "$cache" "$base/c"; wc+=("$t"); rm -rf "$base/c"
-        time_cmd t "$tool" unpack --quiet --image "$image:bench" --cache "$cache" --cache-mode hardlink "$base/h"; wh+=("$t"); rm -rf "$base/h"
-        time_cmd t "$tool" unpack --quiet --image "$image:bench" --cache "$cache" --overlay "$base/o"; wo+=("$t"); rm -rf "$base/o"
+        time_cmd t "$tool" unpack --quiet --allow-devices --image "$image:bench" "$base/p"; p+=("$t"); rm -rf "$base/p"
+        time_cmd t "$tool" unpack --quiet --allow-devices --image "$image:bench" --cache "$cache" "$base/c"; wc+=("$t"); rm -rf "$base/c"
+        time_cmd t "$tool" unpack --quiet --allow-devices --image "$image:bench" --cache "$cache" --cache-mode hardlink "$base/h"; wh+=("$t"); rm -rf "$base/h"
+        time_cmd t "$tool" unpack --quiet --allow-devices --image "$image:bench" --cache "$cache" --overlay "$base/o"; wo+=("$t"); rm -rf "$base/o"
     done
     mu=$(median "${u[@]}"); mp=$(median "${p[@]}"); mc=$(median "${wc[@]}"); mh=$(median "${wh[@]}"); mo=$(median "${wo[@]}")
     printf '| %s | %.3f | %.3f | %.1fx faster | %.3f | %.3f | %.3f | %.0f%% |\n' \

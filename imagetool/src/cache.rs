@@ -9,24 +9,30 @@
 //!
 //! A bundle is then either an overlay of those directories (`--overlay`,
 //! the runtime mounts it) or a merged copy of them (`materialize`).
+//!
+//! Extracted layers hold what bundles hold (setuid-root programs, device
+//! nodes with `--allow-devices`), so `DIR/layers` is as closed as a bundle:
+//! 0700, and it must belong to the user unpacking, who alone wrote it.
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsStr;
 use std::fs;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
 use nix::sys::stat::{
-    fchmodat, fstatat, mkdirat, mknodat, utimensat, FchmodatFlags, FileStat, Mode, SFlag,
-    UtimensatFlags,
+    fchmod, fchmodat, fstat, fstatat, mkdirat, mknodat, utimensat, FchmodatFlags, FileStat, Mode,
+    SFlag, UtimensatFlags,
 };
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchownat, linkat, symlinkat, Gid, Uid};
 
 use crate::copy::{self, Method};
+use crate::devices::Devices;
 use crate::digest::{Digest, Hasher};
 use crate::extract::{self, ExtractOptions};
 use crate::idmap::Ownership;
@@ -61,19 +67,35 @@ pub fn chain_ids(diff_ids: &[&Digest]) -> Vec<Digest> {
 
 impl Cache {
     pub fn open(dir: &Path) -> Result<Self> {
+        fs::create_dir_all(dir).with_context(|| format!("cache {}", dir.display()))?;
         let layers = dir.join("layers");
-        fs::create_dir_all(&layers).with_context(|| format!("cache {}", layers.display()))?;
+        match fs::DirBuilder::new().mode(0o700).create(&layers) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(anyhow!("cache {}: {e}", layers.display()))
+            }
+            _ => {}
+        }
+        close_to_others(&layers).with_context(|| format!("cache {}", layers.display()))?;
         let layers = fs::canonicalize(&layers)?;
         Ok(Self { layers })
     }
 
-    /// Cache key: the ChainID, plus the id mapping when files are shifted
-    /// (the same layer unpacked for another user namespace differs on disk).
-    fn key(chain: &Digest, own: &Ownership) -> String {
-        if own.uid_map.is_empty() && own.gid_map.is_empty() && !own.skip_chown {
+    /// Cache key: the bare ChainID for a layer exactly as the image has it
+    /// (what earlier versions stored, device nodes included), tagged when
+    /// files are shifted for a user namespace or devices left out, since
+    /// the same layer then differs on disk.
+    fn key(chain: &Digest, own: &Ownership, devices: Devices) -> String {
+        if own.uid_map.is_empty()
+            && own.gid_map.is_empty()
+            && !own.skip_chown
+            && devices == Devices::Create
+        {
             return chain.hex().to_string();
         }
-        let tag = format!("{:?}{:?}{}", own.uid_map, own.gid_map, own.skip_chown);
+        let tag = format!(
+            "{:?}{:?}{}{:?}",
+            own.uid_map, own.gid_map, own.skip_chown, devices
+        );
         format!(
             "{}-{}",
             chain.hex(),
@@ -82,18 +104,20 @@ impl Cache {
     }
 
     /// Makes sure every layer of `image` is in the cache; returns their
-    /// `diff` directories, bottom layer first.
+    /// `diff` directories, bottom layer first, and the device entries left
+    /// out of the layers extracted now.
     pub fn ensure(
         &self,
         source: &Source,
         image: &ResolvedImage,
         own: &Ownership,
+        devices: Devices,
         progress: &Progress,
-    ) -> Result<Vec<PathBuf>> {
+    ) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
         let diff_ids: Vec<&Digest> = image.layers.iter().map(|l| &l.diff_id).collect();
         let dirs: Vec<PathBuf> = chain_ids(&diff_ids)
             .iter()
-            .map(|c| self.layers.join(Self::key(c, own)))
+            .map(|c| self.layers.join(Self::key(c, own, devices)))
             .collect();
         let missing: Vec<usize> = (0..dirs.len())
             .filter(|&i| !dirs[i].join("diff").is_dir())
@@ -101,7 +125,9 @@ impl Cache {
         let opts = ExtractOptions {
             whiteouts: WhiteoutMode::Overlay,
             ownership: own.clone(),
+            devices,
         };
+        let mut left_out = Vec::new();
         let mut pending = VecDeque::new();
         let mut spawned = 0;
         for &i in &missing {
@@ -128,18 +154,43 @@ impl Cache {
                     .rev()
                     .map(|d| open_dir(&d.join("diff")))
                     .collect::<Result<_>>()?;
-                apply_one(&mut stream, &image.layers[i], |s| {
+                let applied = apply_one(&mut stream, &image.layers[i], |s| {
                     extract::apply_layer(&root, s, &opts, &lowers)
                 })?;
-                publish(&tmp, &dirs[i])
+                publish(&tmp, &dirs[i])?;
+                Ok(applied.devices_left_out)
             })();
-            if result.is_err() {
-                let _ = fs::remove_dir_all(&tmp);
+            match result {
+                Ok(paths) => left_out.extend(paths),
+                Err(e) => {
+                    let _ = fs::remove_dir_all(&tmp);
+                    return Err(e);
+                }
             }
-            result?;
         }
-        Ok(dirs.iter().map(|d| d.join("diff")).collect())
+        Ok((dirs.iter().map(|d| d.join("diff")).collect(), left_out))
     }
+}
+
+/// `layers` must be a directory of this user's (another user could have
+/// planted content in it) and is set to 0700, also closing a cache that an
+/// earlier version left open (0755).
+fn close_to_others(layers: &Path) -> Result<()> {
+    let fd = nix::fcntl::open(
+        layers,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| errno("open", e))?;
+    let st = fstat(fd.as_fd()).map_err(|e| errno("stat", e))?;
+    let me = nix::unistd::geteuid().as_raw();
+    if st.st_uid != me {
+        bail!(
+            "owned by uid {}, not by this user (uid {me}): refusing layers another user could have written",
+            st.st_uid
+        );
+    }
+    fchmod(fd.as_fd(), Mode::from_bits_truncate(0o700)).map_err(|e| errno("chmod 0700", e))
 }
 
 /// Renames a finished layer into place; if a concurrent unpack won the

@@ -22,6 +22,7 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 use tar::EntryType;
 
+use crate::devices::{self, Devices};
 use crate::idmap::Ownership;
 use crate::safepath;
 use crate::whiteout::{self, Mode as WhiteoutMode, Whiteout};
@@ -30,6 +31,14 @@ use crate::xattr;
 pub struct ExtractOptions {
     pub whiteouts: WhiteoutMode,
     pub ownership: Ownership,
+    pub devices: Devices,
+}
+
+/// What a layer's extraction reports beyond success.
+#[derive(Default)]
+pub struct Applied {
+    /// Device entries left out (`Devices::LeaveOut`), in tar order.
+    pub devices_left_out: Vec<PathBuf>,
 }
 
 /// Metadata carried by a tar header plus its PAX records.
@@ -49,7 +58,7 @@ pub fn apply_layer(
     reader: impl Read,
     opts: &ExtractOptions,
     lowers: &[OwnedFd],
-) -> Result<()> {
+) -> Result<Applied> {
     let mut ex = Extractor {
         root,
         opts,
@@ -58,6 +67,7 @@ pub fn apply_layer(
         dir_times: Vec::new(),
         parent_cache: None,
         buf: vec![0u8; 256 << 10],
+        applied: Applied::default(),
     };
     let mut archive = tar::Archive::new(reader);
     let entries = archive
@@ -70,7 +80,7 @@ pub fn apply_layer(
             .with_context(|| format!("entry {:?}", name.display().to_string()))?;
     }
     ex.set_dir_times()?;
-    Ok(())
+    Ok(ex.applied)
 }
 
 struct Extractor<'a> {
@@ -84,6 +94,7 @@ struct Extractor<'a> {
     /// Entries come grouped by directory; keep the last parent open.
     parent_cache: Option<(PathBuf, Rc<OwnedFd>)>,
     buf: Vec<u8>,
+    applied: Applied,
 }
 
 fn os_err(what: &str, e: Errno) -> anyhow::Error {
@@ -140,19 +151,19 @@ impl Extractor<'_> {
                     .into_owned();
                 self.make_hardlink(&path, &safepath::clean(&target))?;
             }
-            EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                // FIFOs carry no device numbers (the fields may be blank).
-                let (major, minor) = if kind == EntryType::Fifo {
-                    (0, 0)
-                } else {
-                    let h = entry.header();
-                    (
-                        h.device_major()?.unwrap_or(0),
-                        h.device_minor()?.unwrap_or(0),
-                    )
-                };
+            EntryType::Char | EntryType::Block => {
+                let h = entry.header();
+                let major = h.device_major()?.unwrap_or(0);
+                let minor = h.device_minor()?.unwrap_or(0);
+                if self.opts.devices == Devices::LeaveOut
+                    && !devices::is_whiteout_node(kind, major, minor)
+                {
+                    return self.leave_out_device(&path);
+                }
                 self.make_node(&path, kind, major, minor, &meta)?;
             }
+            // FIFOs carry no device numbers (the fields may be blank).
+            EntryType::Fifo => self.make_node(&path, kind, 0, 0, &meta)?,
             other => bail!("unsupported tar entry type {other:?}"),
         }
         self.layer_paths.insert(path);
@@ -293,9 +304,34 @@ impl Extractor<'_> {
         self.set_path_meta(&dir, &name, meta, false)
     }
 
+    /// A device entry the user did not allow: it still replaces whatever
+    /// its path held, but nothing takes that place. In overlay form a
+    /// whiteout records the removal, so lower layers stay hidden there too.
+    fn leave_out_device(&mut self, path: &Path) -> Result<()> {
+        let (dir, name) = self.parent(path)?;
+        self.clear_for(&dir, &name, false)?;
+        if self.opts.whiteouts == WhiteoutMode::Overlay {
+            mknodat(
+                dir.as_fd(),
+                name.as_os_str(),
+                SFlag::S_IFCHR,
+                Mode::empty(),
+                0,
+            )
+            .map_err(|e| os_err("creating overlay whiteout", e))?;
+        }
+        self.layer_paths.insert(path.to_path_buf());
+        self.applied.devices_left_out.push(path.to_path_buf());
+        Ok(())
+    }
+
     fn make_hardlink(&mut self, path: &Path, target: &Path) -> Result<()> {
         if path == target {
             return Ok(());
+        }
+        // Another name for a device left out is left out with it.
+        if self.applied.devices_left_out.iter().any(|p| p == target) {
+            return self.leave_out_device(path);
         }
         let (tdir, tname) = match safepath::parent_of(self.root, target, false) {
             Ok(found) => found,

@@ -5,6 +5,7 @@ pub mod archive;
 pub mod cache;
 pub mod config;
 pub mod copy;
+pub mod devices;
 pub mod digest;
 pub mod extract;
 pub mod idmap;

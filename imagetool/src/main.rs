@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use patina_imagetool::copy::Method;
+use patina_imagetool::devices::{self, Devices};
 use patina_imagetool::idmap::IdMap;
 use patina_imagetool::inspect;
 use patina_imagetool::platform::Platform;
@@ -38,7 +39,7 @@ enum Command {
         /// SRC[:REF]: OCI layout dir, oci-archive or docker save tarball.
         #[arg(long)]
         image: String,
-        /// Bundle directory to create (must not exist).
+        /// Bundle directory to create (absent, or an empty directory it replaces).
         bundle: PathBuf,
         /// os/arch[/variant] to pick from a multi-platform index (default: this host).
         #[arg(long)]
@@ -64,6 +65,10 @@ enum Command {
         /// With --cache (no --overlay): how files come out of the cache.
         #[arg(long, value_enum, default_value = "auto")]
         cache_mode: CacheMode,
+        /// Create the char and block device nodes that layers carry
+        /// (left out by default: the runtime makes the container's /dev).
+        #[arg(long)]
+        allow_devices: bool,
     },
     /// Show an image's manifest, config and layers.
     Inspect {
@@ -97,6 +102,7 @@ fn run(cli: Cli) -> Result<()> {
             cache,
             overlay,
             cache_mode,
+            allow_devices,
         } => {
             let opts = UnpackOptions {
                 platform: platform(&p)?,
@@ -117,8 +123,17 @@ fn run(cli: Cli) -> Result<()> {
                     CacheMode::Copy => Method::Copy,
                     CacheMode::Hardlink => Method::Hardlink,
                 },
+                devices: if allow_devices {
+                    Devices::Create
+                } else {
+                    Devices::LeaveOut
+                },
             };
-            unpack(&image, &bundle, &opts)
+            let report = unpack(&image, &bundle, &opts)?;
+            if let Some(w) = devices::left_out_warning(&report.devices_left_out) {
+                eprintln!("patina-imagetool: warning: {w}");
+            }
+            Ok(())
         }
         Command::Inspect {
             image,

@@ -12,10 +12,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, bail, Context, Result};
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
+use nix::unistd::{fchown, Gid, Uid};
 
 use crate::cache::Cache;
 use crate::config::{self, BundleOptions, OverlayRoot, UserDb};
 use crate::copy::Method;
+use crate::devices::Devices;
 use crate::extract::{self, ExtractOptions};
 use crate::idmap::{IdMap, Ownership};
 use crate::image::{split_source_ref, Layer, Source};
@@ -35,23 +37,37 @@ pub struct UnpackOptions {
     pub cache: Option<PathBuf>,
     pub overlay: bool,
     pub cache_method: Method,
+    pub devices: Devices,
+}
+
+/// What a successful unpack has to tell beyond success.
+#[derive(Default)]
+pub struct Report {
+    /// Device entries of the layers that were left out (`Devices::LeaveOut`);
+    /// layers taken from the cache as they are report nothing.
+    pub devices_left_out: Vec<PathBuf>,
 }
 
 /// Layers decompressing ahead of the one being applied. Each holds at most
 /// a bounded queue of decompressed chunks, so memory stays bounded.
 const LOOKAHEAD: usize = 2;
 
-pub fn unpack(image_spec: &str, bundle: &Path, opts: &UnpackOptions) -> Result<()> {
+pub fn unpack(image_spec: &str, bundle: &Path, opts: &UnpackOptions) -> Result<Report> {
     let (src, reference) = split_source_ref(image_spec);
     let source = Source::open(&src)?;
     let image = source.resolve(reference.as_deref(), &opts.platform)?;
     if opts.overlay && opts.cache.is_none() {
         bail!("--overlay needs --cache DIR: the overlay's lower layers live in the cache");
     }
-    let bundle = absolute(bundle)?;
-    if fs::symlink_metadata(&bundle).is_ok() {
-        bail!("bundle {} already exists", bundle.display());
+    let mapped = !(opts.uid_map.is_empty() && opts.gid_map.is_empty());
+    if opts.overlay && mapped && !opts.rootless {
+        bail!(
+            "--overlay with --uid-map/--gid-map: the runtime mounts the overlay from inside \
+             the user namespace, whose root cannot enter the cache (0700); use --cache without --overlay"
+        );
     }
+    let bundle = absolute(bundle)?;
+    check_target(&bundle)?;
     let tmp = TempDir::create_beside(&bundle)?;
     let rootfs = tmp.path.join("rootfs");
     fs::DirBuilder::new()
@@ -64,6 +80,7 @@ pub fn unpack(image_spec: &str, bundle: &Path, opts: &UnpackOptions) -> Result<(
         gid_map: opts.gid_map.clone(),
         skip_chown: opts.rootless,
     };
+    own_rootfs(&rootfs_fd, &ownership)?;
     let progress = Progress::new(opts.quiet);
 
     let mut bundle_opts = BundleOptions {
@@ -72,20 +89,24 @@ pub fn unpack(image_spec: &str, bundle: &Path, opts: &UnpackOptions) -> Result<(
         gid_map: opts.gid_map.clone(),
         overlay: None,
     };
+    let mut report = Report::default();
     let users = match &opts.cache {
         None => {
-            apply_layers(
+            report.devices_left_out = apply_layers(
                 &source.store,
                 &image.layers,
                 &rootfs_fd,
                 &ownership,
+                opts.devices,
                 &progress,
             )?;
             read_user_db(&[rootfs_fd])
         }
         Some(dir) => {
             let cache = Cache::open(dir)?;
-            let layers = cache.ensure(&source, &image, &ownership, &progress)?;
+            let (layers, left_out) =
+                cache.ensure(&source, &image, &ownership, opts.devices, &progress)?;
+            report.devices_left_out = left_out;
             let lowers: Vec<OwnedFd> = layers
                 .iter()
                 .rev()
@@ -110,22 +131,81 @@ pub fn unpack(image_spec: &str, bundle: &Path, opts: &UnpackOptions) -> Result<(
     let spec = config::generate(&image.config, &users, &bundle_opts)?;
     let text = serde_json::to_string_pretty(&spec)?;
     fs::write(tmp.path.join("config.json"), text).context("writing config.json")?;
-    tmp.commit(&bundle)
+    tmp.commit(&bundle, container_root_group(&ownership))?;
+    Ok(report)
+}
+
+/// The bundle path must be free, or an empty directory for the finished
+/// bundle to replace: rename(2) swaps in the new directory, so the old
+/// one's owner and mode (perhaps another user's, or 0777) do not survive.
+fn check_target(bundle: &Path) -> Result<()> {
+    let meta = match fs::symlink_metadata(bundle) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => bail!("bundle {}: {e}", bundle.display()),
+        Ok(m) => m,
+    };
+    if !meta.is_dir() {
+        bail!(
+            "bundle {} already exists and is not a directory",
+            bundle.display()
+        );
+    }
+    let mut entries =
+        fs::read_dir(bundle).with_context(|| format!("bundle {}", bundle.display()))?;
+    if entries.next().is_some() {
+        bail!(
+            "bundle {} already exists and is not empty",
+            bundle.display()
+        );
+    }
+    Ok(())
+}
+
+/// With id maps the rootfs directory belongs to the container's root, like
+/// every file the layers make: an image without a `./` entry would leave it
+/// to the host's root, who is nobody inside the user namespace.
+fn own_rootfs(rootfs: &OwnedFd, own: &Ownership) -> Result<()> {
+    if own.skip_chown || (own.uid_map.is_empty() && own.gid_map.is_empty()) {
+        return Ok(());
+    }
+    let uid = own.host_uid(0).ok().map(Uid::from_raw);
+    let gid = own.host_gid(0).ok().map(Gid::from_raw);
+    fchown(rootfs, uid, gid).map_err(|e| {
+        anyhow!(
+            "chown rootfs to the container's root: {}",
+            std::io::Error::from(e)
+        )
+    })
+}
+
+/// The host group of the container's root when a gid map makes it another
+/// group than root's: the runtime binds the rootfs from inside the user
+/// namespace, so that group must be able to pass through the bundle
+/// directory. Nobody else needs to.
+fn container_root_group(own: &Ownership) -> Option<Gid> {
+    if own.skip_chown || own.gid_map.is_empty() {
+        return None;
+    }
+    own.host_gid(0).ok().filter(|&g| g != 0).map(Gid::from_raw)
 }
 
 /// Applies layers in order, each decompressing on its own thread up to
 /// LOOKAHEAD layers ahead of the one being written.
+/// Returns the device entries left out.
 fn apply_layers(
     store: &Arc<dyn BlobStore>,
     layers: &[Layer],
     rootfs: &OwnedFd,
     ownership: &Ownership,
+    devices: Devices,
     progress: &Progress,
-) -> Result<()> {
+) -> Result<Vec<PathBuf>> {
     let opts = ExtractOptions {
         whiteouts: WhiteoutMode::Apply,
         ownership: ownership.clone(),
+        devices,
     };
+    let mut left_out = Vec::new();
     let mut pending: VecDeque<LayerStream> = VecDeque::new();
     let mut spawned = 0;
     for layer in layers {
@@ -141,21 +221,22 @@ fn apply_layers(
         let mut stream = pending
             .pop_front()
             .expect("a stream was spawned for this layer");
-        apply_one(&mut stream, layer, |s| {
+        let applied = apply_one(&mut stream, layer, |s| {
             extract::apply_layer(rootfs, s, &opts, &[])
         })?;
+        left_out.extend(applied.devices_left_out);
     }
-    Ok(())
+    Ok(left_out)
 }
 
 /// Runs `apply` over a layer stream and drains it so its checksums are
 /// verified; names the layer and the root cause on failure.
-pub fn apply_one(
+pub fn apply_one<T>(
     stream: &mut LayerStream,
     layer: &Layer,
-    apply: impl FnOnce(&mut LayerStream) -> Result<()>,
-) -> Result<()> {
-    let result = apply(stream).and_then(|()| stream.finish().map_err(|e| anyhow!(e)));
+    apply: impl FnOnce(&mut LayerStream) -> Result<T>,
+) -> Result<T> {
+    let result = apply(stream).and_then(|v| stream.finish().map(|()| v).map_err(|e| anyhow!(e)));
     result.map_err(|e| match stream.take_error() {
         Some(cause) => anyhow!("{}: {cause}", layer.label()),
         None => e.context(layer.label()),
@@ -233,10 +314,22 @@ impl TempDir {
         Ok(Self { path, done: false })
     }
 
-    fn commit(mut self, target: &Path) -> Result<()> {
+    /// Renames the bundle into place, entered by its owner only (0700, as
+    /// umoci makes bundles): setuid-root programs and device nodes of the
+    /// rootfs are out of other host users' reach. With `group`, 0710: that
+    /// group may pass through (to the rootfs), not list or change it.
+    fn commit(mut self, target: &Path, group: Option<Gid>) -> Result<()> {
+        let mode = match group {
+            None => 0o700,
+            Some(g) => {
+                nix::unistd::chown(&self.path, None, Some(g))
+                    .map_err(|e| anyhow!("chgrp bundle to gid {g}: {}", std::io::Error::from(e)))?;
+                0o710
+            }
+        };
         fs::set_permissions(
             &self.path,
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            std::os::unix::fs::PermissionsExt::from_mode(mode),
         )?;
         fs::rename(&self.path, target)
             .with_context(|| format!("rename to {}", target.display()))?;

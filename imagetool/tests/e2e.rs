@@ -120,6 +120,25 @@ fn busybox_bundle_runs() {
     assert_eq!(run_container(&bundle, &id), EXPECTED);
 }
 
+/// A bundle unpacked for a user namespace runs: the container's root gets
+/// through the bundle directory (0710, its group) and owns the rootfs,
+/// where a 0700 root-only bundle would stop the runtime's bind of the
+/// rootfs with EACCES (patina and runc alike).
+#[test]
+fn busybox_user_namespace_bundle_runs() {
+    let s = Scratch::new("e2e-userns");
+    busybox_image(&s.join("img"));
+    let bundle = s.join("bundle");
+    unpack(
+        &format!("{}:busybox", s.join("img").display()),
+        &bundle,
+        &["--uid-map", "0:100000:65536", "--gid-map", "0:100000:65536"],
+    );
+    let id = format!("imagetool-e2e-userns-{}", std::process::id());
+    assert_eq!(run_container(&bundle, &id), EXPECTED);
+    assert_eq!(mode_owner(&bundle), (0o710, 0, 100000));
+}
+
 #[test]
 fn busybox_overlay_bundles_share_cached_layers() {
     let s = Scratch::new("e2e-ov");

@@ -4,6 +4,7 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 use common::*;
@@ -376,8 +377,307 @@ fn diff_id_mismatch() {
 #[test]
 fn existing_bundle_is_refused() {
     let b = good_image("exists");
-    fs::create_dir(b.s.join("bundle")).unwrap();
-    let err = unpack_error(&b.layout.dir, &b.s.join("bundle"));
-    assert!(err.contains("already exists"), "{err}");
-    assert_eq!(leftovers(&b.s.0, &["img", "bundle"]), Vec::<String>::new());
+    let bundle = b.s.join("bundle");
+    fs::create_dir(&bundle).unwrap();
+    fs::write(bundle.join("keep"), b"mine").unwrap();
+    let err = unpack_error(&b.layout.dir, &bundle);
+    assert!(err.contains("already exists and is not empty"), "{err}");
+    assert_eq!(fs::read(bundle.join("keep")).unwrap(), b"mine");
+    let file = b.s.join("file");
+    fs::write(&file, b"").unwrap();
+    let err = unpack_error(&b.layout.dir, &file);
+    assert!(err.contains("is not a directory"), "{err}");
+    assert_eq!(
+        leftovers(&b.s.0, &["img", "bundle", "file"]),
+        Vec::<String>::new()
+    );
+}
+
+// ------------------------------------------- host users and the unpacked image
+//
+// The image's content is the container's, not the host's: a setuid-root
+// program or a device node in a rootfs must not serve host users who are
+// not root. Each attack below runs as host user nobody and has a control:
+// the same attack with the path opened the way the old code left it
+// (0755), which must succeed, so a pass cannot come from a nosuid or nodev
+// mount or a missing tool.
+
+/// An image with a setuid-root program (the host's `id`, which prints the
+/// effective uid) and, when given, device nodes with mode 0666.
+fn rootme_image(s: &Scratch, nodes: &[(&str, tar::EntryType, (u32, u32))]) -> std::path::PathBuf {
+    let id = fs::read("/usr/bin/id").expect("/usr/bin/id (coreutils)");
+    let mut layer = Tar::new()
+        .dir("bin/", attrs(0o755))
+        .file("bin/rootme", &id, attrs(0o4755))
+        .dir("dev/", attrs(0o755));
+    for (name, kind, dev) in nodes {
+        layer = layer.node(name, *kind, *dev, attrs(0o666));
+    }
+    // The scratch dir follows the umask: open it so that only the
+    // bundle's (or cache's) own mode can stand in the attacker's way.
+    chmod(&s.0, 0o755);
+    image(s, "img", &[(Comp::Gzip, layer.finish())])
+}
+
+/// The host's /dev/kmsg (char, opened for writing) and a block device of
+/// the host (opened for reading): nodes nobody cannot open at their real
+/// paths (checked for kmsg; block nodes in /dev are never world-readable).
+fn host_devices() -> Vec<(&'static str, tar::EntryType, (u32, u32), bool)> {
+    let kmsg = fs::metadata("/dev/kmsg").expect("/dev/kmsg").rdev();
+    let mut nodes = vec![(
+        "dev/kmsg",
+        tar::EntryType::Char,
+        (libc::major(kmsg), libc::minor(kmsg)),
+        true,
+    )];
+    match openable_block_device() {
+        Some(dev) => {
+            eprintln!("host_devices: block device {}:{}", dev.0, dev.1);
+            nodes.push(("dev/hostdisk", tar::EntryType::Block, dev, false))
+        }
+        None => eprintln!(
+            "host_devices: no block device that root may open here; only the char node is tested"
+        ),
+    }
+    nodes
+}
+
+/// The disk under `/` if root may open it (a VM sandbox can forbid even
+/// that), else the first block device in /sys/dev/block that root may open.
+fn openable_block_device() -> Option<(u32, u32)> {
+    let root = fs::metadata("/").unwrap().dev();
+    let mut candidates = vec![(libc::major(root), libc::minor(root))];
+    let mut listed: Vec<(u32, u32)> = fs::read_dir("/sys/dev/block")
+        .map(|d| {
+            d.filter_map(|e| {
+                let name = e.ok()?.file_name().into_string().ok()?;
+                let (a, b) = name.split_once(':')?;
+                Some((a.parse().ok()?, b.parse().ok()?))
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    listed.sort();
+    candidates.extend(listed);
+    let probe = Scratch::new("blockprobe");
+    let node = probe.join("node");
+    candidates
+        .into_iter()
+        .filter(|&(major, _)| major != 0)
+        .find(|&(major, minor)| {
+            let made = nix::sys::stat::mknod(
+                &node,
+                nix::sys::stat::SFlag::S_IFBLK,
+                nix::sys::stat::Mode::from_bits_truncate(0o600),
+                libc::makedev(major, minor),
+            );
+            let ok = made.is_ok() && fs::File::open(&node).is_ok();
+            let _ = fs::remove_file(&node);
+            ok
+        })
+}
+
+fn as_entries(
+    nodes: &[(&'static str, tar::EntryType, (u32, u32), bool)],
+) -> Vec<(&'static str, tar::EntryType, (u32, u32))> {
+    nodes.iter().map(|(n, k, d, _)| (*n, *k, *d)).collect()
+}
+
+fn unpack_with(img: &Path, bundle: &Path, extra: &[&str]) -> std::process::Output {
+    let image = format!("{}:t", img.display());
+    let mut args = vec!["unpack", "--quiet", "--image", &image];
+    args.extend_from_slice(extra);
+    args.push(bundle.to_str().unwrap());
+    run(&args)
+}
+
+/// A host user runs a setuid-root program from a freshly unpacked bundle.
+#[test]
+fn host_user_cannot_run_setuid_root_program_from_bundle() {
+    let s = Scratch::new("suid");
+    let img = rootme_image(&s, &[]);
+    let bundle = s.join("bundle");
+    assert_unpacked(&unpack_with(&img, &bundle, &[]));
+    let rootme = bundle.join("rootfs/bin/rootme");
+    let err = nobody_runs(&rootme).expect_err("nobody ran the image's setuid program");
+    assert!(err.contains("Permission denied"), "{err}");
+    assert_eq!(mode_owner(&bundle), (0o700, 0, 0), "bundle is root's, 0700");
+    assert_eq!(
+        mode_owner(&rootme).0,
+        0o4755,
+        "the image keeps its setuid bit"
+    );
+
+    // Control: with the bundle as open as the old code made it, the same
+    // program gives nobody euid 0.
+    chmod(&bundle, 0o755);
+    assert_eq!(nobody_runs(&rootme).as_deref(), Ok("0\n"));
+}
+
+/// A host user opens device nodes the image carries (the host's kmsg for
+/// writing, the host's root disk for reading). Left out by default, so no
+/// bundle mode matters (beyond umoci, which creates them as root does).
+#[test]
+fn host_user_cannot_open_device_nodes_from_bundle() {
+    let nodes = host_devices();
+    let err = nobody_opens(Path::new("/dev/kmsg"), true).expect_err("nobody writes /dev/kmsg");
+    assert!(err.contains("Permission denied"), "precondition: {err}");
+    let s = Scratch::new("devs");
+    let img = rootme_image(&s, &as_entries(&nodes));
+
+    let bundle = s.join("bundle");
+    let out = unpack_with(&img, &bundle, &[]);
+    assert_unpacked(&out);
+    // Opening the bundle up (the old mode) changes nothing: the nodes are
+    // not there at all.
+    chmod(&bundle, 0o755);
+    for (name, _, _, write) in &nodes {
+        let path = bundle.join("rootfs").join(name);
+        // Reading: no such file; writing: nobody may not create one.
+        nobody_opens(&path, *write).expect_err(name);
+        assert!(fs::symlink_metadata(&path).is_err(), "{name} was created");
+    }
+    let warning = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warning.contains("warning: left out")
+            && warning.contains("dev/kmsg")
+            && warning.contains("--allow-devices"),
+        "{warning}"
+    );
+}
+
+/// With --allow-devices the nodes are made as the image says; the bundle's
+/// mode alone keeps host users from them.
+#[test]
+fn allowed_device_nodes_stay_out_of_host_users_reach() {
+    let nodes = host_devices();
+    let s = Scratch::new("devs-allowed");
+    let img = rootme_image(&s, &as_entries(&nodes));
+    let bundle = s.join("bundle");
+    let out = unpack_with(&img, &bundle, &["--allow-devices"]);
+    assert_unpacked(&out);
+    assert!(out.stderr.is_empty(), "no warning when devices are allowed");
+    assert_eq!(mode_owner(&bundle), (0o700, 0, 0));
+    for (name, kind, (major, minor), write) in &nodes {
+        let path = bundle.join("rootfs").join(name);
+        let md = fs::symlink_metadata(&path).unwrap();
+        let is_kind = match kind {
+            tar::EntryType::Char => md.file_type().is_char_device(),
+            _ => md.file_type().is_block_device(),
+        };
+        assert!(is_kind, "{name} is a device node");
+        assert_eq!(md.rdev(), libc::makedev(*major, *minor), "{name}");
+        let err = nobody_opens(&path, *write).expect_err(name);
+        assert!(err.contains("Permission denied"), "{name}: {err}");
+    }
+    // Control: as the old code left the bundle, nobody gets in.
+    chmod(&bundle, 0o755);
+    for (name, _, _, write) in &nodes {
+        let path = bundle.join("rootfs").join(name);
+        assert_eq!(nobody_opens(&path, *write), Ok(()), "control: {name}");
+    }
+}
+
+/// The layer cache holds what bundles hold: with --allow-devices a device
+/// node and always the setuid program. `DIR/layers` is closed like a bundle
+/// (beyond umoci, which has no cache).
+#[test]
+fn host_user_cannot_reach_the_layer_cache() {
+    let nodes = host_devices();
+    let s = Scratch::new("cache-reach");
+    let img = rootme_image(&s, &as_entries(&nodes));
+    let cache = s.join("cache");
+    let c = cache.to_str().unwrap();
+    let layers = cache.join("layers");
+    let diffs = || -> Vec<std::path::PathBuf> {
+        fs::read_dir(&layers)
+            .unwrap()
+            .map(|e| e.unwrap().path().join("diff"))
+            .collect()
+    };
+    assert_unpacked(&unpack_with(&img, &s.join("b0"), &["--cache", c]));
+    for d in diffs() {
+        let err = nobody_runs(&d.join("bin/rootme")).expect_err("setuid program in the cache");
+        assert!(err.contains("Permission denied"), "{err}");
+    }
+    assert_unpacked(&unpack_with(
+        &img,
+        &s.join("b1"),
+        &["--cache", c, "--allow-devices"],
+    ));
+    assert_eq!(mode_owner(&layers), (0o700, 0, 0));
+    // Two key directories: the layer without its devices and with them.
+    assert_eq!(diffs().len(), 2);
+    let faithful = diffs()
+        .into_iter()
+        .find(|d| fs::symlink_metadata(d.join("dev/kmsg")).is_ok_and(|m| m.mode() & 0o777 == 0o666))
+        .expect("a cached layer with the device node");
+    let err = nobody_opens(&faithful.join("dev/kmsg"), true).expect_err("kmsg in the cache");
+    assert!(err.contains("Permission denied"), "{err}");
+
+    // Control: the cache as the old code left it (0755) gives both away.
+    chmod(&layers, 0o755);
+    assert_eq!(
+        nobody_runs(&faithful.join("bin/rootme")).as_deref(),
+        Ok("0\n")
+    );
+    assert_eq!(nobody_opens(&faithful.join("dev/kmsg"), true), Ok(()));
+    // ... and the next unpack closes such a cache again.
+    assert_unpacked(&unpack_with(&img, &s.join("b2"), &["--cache", c]));
+    assert_eq!(mode_owner(&layers).0, 0o700);
+}
+
+/// A `layers` directory that another user owns may hold layers that user
+/// wrote: refused, not trusted (beyond umoci, which has no cache).
+#[test]
+fn cache_owned_by_another_user_is_refused() {
+    let s = Scratch::new("cache-owner");
+    let img = rootme_image(&s, &[]);
+    let layers = s.join("cache/layers");
+    fs::create_dir_all(&layers).unwrap();
+    nix::unistd::chown(&layers, Some(nix::unistd::Uid::from_raw(NOBODY)), None).unwrap();
+    let bundle = s.join("bundle");
+    let image = format!("{}:t", img.display());
+    let cache = s.join("cache");
+    let err = run_fail(&[
+        "unpack",
+        "--image",
+        &image,
+        "--cache",
+        cache.to_str().unwrap(),
+        bundle.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("cache/layers") && err.contains("owned by uid 65534"),
+        "{err}"
+    );
+    assert!(!bundle.exists());
+    assert_eq!(mode_owner(&layers), (0o755, NOBODY, 0), "left as it was");
+}
+
+/// An existing empty directory, even one nobody owns and anyone may write,
+/// is replaced by the bundle, not reused (beyond umoci, which chmods it in
+/// place and so leaves it to its owner).
+#[test]
+fn existing_empty_directory_is_replaced_by_a_closed_bundle() {
+    let s = Scratch::new("empty-target");
+    let img = rootme_image(&s, &[]);
+    let bundle = s.join("bundle");
+    fs::create_dir(&bundle).unwrap();
+    chmod(&bundle, 0o777);
+    nix::unistd::chown(
+        &bundle,
+        Some(nix::unistd::Uid::from_raw(NOBODY)),
+        Some(nix::unistd::Gid::from_raw(NOBODY)),
+    )
+    .unwrap();
+    assert_unpacked(&unpack_with(&img, &bundle, &[]));
+    assert_eq!(mode_owner(&bundle), (0o700, 0, 0));
+    let err = nobody_runs(&bundle.join("rootfs/bin/rootme")).expect_err("nobody ran rootme");
+    assert!(err.contains("Permission denied"), "{err}");
+    // Nobody, who owned the directory, cannot open it back up.
+    let out = as_nobody("chmod 755 \"$1\"", &[&bundle]);
+    assert!(!out.status.success());
+    assert_eq!(mode_owner(&bundle).0, 0o700);
+    assert_eq!(leftovers(&s.0, &["img", "bundle"]), Vec::<String>::new());
 }

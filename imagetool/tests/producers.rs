@@ -139,6 +139,7 @@ fn umoci_image(s: &Scratch) -> String {
 fn umoci_reference(s: &Scratch, image: &str) -> std::collections::BTreeMap<String, Node> {
     let b = s.join("umoci-bundle");
     sh("umoci", &["unpack", "--image", image, b.to_str().unwrap()]);
+    assert_eq!(mode_owner(&b).0, 0o700, "umoci closes its bundles");
     let snap = snapshot(&b.join("rootfs"));
     fs::remove_dir_all(&b).unwrap();
     snap
@@ -187,10 +188,22 @@ fn umoci_and_skopeo_images_match_umoci_unpack() {
     );
     assert!(reference.contains_key("srv/data/new"));
 
-    // The layout itself.
+    // The layout itself. umoci creates device nodes as root: compared with
+    // --allow-devices; by default the device node is the one difference
+    // (beyond umoci). Both close the bundle the same way.
     let b = s.join("b-oci");
-    unpack(&image, &b, &[]);
+    unpack(&image, &b, &["--allow-devices"]);
     assert_same_tree(&snapshot(&b.join("rootfs")), &reference, "oci layout");
+    assert_eq!(mode_owner(&b), (0o700, 0, 0));
+    let d = s.join("b-default");
+    unpack(&image, &d, &[]);
+    let mut without_devices = reference.clone();
+    without_devices.remove("dev/null");
+    assert_same_tree(
+        &snapshot(&d.join("rootfs")),
+        &without_devices,
+        "devices left out",
+    );
     let spec: Value = serde_json::from_slice(&fs::read(b.join("config.json")).unwrap()).unwrap();
     assert_eq!(spec["process"]["user"]["uid"], 500);
     assert_eq!(spec["process"]["args"][0], "/bin/sh");
@@ -236,7 +249,7 @@ fn umoci_and_skopeo_images_match_umoci_unpack() {
     ];
     for (i, (src, what)) in cases.iter().enumerate() {
         let b = s.join(&format!("b{i}"));
-        unpack(src, &b, &[]);
+        unpack(src, &b, &["--allow-devices"]);
         assert_same_tree(&snapshot(&b.join("rootfs")), &reference, what);
         fs::remove_dir_all(&b).unwrap();
     }

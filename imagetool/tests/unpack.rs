@@ -50,7 +50,11 @@ fn gzip_layer_keeps_every_kind_of_metadata() {
         .finish();
     Layout::single(&s.join("img"), "v1", &[(Comp::Gzip, layer)], cmd());
     let bundle = s.join("bundle");
-    unpack(&format!("{}:v1", s.join("img").display()), &bundle, &[]);
+    unpack(
+        &format!("{}:v1", s.join("img").display()),
+        &bundle,
+        &["--allow-devices"],
+    );
     let root = bundle.join("rootfs");
 
     let tool = fs::symlink_metadata(root.join("usr/bin/tool")).unwrap();
@@ -169,6 +173,105 @@ fn whiteouts_opaque_dirs_and_cross_layer_hardlinks() {
         !snap.keys().any(|k| k.contains(".wh.")),
         "no whiteout files materialised"
     );
+}
+
+/// Device entries left out by default still replace what lower layers had
+/// at their paths (as a device would), the same way directly and through
+/// the cache in every mode; 0:0 char devices (overlay whiteouts), FIFOs and
+/// `.wh.` whiteouts work as before. With --allow-devices the nodes are made.
+#[test]
+fn device_entries_are_left_out_but_still_replace_lower_entries() {
+    let s = Scratch::new("devpolicy");
+    let base = Tar::new()
+        .dir("dev/", attrs(0o755))
+        .file("dev/console", b"placeholder", attrs(0o644))
+        .dir("d/", attrs(0o755))
+        .file("d/inner", b"i", attrs(0o644))
+        .file("hidden", b"h", attrs(0o644))
+        .file("kept", b"k", attrs(0o644))
+        .finish();
+    let upper = Tar::new()
+        .node("dev/console", EntryType::Char, (5, 1), attrs(0o620))
+        .hardlink("dev/console2", "dev/console")
+        .node("d", EntryType::Block, (7, 0), attrs(0o660))
+        .node("wh", EntryType::Char, (0, 0), attrs(0o600))
+        .node("run/fifo", EntryType::Fifo, (0, 0), attrs(0o620))
+        .whiteout("", "hidden")
+        .finish();
+    Layout::single(
+        &s.join("img"),
+        "t",
+        &[(Comp::Gzip, base), (Comp::Gzip, upper)],
+        cmd(),
+    );
+    let img = format!("{}:t", s.join("img").display());
+    let direct = s.join("direct");
+    let out = run(&[
+        "unpack",
+        "--quiet",
+        "--image",
+        &img,
+        direct.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let warning = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warning.contains("left out 3 device node(s) (dev/console, dev/console2, d)"),
+        "{warning}"
+    );
+    let snap = snapshot(&direct.join("rootfs"));
+    let paths: Vec<&str> = snap.keys().map(String::as_str).collect();
+    assert_eq!(paths, ["dev", "kept", "run", "run/fifo", "wh"]);
+    assert_eq!((snap["wh"].kind, snap["wh"].rdev), ('c', 0), "0:0 kept");
+    assert_eq!(snap["run/fifo"].kind, 'p');
+
+    // Through the cache a 0:0 entry is an overlay whiteout (as it was before
+    // devices were left out), so the copy has no `wh`; all else is the same.
+    let mut via_cache = snap.clone();
+    via_cache.remove("wh");
+    let cache = s.join("cache");
+    let c = cache.to_str().unwrap();
+    for (i, extra) in [
+        &["--cache", c][..],
+        &["--cache", c, "--cache-mode", "hardlink"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let b = s.join(&format!("cached{i}"));
+        unpack(&img, &b, extra);
+        assert_same_tree(
+            &snapshot(&b.join("rootfs")),
+            &via_cache,
+            &format!("{extra:?}"),
+        );
+    }
+    // In overlay form the left-out entries are whiteouts over the lower
+    // layer: an overlay of the cached layers shows what the copy shows.
+    let upper_dir = fs::read_dir(cache.join("layers"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("diff"))
+        .find(|d| d.join("wh").exists())
+        .unwrap();
+    for name in ["dev/console", "dev/console2", "d", "hidden", "wh"] {
+        let md = fs::symlink_metadata(upper_dir.join(name)).unwrap();
+        assert!(
+            md.file_type().is_char_device() && md.rdev() == 0,
+            "{name} is an overlay whiteout"
+        );
+    }
+
+    let allowed = s.join("allowed");
+    unpack(&img, &allowed, &["--allow-devices"]);
+    let root = allowed.join("rootfs");
+    let console = fs::symlink_metadata(root.join("dev/console")).unwrap();
+    assert!(console.file_type().is_char_device());
+    assert_eq!(console.rdev(), libc::makedev(5, 1));
+    let console2 = fs::symlink_metadata(root.join("dev/console2")).unwrap();
+    assert_eq!(console2.ino(), console.ino());
+    let d = fs::symlink_metadata(root.join("d")).unwrap();
+    assert!(d.file_type().is_block_device());
+    assert!(!root.join("hidden").exists());
 }
 
 #[test]
@@ -300,6 +403,12 @@ fn uid_map_shifts_owners_and_config() {
     );
     let srv = fs::metadata(bundle.join("rootfs/srv")).unwrap();
     assert_eq!((srv.uid(), srv.gid()), (101000, 201001));
+    // The container's root owns the rootfs (the layer has no `./` entry)
+    // and its group alone may pass through the bundle directory: the
+    // runtime binds the rootfs from inside the user namespace.
+    assert_eq!(mode_owner(&bundle.join("rootfs")).1, 100000);
+    assert_eq!(mode_owner(&bundle.join("rootfs")).2, 200000);
+    assert_eq!(mode_owner(&bundle), (0o710, 0, 200000));
     let passwd = fs::metadata(bundle.join("rootfs/etc/passwd")).unwrap();
     assert_eq!((passwd.uid(), passwd.gid()), (100000, 200000));
     let spec: Value =
@@ -328,6 +437,23 @@ fn uid_map_shifts_owners_and_config() {
         s.join("b2").to_str().unwrap(),
     ]);
     assert!(err.contains("uid 1000 is not covered"), "{err}");
+
+    // The cache is root's alone (0700): a user-namespaced runtime could not
+    // mount an overlay of it.
+    let cache = s.join("cache");
+    let err = run_fail(&[
+        "unpack",
+        "--image",
+        &img,
+        "--uid-map",
+        "0:100000:65536",
+        "--cache",
+        cache.to_str().unwrap(),
+        "--overlay",
+        s.join("b3").to_str().unwrap(),
+    ]);
+    assert!(err.contains("--overlay with --uid-map/--gid-map"), "{err}");
+    assert_eq!(leftovers(&s.0, &["img", "bundle"]), Vec::<String>::new());
 }
 
 #[test]

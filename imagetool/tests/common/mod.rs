@@ -512,3 +512,64 @@ pub fn leftovers(dir: &Path, except: &[&str]) -> Vec<String> {
         .filter(|n| !except.contains(&n.as_str()))
         .collect()
 }
+
+// ---------------------------------------------------------------- attackers
+
+/// The unprivileged host user the attacker tests act as.
+pub const NOBODY: u32 = 65534;
+
+/// Runs `sh -c script` (paths as `$1`, `$2`...) as host user nobody with no
+/// supplementary groups, through setpriv (util-linux): the attacker.
+pub fn as_nobody(script: &str, paths: &[&Path]) -> Output {
+    Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            "/bin/sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .args(paths)
+        .output()
+        .expect("running setpriv (util-linux)")
+}
+
+/// Nobody executes `prog -u`; Ok(its stdout) if it ran, else Err(stderr).
+/// A setuid-root `id` prints `0`.
+pub fn nobody_runs(prog: &Path) -> Result<String, String> {
+    outcome(as_nobody("exec \"$1\" -u", &[prog]))
+}
+
+/// Nobody opens `path` for reading, or for writing (appending: nothing is
+/// truncated, nothing written); Ok(()) if the open succeeded, else Err(stderr).
+pub fn nobody_opens(path: &Path, write: bool) -> Result<(), String> {
+    let script = if write {
+        "exec 3>>\"$1\""
+    } else {
+        "exec 3<\"$1\""
+    };
+    outcome(as_nobody(script, &[path])).map(|_| ())
+}
+
+fn outcome(out: Output) -> Result<String, String> {
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim_end().to_string())
+    }
+}
+
+/// Sets `path`'s permission bits.
+pub fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Mode bits, owner and group of `path` (not following a symlink).
+pub fn mode_owner(path: &Path) -> (u32, u32, u32) {
+    let md = fs::symlink_metadata(path).unwrap();
+    (md.mode() & 0o7777, md.uid(), md.gid())
+}
