@@ -15,11 +15,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const NS: &str = "shimopts";
-const ID: &str = "c";
 
 /// A shim for this file's task, with no options at start: each Create brings its own.
+/// The container id of test `name`: unique, since its default cgroup is named after it
+/// and two tests must never share one.
+fn id_of(name: &str) -> String {
+    format!("{name}-{}", std::process::id())
+}
+
 fn start_shim(name: &str, args: &[&str]) -> Shim {
-    Shim::start(name, (NS, ID), args, |_| None)
+    Shim::start(name, (NS, &id_of(name)), args, |_| None)
 }
 
 /// A cgroup this test makes beneath its own: `/<base>/<name>` where `base` is our
@@ -200,7 +205,12 @@ fn shim_cgroup_missing_is_refused() {
     assert!(!exists(&roots), "{path} was created");
     let after = std::fs::read_to_string(format!("/proc/{}/cgroup", shim.pid)).unwrap();
     assert_eq!(before, after);
-    assert!(!shim.dir.join("root").join(NS).join(ID).exists());
+    assert!(!shim
+        .dir
+        .join("root")
+        .join(NS)
+        .join(id_of("cgroup-missing"))
+        .exists());
     assert!(!shim.bundle.join("patina-shim.json").exists());
     assert_eq!(
         shim.state("").expect_err("no task").code,

@@ -54,6 +54,10 @@ pub struct Record {
     pub pid: i32,
     /// Start time of `pid` in clock ticks since boot (/proc/PID/stat field 22).
     pub pid_start: u64,
+    /// The container's cgroup directories, resolved at create. Kept near the start of
+    /// the file, with the pid: what `delete --force` can still read of a truncated state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<crate::cgroups::Cgroup>,
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
     pub created: String,
@@ -77,9 +81,9 @@ pub struct Record {
     /// (and compiled by `exec`) for containers created by such a version, never written.
     #[serde(default, skip_serializing)]
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
-    /// The container's cgroup directories, resolved at create.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cgroup: Option<crate::cgroups::Cgroup>,
+    /// `create --no-new-keyring`: exec'd processes then keep their own session keyring too.
+    #[serde(default)]
+    pub no_new_keyring: bool,
 }
 
 /// The state JSON of runtime.md, with runc's extra fields (rootfs, created, owner).
@@ -223,6 +227,27 @@ impl StateDir {
         self.path.join(EXEC_FIFO)
     }
 
+    /// [`StateDir::status`] for a caller that does not hold the lock (`state`, `list`):
+    /// a container with no init on record yet is `creating` while its `create` still
+    /// holds the lock, and `stopped` once that create is gone (killed half-way).
+    pub fn observed_status(&self, record: &Record) -> Status {
+        if record.pid == 0 && self.is_locked() {
+            Status::Creating
+        } else {
+            self.status(record)
+        }
+    }
+
+    pub fn is_locked(&self) -> bool {
+        let Ok(dir) = File::open(&self.path) else {
+            return false;
+        };
+        matches!(
+            Flock::lock(dir, FlockArg::LockSharedNonblock),
+            Err((_, Errno::EWOULDBLOCK))
+        )
+    }
+
     /// created vs running: the exec fifo exists until `start` consumes it; paused while
     /// the cgroup is frozen.
     pub fn status(&self, record: &Record) -> Status {
@@ -272,7 +297,8 @@ pub fn process_is(pid: i32, start: u64) -> bool {
     matches!(proc_stat(pid), Some((s, state)) if s == start && state != b'Z' && state != b'X')
 }
 
-/// List the ids of all containers under `root` (those whose state is complete).
+/// List the ids of all containers under `root`, those still without state.json (being
+/// created, or a create killed right after making the dir) included.
 pub fn list_ids(root: &Path) -> Result<Vec<String>> {
     let entries = match std::fs::read_dir(root) {
         Ok(entries) => entries,
@@ -281,8 +307,9 @@ pub fn list_ids(root: &Path) -> Result<Vec<String>> {
     };
     let mut ids: Vec<String> = entries
         .filter_map(|e| e.ok())
-        .filter(|e| e.path().join(STATE_FILE).exists())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|id| check_id(id).is_ok())
         .collect();
     ids.sort();
     Ok(ids)

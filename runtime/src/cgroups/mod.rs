@@ -63,6 +63,12 @@ pub struct Cgroup {
     /// The cgroup2 directory: everything on pure v2, the unified hierarchy on hybrid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unified: Option<PathBuf>,
+    /// The directories patina makes for the container (parents first), and so the only
+    /// ones it removes: a cgroup that existed before is joined (when empty) but never
+    /// removed. Recorded in state.json before the first mkdir. `None` in the state of a
+    /// patina from before this field, which removed every leaf.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<Vec<PathBuf>>,
 }
 
 /// The host's layout as seen from /proc/self/mountinfo.
@@ -155,11 +161,18 @@ fn unescape(s: &str) -> String {
         .replace("\\134", "\\")
 }
 
-/// Refuse cgroupsPath values that could leave the hierarchy, or that use systemd's form.
+/// Refuse cgroupsPath values that could leave the hierarchy or name its root, or that
+/// use systemd's form.
 pub fn check_path(path: &Path) -> Result<()> {
     if path.components().any(|c| c == Component::ParentDir) {
         bail!(
             "linux.cgroupsPath {:?}: must not contain \"..\"",
+            path.display()
+        );
+    }
+    if path.is_absolute() && path.components().all(|c| c == Component::RootDir) {
+        bail!(
+            "linux.cgroupsPath {:?}: names the root of every hierarchy, which holds the host's processes",
             path.display()
         );
     }
@@ -216,6 +229,7 @@ impl Cgroup {
             Layout::V2 { mount } => Cgroup {
                 v1: BTreeMap::new(),
                 unified: Some(place(mount, &[])),
+                created: None,
             },
             Layout::V1 {
                 hierarchies,
@@ -231,6 +245,7 @@ impl Cgroup {
                 Cgroup {
                     v1,
                     unified: unified.as_ref().map(|m| place(m, &[])),
+                    created: None,
                 }
             }
         }
@@ -261,24 +276,71 @@ impl Cgroup {
         self.v1.get(controller).map(PathBuf::as_path)
     }
 
-    /// Make the directories; on failure, remove those this call made.
-    pub fn create(&self) -> Result<()> {
-        let mut made: Vec<PathBuf> = Vec::new();
-        let result = self.dirs().into_iter().try_for_each(|dir| {
-            let fresh = make_dirs(dir, &mut made)?;
-            if self.v1_dir("cpuset") == Some(dir) {
-                for d in fresh {
-                    v1::init_cpuset(&d)?;
+    /// Before anything is made: the directories that are missing (parents first), which
+    /// [`Cgroup::create`] will make and [`Cgroup::remove`] remove. An existing
+    /// directory is joined only when nothing runs in it and it is not frozen (as runc
+    /// 1.2): its processes would otherwise share the container's limits, be killed with
+    /// it, or freeze the container at birth.
+    pub fn plan_creation(&mut self) -> Result<()> {
+        let mut missing: Vec<PathBuf> = Vec::new();
+        for dir in self.dirs() {
+            if dir.exists() {
+                check_joinable(dir)?;
+            }
+            let mut cur = dir;
+            let mut chain = Vec::new();
+            while !cur.exists() {
+                chain.push(cur.to_path_buf());
+                match cur.parent() {
+                    Some(p) => cur = p,
+                    None => break,
                 }
             }
-            Ok(())
-        });
-        if result.is_err() {
+            if !chain.is_empty() {
+                // A new cgroup below a frozen one is born frozen.
+                check_not_frozen(cur)?;
+            }
+            for d in chain.into_iter().rev() {
+                if !missing.contains(&d) {
+                    missing.push(d);
+                }
+            }
+        }
+        self.created = Some(missing);
+        Ok(())
+    }
+
+    /// Make the planned directories. A directory someone else made meanwhile is not
+    /// ours: it leaves `created` (returns true when the plan changed, for the caller to
+    /// record it). On failure, the directories this call made are removed again.
+    pub fn create(&mut self) -> Result<bool> {
+        let planned = self.created.clone().unwrap_or_default();
+        let mut made: Vec<PathBuf> = Vec::new();
+        let mut changed = false;
+        let result = planned
+            .iter()
+            .try_for_each(|d| match std::fs::create_dir(d) {
+                Ok(()) => {
+                    made.push(d.clone());
+                    if self.v1.get("cpuset").is_some_and(|c| c.starts_with(d)) {
+                        v1::init_cpuset(d)?;
+                    }
+                    Ok(())
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    changed = true;
+                    check_joinable(d)
+                }
+                Err(e) => Err(Error::from(e).wrap(format!("create cgroup {:?}", d.display()))),
+            });
+        if let Err(e) = result {
             for d in made.iter().rev() {
                 let _ = std::fs::remove_dir(d);
             }
+            return Err(e);
         }
-        result
+        self.created = Some(made);
+        Ok(changed)
     }
 
     /// What a new process needs to join this cgroup cheaply (see [`Joiner`]).
@@ -403,16 +465,24 @@ impl Cgroup {
         }
     }
 
-    /// Remove the directories (the leaves only: parents may be shared). Exiting tasks
-    /// may keep a cgroup busy for a moment: EBUSY is retried briefly.
+    /// Remove the directories patina made, leaves first. A leaf's exiting tasks may keep
+    /// it busy for a moment: EBUSY is retried briefly. A parent it made may have been
+    /// taken up by other cgroups since: it is left when not empty.
     pub fn remove(&self) -> Result<()> {
+        let leaves = self.dirs();
+        let ours: Vec<&Path> = match &self.created {
+            Some(made) => made.iter().rev().map(PathBuf::as_path).collect(),
+            None => leaves.clone(),
+        };
         let deadline = Instant::now() + Duration::from_secs(5);
-        for dir in self.dirs() {
+        for dir in ours {
+            let leaf = leaves.contains(&dir);
             loop {
                 match std::fs::remove_dir(dir)
                     .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
                 {
                     Ok(()) | Err(Errno::ENOENT) => break,
+                    Err(Errno::EBUSY | Errno::ENOTEMPTY) if !leaf => break,
                     Err(Errno::EBUSY) if Instant::now() < deadline => {
                         std::thread::sleep(Duration::from_millis(2))
                     }
@@ -424,6 +494,38 @@ impl Cgroup {
         }
         Ok(())
     }
+}
+
+/// An existing cgroup the container may join: nothing runs in it, and it is not frozen.
+fn check_joinable(dir: &Path) -> Result<()> {
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+    let count = procs.lines().filter(|l| !l.trim().is_empty()).count();
+    if count > 0 {
+        bail!(
+            "linux.cgroupsPath: cgroup {:?} already has {count} process(es): refusing to share it with the container",
+            dir.display()
+        );
+    }
+    check_not_frozen(dir)
+}
+
+/// v2: `frozen 1` in cgroup.events is the effective state (a frozen ancestor counts);
+/// v1: freezer.state says FROZEN or FREEZING for a frozen parent too.
+fn check_not_frozen(dir: &Path) -> Result<()> {
+    let events = std::fs::read_to_string(dir.join("cgroup.events")).unwrap_or_default();
+    let frozen = events.lines().any(|l| l.trim() == "frozen 1")
+        || read_trimmed(dir, "cgroup.freeze").as_deref() == Some("1")
+        || matches!(
+            read_trimmed(dir, "freezer.state").as_deref(),
+            Some("FROZEN" | "FREEZING")
+        );
+    if frozen {
+        bail!(
+            "linux.cgroupsPath: cgroup {:?} is frozen: the container would never run",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// Joining without paying for a migration: moving a process by pid (cgroup.procs)
@@ -459,31 +561,6 @@ fn join_inner(mount: &Mount, own_path: &str, inner: &Path) -> PathBuf {
     } else {
         mount.point.join(rel(own_path)).join(inner_rel)
     }
-}
-
-/// mkdir -p, remembering each directory it made (the new ones are returned too).
-fn make_dirs(dir: &Path, made: &mut Vec<PathBuf>) -> Result<Vec<PathBuf>> {
-    let mut missing = Vec::new();
-    let mut cur = dir;
-    while !cur.exists() {
-        missing.push(cur.to_path_buf());
-        match cur.parent() {
-            Some(p) => cur = p,
-            None => break,
-        }
-    }
-    let mut fresh = Vec::new();
-    for d in missing.into_iter().rev() {
-        match std::fs::create_dir(&d) {
-            Ok(()) => {
-                made.push(d.clone());
-                fresh.push(d);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(Error::from(e).wrap(format!("create cgroup {:?}", d.display()))),
-        }
-    }
-    Ok(fresh)
 }
 
 /// Write `value` to an existing cgroup file (never creates it: a missing file means

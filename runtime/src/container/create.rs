@@ -1,11 +1,12 @@
 //! `create`: runtime.md "create" — set the container up and leave its init blocked
 //! before the user program, then return.
 
+use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{open, OFlag};
+use nix::fcntl::{open, Flock, OFlag};
 use nix::sys::stat::Mode;
 use nix::unistd::{chown, mkfifo, Gid, Pid, Uid};
 use oci_spec::runtime::{Hooks, LinuxIdMapping, LinuxNamespaceType, Spec};
@@ -34,12 +35,14 @@ pub struct CreateOptions {
     pub preserve_fds: i32,
 }
 
-/// A container in the `created` state; `pid` is a child of this process.
-#[derive(Debug)]
+/// A container in the `created` state; `pid` is a child of this process. `lock` is the
+/// state dir's flock, held since the dir was made: `run` starts the container under it,
+/// and `delete` of a container still being created waits for it.
 pub struct Created {
     pub dir: StateDir,
     pub record: Record,
     pub pid: Pid,
+    pub lock: Flock<File>,
 }
 
 impl Created {
@@ -105,6 +108,9 @@ pub fn create_from_bundle(
     let cgroup = Cgroup::resolve(&Layout::detect()?, cgroups_path, id)?;
     let idmapped = crate::rootfs::idmap::prepare_trees(&bundle.spec, &bundle.dir)?;
     dir.create()?;
+    let lock = dir.lock().inspect_err(|_| {
+        let _ = dir.remove();
+    })?;
     let opts = &CreateOptions {
         preserve_fds: opts.preserve_fds + listen_fds,
         ..opts.clone()
@@ -114,25 +120,73 @@ pub fn create_from_bundle(
         seccomp: seccomp.as_ref(),
         idmapped: &idmapped,
     };
-    let spawned = in_cgroup(&cgroup, &bundle, |cgroup| {
-        spawn(
-            &dir,
-            &bundle,
-            &plan,
-            &security,
-            console.as_ref(),
-            opts,
-            cgroup,
-        )
-    });
-    let (record, pid) = match spawned {
-        Ok(done) => done,
+    let made = (|| {
+        let mut record = initial_record(&dir, &bundle, &plan, &security, cgroup, opts)?;
+        // From here on the container is on record: `list` shows it and `delete --force`
+        // removes whatever a create killed at any later point leaves (cgroups).
+        dir.save(&record)?;
+        let pid = in_cgroup(&mut record, &dir, &bundle, |record| {
+            spawn(
+                &dir,
+                &bundle,
+                &plan,
+                &security,
+                console.as_ref(),
+                opts,
+                record,
+            )
+        })?;
+        Ok((record, pid))
+    })();
+    match made {
+        Ok((record, pid)) => Ok(Created {
+            dir,
+            record,
+            pid,
+            lock,
+        }),
         Err(e) => {
             let _ = dir.remove();
-            return Err(e);
+            Err(e)
         }
-    };
-    Ok(Created { dir, record, pid })
+    }
+}
+
+/// What `state.json` holds before anything is made: no init yet (pid 0), and the cgroup
+/// directories create will make (checked: an existing one must be empty, not frozen).
+fn initial_record(
+    dir: &StateDir,
+    bundle: &Bundle,
+    plan: &Plan,
+    security: &Prepared<'_>,
+    mut cgroup: Cgroup,
+    opts: &CreateOptions,
+) -> Result<Record> {
+    cgroup.plan_creation()?;
+    let spec = &bundle.spec;
+    Ok(Record {
+        oci_version: spec.version().clone(),
+        id: dir.id.clone(),
+        pid: 0,
+        pid_start: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: state::now_rfc3339(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        hooks: spec.hooks().as_ref().map(later_hooks),
+        own_pid_ns: plan.has_own(LinuxNamespaceType::Pid),
+        namespaces: spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .map(|all| all.iter().map(|ns| ns.typ()).collect())
+            .unwrap_or_default(),
+        process: spec.process().clone(),
+        seccomp_filter: security.seccomp.cloned(),
+        seccomp: None,
+        cgroup: Some(cgroup),
+        no_new_keyring: opts.no_new_keyring,
+    })
 }
 
 /// Socket activation (sd_listen_fds): when the runtime itself was handed LISTEN_FDS for
@@ -174,9 +228,10 @@ pub fn socket_activation_fds() -> i32 {
 /// Make the container's cgroup with its resources, run `f`, and remove the cgroup
 /// again if `f` fails (by then `f` has killed init), so a failed create leaves nothing.
 fn in_cgroup<T>(
-    cgroup: &Cgroup,
+    record: &mut Record,
+    dir: &StateDir,
     bundle: &Bundle,
-    f: impl FnOnce(&Cgroup) -> Result<T>,
+    f: impl FnOnce(&mut Record) -> Result<T>,
 ) -> Result<T> {
     let linux = bundle.spec.linux().as_ref();
     let no_resources = Default::default();
@@ -187,12 +242,19 @@ fn in_cgroup<T>(
         resources.devices().as_deref(),
         linux.and_then(|l| l.devices().as_deref()),
     )?;
-    cgroup.create()?;
-    let result = cgroup
-        .apply(resources, Some(&rules))
-        .and_then(|()| f(cgroup));
+    let replanned = record.cgroup.as_mut().expect("planned").create()?;
+    let result = (|| {
+        if replanned {
+            dir.save(record)?;
+        }
+        let cgroup = record.cgroup.as_ref().expect("made");
+        cgroup.apply(resources, Some(&rules))?;
+        f(record)
+    })();
     if result.is_err() {
-        let _ = cgroup.remove();
+        if let Some(cgroup) = &record.cgroup {
+            let _ = cgroup.remove();
+        }
     }
     result
 }
@@ -221,8 +283,10 @@ fn spawn(
     security: &Prepared<'_>,
     console: Option<&OwnedFd>,
     opts: &CreateOptions,
-    cgroup: &Cgroup,
-) -> Result<(Record, Pid)> {
+    record: &mut Record,
+) -> Result<Pid> {
+    let cgroup = record.cgroup.clone().expect("made");
+    let cgroup = &cgroup;
     let spec = &bundle.spec;
     let fifo = dir.fifo_path();
     mkfifo(&fifo, Mode::from_bits_truncate(0o622)).context("create exec fifo")?;
@@ -257,18 +321,18 @@ fn spawn(
         init::run(&ctx, &child)
     })?;
     drop(child);
-    let result = drive_init(dir, bundle, plan, &parent, pid, cgroup, security.seccomp);
+    let result = drive_init(dir, bundle, plan, &parent, pid, security.seccomp, record);
     if result.is_err() {
         kill_and_reap(pid);
     }
-    let record = result?;
+    result?;
     super::announce(
         pid.as_raw(),
         opts.pid_file.as_deref(),
         opts.pidfd_socket.as_deref(),
     )
     .inspect_err(|_| kill_and_reap(pid))?;
-    Ok((record, pid))
+    Ok(pid)
 }
 
 fn enter_namespaces_for_children(plan: &Plan, spec: &Spec) -> Result<()> {
@@ -287,9 +351,9 @@ fn drive_init(
     plan: &Plan,
     parent: &Channel,
     pid: Pid,
-    cgroup: &Cgroup,
     seccomp: Option<&Seccomp>,
-) -> Result<Record> {
+    record: &mut Record,
+) -> Result<()> {
     let spec = &bundle.spec;
     // init is in its cgroup already (born there, or joined before it reads Go); it
     // unshares its cgroup namespace only after Go, so this cgroup is its root.
@@ -301,28 +365,8 @@ fn drive_init(
     }
     let (pid_start, _) = state::proc_stat(pid.as_raw())
         .ok_or_else(|| Error::msg("container init exited during create"))?;
-    let record = Record {
-        oci_version: spec.version().clone(),
-        id: dir.id.clone(),
-        pid: pid.as_raw(),
-        pid_start,
-        bundle: bundle.dir.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: state::now_rfc3339(),
-        annotations: spec.annotations().clone().unwrap_or_default(),
-        hooks: spec.hooks().as_ref().map(later_hooks),
-        own_pid_ns: plan.has_own(LinuxNamespaceType::Pid),
-        namespaces: spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.namespaces().as_ref())
-            .map(|all| all.iter().map(|ns| ns.typ()).collect())
-            .unwrap_or_default(),
-        process: spec.process().clone(),
-        seccomp_filter: seccomp.cloned(),
-        seccomp: None,
-        cgroup: Some(cgroup.clone()),
-    };
+    record.pid = pid.as_raw();
+    record.pid_start = pid_start;
     let creating =
         serde_json::to_string(&record.oci_state(Status::Creating)).expect("state serialises");
     parent.send(&Message::Go(creating.clone()))?;
@@ -352,9 +396,8 @@ fn drive_init(
     parent
         .expect(&Message::Ready)
         .map_err(|e| e.wrap("container init"))?;
-    dir.save(&record)?;
-    parent.send(&Message::Committed)?;
-    Ok(record)
+    dir.save(record)?;
+    parent.send(&Message::Committed)
 }
 
 /// Only poststart and poststop are needed after `create` returns.

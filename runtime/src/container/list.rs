@@ -16,10 +16,31 @@ pub fn list(root: &Path, format: ListFormat) -> Result<String> {
     let mut rows = Vec::new();
     for id in list_ids(root)? {
         let dir = StateDir::new(root, &id)?;
-        // A container deleted while we list is simply gone.
-        let Ok(record) = dir.load() else { continue };
-        let status = dir.status(&record);
-        rows.push(serde_json::to_value(record.oci_state(status)).expect("state serialises"));
+        match dir.load() {
+            Ok(record) => {
+                let status = dir.observed_status(&record);
+                rows.push(
+                    serde_json::to_value(record.oci_state(status)).expect("state serialises"),
+                );
+            }
+            // Made, but state.json not written yet: being created, or its create was
+            // killed before anything but the dir existed (`delete --force` clears it).
+            Err(_) if !dir.exists() && dir.path.exists() => rows.push(bare_row(
+                &id,
+                if dir.is_locked() {
+                    "creating"
+                } else {
+                    "stopped"
+                },
+            )),
+            // A container deleted while we list is simply gone.
+            Err(_) if !dir.exists() => {}
+            // Unreadable state is shown, not hidden: `delete --force` clears it.
+            Err(e) => {
+                crate::logging::warn(&format!("load container {id}: {e}"));
+                rows.push(unknown_row(&id));
+            }
+        }
     }
     Ok(match format {
         ListFormat::Json => serde_json::Value::Array(rows).to_string() + "\n",
@@ -28,6 +49,18 @@ pub fn list(root: &Path, format: ListFormat) -> Result<String> {
             .map(|r| format!("{}\n", r["id"].as_str().unwrap_or_default()))
             .collect(),
         ListFormat::Table => table(&rows),
+    })
+}
+
+fn unknown_row(id: &str) -> serde_json::Value {
+    bare_row(id, "unknown")
+}
+
+/// A row for a container with no readable state: only its id and a status.
+fn bare_row(id: &str, status: &str) -> serde_json::Value {
+    serde_json::json!({
+        "ociVersion": "", "id": id, "status": status, "pid": 0,
+        "bundle": "", "rootfs": "", "created": "", "owner": "",
     })
 }
 

@@ -11,7 +11,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::create::{create_from_bundle, CreateOptions};
+use super::create::{create_from_bundle, CreateOptions, Created};
 use super::{delete, start};
 use crate::bail;
 use crate::error::{Context, Result};
@@ -57,23 +57,27 @@ pub fn run(root: &Path, id: &str, opts: &CreateOptions, detach: bool) -> Result<
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), None)
             .context("block signals")?;
     }
-    let started = {
-        let _lock = created.dir.lock()?;
-        start::start_locked(&created.dir, &created.record)
-    };
-    if let Err(e) = started {
+    // Still under the lock create took, so nothing sees the container half-started.
+    if let Err(e) = start::start_locked(&created.dir, &created.record) {
         created.abandon();
         return Err(e);
     }
+    let Created {
+        dir,
+        record,
+        pid,
+        lock,
+    } = created;
+    drop(lock);
     if detach {
         return Ok(0);
     }
     let code = {
         let _raw = master.as_ref().map(|_| terminal::RawMode::enter());
-        wait_forwarding(created.pid, &forwarded, master.as_ref())?
+        wait_forwarding(pid, &forwarded, master.as_ref())?
     };
-    let _lock = created.dir.lock()?;
-    delete::destroy(&created.dir, &created.record)?;
+    let _lock = dir.lock()?;
+    delete::destroy(&dir, &record)?;
     Ok(code)
 }
 
