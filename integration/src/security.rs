@@ -143,6 +143,28 @@ pub fn print_text(text: &str) -> Vec<u8> {
     tiny_elf(&code)
 }
 
+/// Prints the description of its session keyring (`keyring;uid;gid;perm;name`):
+/// `keyctl(KEYCTL_DESCRIBE, KEY_SPEC_SESSION_KEYRING, buf, 200)`, then `write(1, buf, n)`.
+pub fn describe_session_keyring() -> Vec<u8> {
+    tiny_elf(&[
+        0xb8, 250, 0, 0, 0, // mov eax, SYS_keyctl
+        0xbf, 6, 0, 0, 0, // mov edi, KEYCTL_DESCRIBE
+        0xbe, 0xfd, 0xff, 0xff, 0xff, // mov esi, KEY_SPEC_SESSION_KEYRING (-3)
+        0x48, 0x81, 0xec, 0, 1, 0, 0, // sub rsp, 256: the buffer
+        0x48, 0x89, 0xe2, // mov rdx, rsp
+        0x41, 0xba, 200, 0, 0, 0, // mov r10d, 200
+        0x0f, 0x05, // syscall
+        0x48, 0x89, 0xc2, // mov rdx, rax: the length (with its NUL)
+        0xb8, 1, 0, 0, 0, // mov eax, SYS_write
+        0xbf, 1, 0, 0, 0, // mov edi, 1
+        0x48, 0x89, 0xe6, // mov rsi, rsp
+        0x0f, 0x05, // syscall
+        0xb8, 60, 0, 0, 0, // mov eax, SYS_exit
+        0x31, 0xff, // xor edi, edi
+        0x0f, 0x05, // syscall
+    ])
+}
+
 /// Writes `bytes` as an executable file (mode `mode`, owned by root).
 pub fn install_program(path: &std::path::Path, bytes: &[u8], mode: u32) {
     use std::os::unix::fs::PermissionsExt;

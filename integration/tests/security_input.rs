@@ -170,3 +170,94 @@ fn scheduler_and_io_priority() {
         assert_eq!(out, "7 3\nidle\n");
     }
 }
+
+#[test]
+fn environment_entries_must_be_key_value_without_nul() {
+    for bad in ["A\u{0}B=1", "NOEQUALS", "=value"] {
+        let mut c = Container::new("envbad");
+        c.config["process"]["env"] = json!(["PATH=/bin", bad]);
+        let out = c.create();
+        if is_runc() && bad == "=value" {
+            // beyond runc: runc 1.1.5 passes an empty key on to the program.
+            if out.success() {
+                c.delete(true).assert_ok();
+            }
+            continue;
+        }
+        c.assert_rejected(&out, &["process.env[1]"]);
+    }
+}
+
+#[test]
+fn exec_environment_entries_are_checked_too() {
+    let mut c = Container::new("execenvbad");
+    c.set_args(&["sleep", "100"]);
+    c.create().assert_ok();
+    c.start().assert_ok();
+    let out = c.rt(&["exec", "-e", "NOEQUALS", &c.id, "true"]);
+    out.assert_failed();
+    if !is_runc() {
+        assert!(out.stderr.contains("--env[0]"), "{out:?}");
+    }
+    let process = c.path("process.json");
+    std::fs::write(
+        &process,
+        json!({"args": ["true"], "cwd": "/", "env": ["A\u{0}=1"], "user": {"uid": 0, "gid": 0}})
+            .to_string(),
+    )
+    .unwrap();
+    let out = c.rt(&["exec", "--process", &process.display().to_string(), &c.id]);
+    out.assert_failed();
+    if !is_runc() {
+        assert!(out.stderr.contains("process.env[0]"), "{out:?}");
+    }
+}
+
+#[test]
+fn a_memory_limit_too_low_for_init_is_named() {
+    let mut c = Container::new("memtoolow");
+    c.config["linux"]["resources"] = json!({ "memory": { "limit": 4096 } });
+    let out = c.run();
+    if is_runc() {
+        out.assert_failed();
+        return;
+    }
+    c.assert_rejected(&out, &["linux.resources.memory.limit 4096", "OOM"]);
+}
+
+#[test]
+fn exec_joins_the_containers_session_keyring() {
+    use integration::security::{describe_session_keyring, install_program};
+    for no_new_keyring in [false, true] {
+        let mut c = Container::new("execkeyring");
+        install_program(
+            &c.rootfs.join("bin/sesskeyring"),
+            &describe_session_keyring(),
+            0o755,
+        );
+        c.set_args(&["sleep", "100"]);
+        let extra: &[&str] = if no_new_keyring {
+            &["--no-new-keyring"]
+        } else {
+            &[]
+        };
+        c.create_with(extra).assert_ok();
+        c.start().assert_ok();
+        let out = c.rt(&["exec", &c.id, "/bin/sesskeyring"]);
+        out.assert_ok();
+        let name = out
+            .stdout
+            .trim_end_matches('\0')
+            .rsplit(';')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        if no_new_keyring {
+            // The caller's own session keyring, whatever it is.
+            assert!(!name.contains(&c.id), "{out:?}");
+        } else {
+            // runc names it _ses.<id>, patina <id>: either way the container's own.
+            assert!(name.ends_with(&c.id), "{name:?}: {out:?}");
+        }
+    }
+}

@@ -110,6 +110,21 @@ fn check_process(spec: &Spec) -> Result<()> {
             process.cwd().display()
         );
     }
+    check_env(process.env().as_deref().unwrap_or_default(), "process.env")
+}
+
+/// Environment entries are `KEY=value` with a non-empty key and no NUL byte (runc
+/// refuses the same): caught here rather than by a failed exec at `start`.
+pub fn check_env(env: &[String], field: &str) -> Result<()> {
+    for (i, entry) in env.iter().enumerate() {
+        if entry.contains('\0') {
+            bail!("{field}[{i}] {entry:?}: contains a NUL byte");
+        }
+        match entry.split_once('=') {
+            Some((key, _)) if !key.is_empty() => {}
+            _ => bail!("{field}[{i}] {entry:?}: not of the form KEY=value"),
+        }
+    }
     Ok(())
 }
 

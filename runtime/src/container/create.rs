@@ -325,7 +325,7 @@ fn spawn(
     if result.is_err() {
         kill_and_reap(pid);
     }
-    result?;
+    result.map_err(|e| explain_oom(e, cgroup, &bundle.spec))?;
     super::announce(
         pid.as_raw(),
         opts.pid_file.as_deref(),
@@ -333,6 +333,26 @@ fn spawn(
     )
     .inspect_err(|_| kill_and_reap(pid))?;
     Ok(pid)
+}
+
+/// init killed by the kernel's OOM killer while it set up (the channel just breaks):
+/// say so, naming the limit, rather than leave "ECONNRESET" as the reason.
+fn explain_oom(err: Error, cgroup: &Cgroup, spec: &Spec) -> Error {
+    if crate::cgroups::stats::oom_kills(cgroup) == 0 {
+        return err;
+    }
+    let limit = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.memory().as_ref())
+        .and_then(|m| m.limit());
+    match limit {
+        Some(limit) => Error::msg(format!(
+            "linux.resources.memory.limit {limit}: too low, the container's init was OOM-killed while it set up"
+        )),
+        None => err.wrap("the container's init was OOM-killed while it set up"),
+    }
 }
 
 fn enter_namespaces_for_children(plan: &Plan, spec: &Spec) -> Result<()> {

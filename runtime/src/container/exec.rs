@@ -58,6 +58,7 @@ pub fn exec(dir: &StateDir, record: &Record, process: &Process, opts: &ExecOptio
     if process.args().as_deref().is_none_or(|a| a.is_empty()) {
         bail!("process.args: must name the program to run (it is empty)");
     }
+    crate::spec::check_env(process.env().as_deref().unwrap_or_default(), "process.env")?;
     let caps = process
         .capabilities()
         .as_ref()
@@ -97,6 +98,7 @@ pub fn exec(dir: &StateDir, record: &Record, process: &Process, opts: &ExecOptio
         seccomp,
         console_socket: console.as_ref(),
         preserve_fds: opts.preserve_fds,
+        session_keyring: (!record.no_new_keyring).then_some(record.id.as_str()),
     };
     // The exec'd process belongs to the container's cgroup from its first instruction.
     let pid = clone_in_cgroup(CloneFlags::empty(), record.cgroup.as_ref(), |joined| {
@@ -251,6 +253,7 @@ pub fn process_from_flags(base: Option<&Process>, o: &ProcessOverrides) -> Resul
     p.set_terminal(Some(o.tty));
     p.set_console_size(None);
     let mut env = p.env().clone().unwrap_or_default();
+    crate::spec::check_env(&o.env, "--env")?;
     for entry in &o.env {
         let key = entry.split('=').next().unwrap_or_default();
         env.retain(|e| e.split('=').next() != Some(key));

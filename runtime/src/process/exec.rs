@@ -10,8 +10,8 @@ use oci_spec::runtime::Process;
 
 use super::channel::{Channel, Message};
 use super::init::{
-    check_cwd_inside, cstring, environment, find_program, install_seccomp, reset_signals,
-    switch_user,
+    check_cwd_inside, cstring, environment, find_program, install_seccomp, join_session_keyring,
+    reset_signals, switch_user,
 };
 use crate::capabilities::CapSets;
 use crate::error::{Context, Error, Result};
@@ -29,6 +29,9 @@ pub struct ExecContext<'a> {
     pub seccomp: Option<&'a Seccomp>,
     pub console_socket: Option<&'a OwnedFd>,
     pub preserve_fds: i32,
+    /// The container's session keyring (named after it), unless created with
+    /// `--no-new-keyring`: the exec'd process must not keep the caller's (as runc).
+    pub session_keyring: Option<&'a str>,
 }
 
 pub fn run(ctx: &ExecContext<'_>, channel: &Channel) -> ! {
@@ -93,6 +96,9 @@ fn prepare(ctx: &ExecContext<'_>, channel: &Channel) -> Result<Argv> {
         setns(ctx.init.as_fd(), ctx.join).context("join the container's namespaces")?;
     }
     nix::unistd::setsid().context("setsid")?;
+    if let Some(name) = ctx.session_keyring {
+        join_session_keyring(name)?;
+    }
     if process.terminal().unwrap_or(false) {
         let socket = ctx.console_socket.ok_or_else(|| {
             Error::msg("process.terminal is true but no console socket was given")

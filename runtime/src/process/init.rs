@@ -274,8 +274,9 @@ fn set_names(spec: &oci_spec::runtime::Spec) -> Result<()> {
     Ok(())
 }
 
-/// A fresh session keyring, so the container cannot read the host's keys.
-fn join_session_keyring(name: &str) -> Result<()> {
+/// A fresh session keyring, so the container cannot read the host's keys; joined by
+/// name, so exec'd processes share init's.
+pub(crate) fn join_session_keyring(name: &str) -> Result<()> {
     let name = cstring(name.as_bytes())?;
     // SAFETY: KEYCTL_JOIN_SESSION_KEYRING reads a NUL-terminated name.
     let rc = unsafe {
