@@ -236,3 +236,32 @@ fn exec_preserve_fds_the_caller_did_not_open_are_refused() {
         );
     }
 }
+
+#[test]
+fn a_profile_denying_close_range_still_starts_clean() {
+    // The descriptor sweep runs before the container's filter: a profile that denies
+    // close_range (or returns ENOSYS for it, as older profiles do for unknown calls)
+    // neither stops the container nor leaves it descriptors.
+    for (nnp, errno) in [(false, 1), (true, 1), (false, 38)] {
+        let mut c = Container::new("fdseccomp");
+        c.config["process"]["noNewPrivileges"] = json!(nnp);
+        c.config["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{ "names": ["close_range"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno }],
+        });
+        let out =
+            c.sh("ls -l /proc/self/fd | sed -n 's/.* \\([0-9]*\\) -> .*/\\1/p' | tr '\\n' ' '");
+        out.assert_ok();
+        let fds: Vec<i32> = out
+            .stdout
+            .split_whitespace()
+            .map(|f| f.parse().unwrap())
+            .collect();
+        // 0-2, and the descriptor ls lists /proc/self/fd through.
+        assert!(
+            fds.iter().filter(|&&fd| fd > 2).count() <= 1,
+            "nnp {nnp}: {out:?}"
+        );
+    }
+}
