@@ -98,3 +98,33 @@ fn foreground_run_relays_its_terminal() {
     }
     assert!(out.stdout.contains("29 103"), "size not relayed: {out:?}");
 }
+
+/// The same without any terminal (a new session, stdio not a tty): the runtime has
+/// nothing to relay to, so it fails at once instead of leaving an interactive program
+/// waiting for input forever (runc: "open /dev/tty: no such device or address").
+#[test]
+fn foreground_run_without_a_terminal_fails_at_once() {
+    use std::os::unix::process::CommandExt;
+    let mut c = Container::new("ttynone");
+    c.config["process"]["terminal"] = json!(true);
+    c.set_args(&["sh"]);
+    c.write_config();
+    let b = c.bundle.to_string_lossy().into_owned();
+    let mut cmd = c.command();
+    // SAFETY: setsid in the forked child before exec: async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let out = c.exec(cmd.args(["run", "--bundle", &b, &c.id]));
+    out.assert_failed();
+    if !integration::is_runc() {
+        assert!(
+            out.stderr.contains("/dev/tty") && out.stderr.contains("process.terminal"),
+            "{out:?}"
+        );
+    }
+    assert!(c.state().is_none(), "{out:?}");
+}

@@ -100,6 +100,24 @@ pub fn dup_onto(fd: RawFd, target: RawFd) -> Result<()> {
     nix::errno::Errno::result(rc).map(drop).map_err(Error::from)
 }
 
+/// patina relays a container's tty itself only between it and the caller's terminal:
+/// without one (a pipe, a service, CI), a `terminal: true` program would wait forever
+/// for input that never ends and ignore the signals a shell forwards (runc fails the
+/// same way, at once).
+pub fn require_controlling_terminal(field: &str) -> Result<()> {
+    nix::fcntl::open(
+        "/dev/tty",
+        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map(drop)
+    .with_context(|| {
+        format!(
+            "{field}: relaying the tty without --console-socket needs a terminal: open /dev/tty"
+        )
+    })
+}
+
 /// A connected pair standing in for `--console-socket` when patina relays the tty
 /// itself: (our end, to receive the master on; the end the container process sends on).
 pub fn relay_pair() -> Result<(OwnedFd, OwnedFd)> {

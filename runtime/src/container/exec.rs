@@ -158,6 +158,7 @@ fn console_for(wants_tty: bool, opts: &ExecOptions) -> Result<(Option<OwnedFd>, 
             bail!("process.terminal: cannot allocate a tty for a detached exec without --console-socket")
         }
         (None, true) => {
+            terminal::require_controlling_terminal("--tty")?;
             let (ours, theirs) = terminal::relay_pair()?;
             Ok((Some(ours), Some(theirs)))
         }

@@ -32,6 +32,7 @@ pub fn run(root: &Path, id: &str, opts: &CreateOptions, detach: bool) -> Result<
         bail!("process.terminal: cannot allocate a tty for a detached container without --console-socket");
     }
     if relay {
+        terminal::require_controlling_terminal("process.terminal")?;
         if let Some(process) = bundle.spec.process_mut() {
             terminal::inherit_size(process);
         }
