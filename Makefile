@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 APT_LISTS := .ci/apt-packages.txt $(wildcard integration/apt-packages.txt imagetool/apt-packages.txt shim/apt-packages.txt)
 
-.PHONY: deps build demo test lint unit integration integration-runc engines engines-runc test-vm bench clean fault-campaign
+.PHONY: rust deps build demo test lint unit integration integration-runc engines engines-runc test-vm bench clean fault-campaign
 
 deps:
 	@pkgs=$$(cat $(APT_LISTS) | grep -v '^#' | sort -u | tr '\n' ' '); \
@@ -12,7 +12,19 @@ deps:
 		echo "installing: $$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
-	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust (rustup)"; exit 1; }
+	@$(MAKE) -s rust
+
+# A Rust toolchain new enough for the workspace (rust-version 1.85): rustup's if there is
+# one, else Debian bookworm's rustc-web/cargo-web (1.96; they install /usr/bin/cargo and
+# /usr/bin/rustc, and conflict with Debian's older rustc package).
+RUST_MIN := 1.85
+rust:
+	@ver=$$($(CARGO) --version 2>/dev/null | awk '{print $$2}'); \
+	if [ -n "$$ver" ] && [ "$$(printf '%s\n%s\n' $(RUST_MIN) $$ver | sort -V | head -1)" = $(RUST_MIN) ]; then exit 0; fi; \
+	echo "cargo $${ver:-not found} is older than $(RUST_MIN): installing Debian's rustc-web and cargo-web"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rustc-web cargo-web; \
+	ver=$$($(CARGO) --version 2>/dev/null | awk '{print $$2}'); \
+	[ "$$(printf '%s\n%s\n' $(RUST_MIN) $$ver | sort -V | head -1)" = $(RUST_MIN) ] || { echo "no cargo >= $(RUST_MIN) (found $${ver:-none})"; exit 1; }
 
 build: deps
 	$(CARGO) build --release -p patina
