@@ -261,3 +261,15 @@ fn exec_joins_the_containers_session_keyring() {
         }
     }
 }
+
+#[test]
+fn a_container_without_procfs_fails_at_create() {
+    // init holds the exec fifo O_PATH (never the state dir) and reopens it through the
+    // container's /proc/self/fd, as runc does: without a procfs, create says so.
+    let mut c = Container::new("noprocfs");
+    integration::spec::remove_mount(&mut c.config, "/proc");
+    c.config["linux"]["maskedPaths"] = json!([]);
+    c.config["linux"]["readonlyPaths"] = json!([]);
+    let out = c.create();
+    c.assert_rejected(&out, &["/proc", "exec fifo"]);
+}

@@ -206,6 +206,11 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
     let env = environment(process);
     let args = process.args().as_deref().unwrap_or_default();
     let program = find_program(&args[0], &env)?;
+    // wait_and_exec reopens the fifo through the container's procfs: say so now, at
+    // create, if the container has none (as runc, patina needs a proc mount).
+    nix::sys::stat::stat(fifo_link(ctx).as_str()).context(
+        "the exec fifo is reopened through /proc/self/fd, and the container has no procfs at /proc (mounts)",
+    )?;
     channel.send(&Message::Ready)?;
     channel.expect(&Message::Committed)?;
     Ok(Ready {
@@ -398,10 +403,14 @@ pub(crate) fn cstring(bytes: &[u8]) -> Result<CString> {
     CString::new(bytes).map_err(|_| Error::msg("argument or environment entry contains a NUL byte"))
 }
 
+fn fifo_link(ctx: &InitContext<'_>) -> String {
+    format!("/proc/self/fd/{}", ctx.exec_fifo.as_raw_fd())
+}
+
 /// Block until `start` opens the exec fifo, then hooks and exec. Returns only on failure.
 fn wait_and_exec(ctx: &InitContext<'_>, ready: Ready<'_>) -> Error {
     let fifo = nix::fcntl::open(
-        format!("/proc/self/fd/{}", ctx.exec_fifo.as_raw_fd()).as_str(),
+        fifo_link(ctx).as_str(),
         OFlag::O_WRONLY | OFlag::O_CLOEXEC,
         Mode::empty(),
     );
