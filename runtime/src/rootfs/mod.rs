@@ -6,6 +6,7 @@ pub mod idmap;
 pub mod mounts;
 pub mod paths;
 pub mod pivot;
+pub mod propagation;
 #[cfg(test)]
 mod setup_tests;
 pub mod syscalls;
@@ -33,14 +34,7 @@ pub fn prepare(
     let linux = spec.linux().as_ref();
     let propagation =
         mounts::root_propagation(linux.and_then(|l| l.rootfs_propagation().as_deref()))?;
-    // Keep our mounts from reaching the host; a shared root is made shared again at the end.
-    let isolating = if propagation.contains(MsFlags::MS_SHARED) {
-        MsFlags::MS_SLAVE | MsFlags::MS_REC
-    } else {
-        propagation
-    };
-    sys.mount(None, Path::new("/"), None, isolating, None)
-        .context("make / non-shared (rootfsPropagation)")?;
+    propagation::prepare_root(sys, rootfs, propagation)?;
     // pivot_root needs the new root to be a mount point.
     let rbind = MsFlags::MS_BIND | MsFlags::MS_REC;
     sys.mount(Some(rootfs), rootfs, None, rbind, None)

@@ -276,3 +276,84 @@ fn idmapped_tree_is_attached_where_a_bind_would_go_then_remounted() {
         ]
     );
 }
+
+/// The calls `prepare` makes for a config with `linux` and `mounts`, in a scratch rootfs.
+fn prepare(s: &Scratch, linux: serde_json::Value, mounts: serde_json::Value) -> Vec<Call> {
+    let spec: Spec = serde_json::from_value(json!({
+        "ociVersion": "1.0.2", "root": {"path": s.root()}, "linux": linux, "mounts": mounts
+    }))
+    .unwrap();
+    let sys = Recorder::default();
+    let ctx = MountContext {
+        sys: &sys,
+        bundle: &s.0,
+        own_cgroupns: false,
+        cgroup: None,
+        idmapped: &[],
+    };
+    super::prepare(&spec, &s.root(), false, &ctx).unwrap();
+    let calls = sys.calls.borrow().clone();
+    calls
+}
+
+/// Where the mount holding `dir` is mounted (the mount point of its mount).
+fn mount_point_holding(dir: &Path) -> PathBuf {
+    let fd = open(dir, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+    let root = super::propagation::mount_root_of(fd).unwrap();
+    std::fs::read_link(super::paths::fd_path(&root)).unwrap()
+}
+
+#[test]
+fn rshared_root_stays_in_the_host_peer_groups_and_binds_onto_a_private_parent() {
+    // Kubernetes Bidirectional volumes: `/` is made rshared (not rslave first, which would
+    // leave the volume a mere slave of the host's peer group), the mount holding the
+    // rootfs private (so the rootfs bound onto itself reaches no other namespace), then
+    // the binds, each with its own propagation after it.
+    let s = Scratch::new("rshared");
+    let (dev, vol) = (s.0.join("dev"), s.0.join("vol"));
+    std::fs::create_dir(&dev).unwrap();
+    std::fs::create_dir(&vol).unwrap();
+    let calls = prepare(
+        &s,
+        json!({"rootfsPropagation": "rshared"}),
+        json!([
+            {"destination": "/dev", "source": dev, "options": ["rbind"]},
+            {"destination": "/vol", "source": vol, "options": ["rbind", "rshared"]},
+        ]),
+    );
+    let rec = MsFlags::MS_REC;
+    let rbind = MsFlags::MS_BIND | rec;
+    let root = s.root();
+    assert_eq!(
+        calls,
+        [
+            call(None, PathBuf::from("/"), MsFlags::MS_SHARED | rec),
+            call(None, mount_point_holding(&root), MsFlags::MS_PRIVATE),
+            call(Some(&root), root.clone(), rbind),
+            call(Some(&dev), root.join("dev"), rbind),
+            call(Some(&vol), root.join("vol"), rbind),
+            call(None, root.join("vol"), MsFlags::MS_SHARED | rec),
+        ]
+    );
+}
+
+#[test]
+fn root_propagation_defaults_to_rslave_before_anything_is_mounted() {
+    let s = Scratch::new("rslave");
+    let dev = s.0.join("dev");
+    std::fs::create_dir(&dev).unwrap();
+    for (linux, flags) in [
+        (json!({}), MsFlags::MS_SLAVE),
+        (json!({"rootfsPropagation": "private"}), MsFlags::MS_PRIVATE),
+        (json!({"rootfsPropagation": "rslave"}), MsFlags::MS_SLAVE),
+    ] {
+        let mounts = json!([{"destination": "/dev", "source": dev, "options": ["rbind"]}]);
+        let calls = prepare(&s, linux.clone(), mounts);
+        assert_eq!(
+            calls[0],
+            call(None, PathBuf::from("/"), flags | MsFlags::MS_REC),
+            "{linux}"
+        );
+        assert_eq!(calls[1].flags, MsFlags::MS_PRIVATE, "{linux}");
+    }
+}
