@@ -4,6 +4,7 @@
 pub mod devices;
 pub mod idmap;
 pub mod mounts;
+pub mod options;
 pub mod paths;
 pub mod pivot;
 pub mod propagation;
@@ -33,7 +34,7 @@ pub fn prepare(
     let sys = mount_ctx.sys;
     let linux = spec.linux().as_ref();
     let propagation =
-        mounts::root_propagation(linux.and_then(|l| l.rootfs_propagation().as_deref()))?;
+        options::root_propagation(linux.and_then(|l| l.rootfs_propagation().as_deref()))?;
     propagation::prepare_root(sys, rootfs, propagation)?;
     // pivot_root needs the new root to be a mount point.
     let rbind = MsFlags::MS_BIND | MsFlags::MS_REC;
@@ -112,7 +113,7 @@ pub fn finalize(sys: &dyn Syscalls, spec: &Spec) -> Result<()> {
             .context("root.readonly: remount / read-only")?;
     }
     if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        let flags = mounts::root_propagation(Some(p))?;
+        let flags = options::root_propagation(Some(p))?;
         sys.mount(None, Path::new("/"), None, flags, None)
             .context("linux.rootfsPropagation on /")?;
     }

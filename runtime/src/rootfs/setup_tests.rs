@@ -357,3 +357,111 @@ fn root_propagation_defaults_to_rslave_before_anything_is_mounted() {
         assert_eq!(calls[1].flags, MsFlags::MS_PRIVATE, "{linux}");
     }
 }
+
+#[test]
+fn recursive_options_set_attributes_on_the_whole_tree_after_the_bind() {
+    let s = Scratch::new("rro");
+    let src = s.0.join("src");
+    std::fs::create_dir(&src).unwrap();
+    let sys = Recorder::default();
+    let m = mount_entry(
+        json!({"destination": "/v", "source": src, "options": ["rbind", "rro", "rnosuid", "rprivate"]}),
+    );
+    let calls = apply(&s, &sys, &m).unwrap();
+    let target = s.root().join("v");
+    let rec = MsFlags::MS_REC;
+    let setattr = Call {
+        source: Some(PathBuf::from("<setattr>")),
+        target: target.clone(),
+        fstype: None,
+        flags: MsFlags::empty(),
+        data: Some("set=0x3,clear=0x0".into()),
+    };
+    assert_eq!(
+        calls,
+        [
+            call(Some(&src), target.clone(), MsFlags::MS_BIND | rec),
+            call(None, target, MsFlags::MS_PRIVATE | rec),
+            setattr,
+        ]
+    );
+}
+
+#[test]
+fn an_unknown_bind_option_is_refused_before_any_mount() {
+    let s = Scratch::new("unknownopt");
+    let src = s.0.join("src");
+    std::fs::create_dir(&src).unwrap();
+    let sys = Recorder::default();
+    let m = mount_entry(json!({"destination": "/v", "type": "bind", "source": src,
+                               "options": ["rbind", "nosuid", "bogus"]}));
+    let err = apply(&s, &sys, &m).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "mounts[0].options \"bogus\": not a mount option patina knows (a bind mount takes no filesystem data)"
+    );
+    assert!(sys.calls.borrow().is_empty());
+    assert!(!s.root().join("v").exists());
+}
+
+#[test]
+fn a_kernel_filesystem_on_the_root_is_refused_by_entry() {
+    // `proc` on "/" used to cover the rootfs and fail later at /dev/null.
+    for dest in ["/", "/.", "/proc/.."] {
+        let s = Scratch::new("procroot");
+        let sys = Recorder::default();
+        let m = mount_entry(json!({"destination": dest, "type": "proc", "source": "proc"}));
+        let err = apply(&s, &sys, &m).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("mounts[0]: mount \"proc\" (proc) on {dest:?}: proc on the rootfs itself would replace the whole of it")
+        );
+        assert!(sys.calls.borrow().is_empty(), "{dest}");
+    }
+}
+
+#[test]
+fn a_failing_bind_names_the_entry_and_the_errno() {
+    let s = Scratch::new("nosource");
+    let sys = Recorder::default();
+    let missing = s.0.join("missing");
+    let m = mount_entry(json!({"destination": "/v", "source": missing, "options": ["rbind"]}));
+    let err = apply(&s, &sys, &m).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!("mounts[0]: mount {missing:?} (bind) on \"/v\": stat source {missing:?}: ENOENT (No such file or directory)")
+    );
+}
+
+#[test]
+fn nothing_inside_procfs_is_covered_but_the_lxcfs_files() {
+    // The host's own / and /proc serve as the rootfs here: only existing files are
+    // opened (O_PATH), and the recording fake mounts nothing.
+    let s = Scratch::new("procfs");
+    let src = s.0.join("file");
+    std::fs::write(&src, "").unwrap();
+    let host_root = open("/", OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+    for (dest, allowed) in [
+        ("/proc/keys", false),
+        ("/proc/self/attr/current", false),
+        ("/proc/sys/kernel/hostname", false),
+        ("/proc/cpuinfo", true),
+        ("/proc/./meminfo", true),
+    ] {
+        let sys = Recorder::default();
+        let m = mount_entry(json!({"destination": dest, "source": src, "options": ["bind"]}));
+        let ctx = MountContext {
+            sys: &sys,
+            bundle: &s.0,
+            own_cgroupns: false,
+            cgroup: None,
+            idmapped: &[],
+        };
+        let result = mounts::apply(host_root.as_fd(), &ctx, 0, &m);
+        assert_eq!(result.is_ok(), allowed, "{dest}: {result:?}");
+        assert_eq!(sys.calls.borrow().len(), usize::from(allowed), "{dest}");
+        if let Err(e) = result {
+            assert!(e.to_string().contains("inside /proc"), "{e}");
+        }
+    }
+}

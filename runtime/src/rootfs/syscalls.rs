@@ -10,6 +10,8 @@ use std::path::Path;
 use nix::mount::MsFlags;
 use nix::sys::statvfs::FsFlags;
 
+use super::options::RecursiveAttr;
+
 pub trait Syscalls {
     /// mount(2).
     fn mount(
@@ -26,6 +28,10 @@ pub trait Syscalls {
 
     /// move_mount(2) of a detached tree onto what `target` (an O_PATH handle) is.
     fn attach_tree(&self, tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> nix::Result<()>;
+
+    /// mount_setattr(2) on the mount `target` (an O_PATH handle on its root) and every
+    /// mount below it.
+    fn set_recursive_attr(&self, target: BorrowedFd<'_>, attr: RecursiveAttr) -> nix::Result<()>;
 }
 
 /// The real kernel.
@@ -49,6 +55,15 @@ impl Syscalls for Host {
 
     fn attach_tree(&self, tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> nix::Result<()> {
         crate::mount_api::attach(tree, target)
+    }
+
+    fn set_recursive_attr(&self, target: BorrowedFd<'_>, attr: RecursiveAttr) -> nix::Result<()> {
+        let attr = crate::mount_api::MountAttr {
+            attr_set: attr.set,
+            attr_clr: attr.clear,
+            ..Default::default()
+        };
+        crate::mount_api::set_attr(target, &attr, true)
     }
 }
 
@@ -112,6 +127,23 @@ pub mod fake {
 
         fn statvfs_flags(&self, _target: &Path) -> nix::Result<FsFlags> {
             Ok(self.statvfs)
+        }
+
+        /// Recorded as a mount with source `<setattr>` and `set=..,clear=..` as data.
+        fn set_recursive_attr(
+            &self,
+            target: BorrowedFd<'_>,
+            attr: RecursiveAttr,
+        ) -> nix::Result<()> {
+            let target = PathBuf::from(format!("/proc/self/fd/{}", target.as_raw_fd()));
+            let data = format!("set={:#x},clear={:#x}", attr.set, attr.clear);
+            self.mount(
+                Some(Path::new("<setattr>")),
+                &target,
+                None,
+                MsFlags::empty(),
+                Some(&data),
+            )
         }
 
         /// Recorded as a mount with source `<tree>` and no flags.
