@@ -1,7 +1,7 @@
 //! `mounts` of config.md: applying each entry inside the rootfs in the order given
 //! (options.rs turns its options into flags, attributes and data).
 
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
@@ -70,22 +70,21 @@ fn mount_entry(
 ) -> Result<()> {
     let dest = m.destination();
     let idmapped = ctx.idmapped.get(index).and_then(Option::as_ref);
-    if let Some(tree) = idmapped {
+    let target = if let Some(tree) = idmapped {
         let source = bind_source(ctx.bundle, m)?;
-        mount_idmapped(ctx.sys, root, tree, &source, dest, plan)?;
+        mount_idmapped(ctx.sys, root, tree, &source, dest, plan)?
     } else if plan.is_bind(m) {
         let source = bind_source(ctx.bundle, m)?;
-        mount_bind(ctx.sys, root, &source, dest, plan)?;
+        mount_bind(ctx.sys, root, &source, dest, plan)?
     } else if typ == "cgroup" {
-        mount_cgroup(root, dest, plan, ctx)?;
+        mount_cgroup(root, dest, plan, ctx)?
     } else {
-        mount_fs(ctx.sys, root, m, typ, dest, plan)?;
-    }
+        mount_fs(ctx.sys, root, m, typ, dest, plan)?
+    };
     if !plan.recursive.is_empty() {
-        use std::os::fd::AsFd;
-        let target = reopen(root, dest)?;
+        let mounted = reopen_mount(ctx.sys, root, dest, &target)?;
         ctx.sys
-            .set_recursive_attr(target.as_fd(), plan.recursive)
+            .set_recursive_attr(mounted.as_fd(), plan.recursive)
             .context("mount_setattr for the r* options")?;
     }
     Ok(())
@@ -112,7 +111,7 @@ fn mount_bind(
     source: &Path,
     dest: &Path,
     plan: &MountPlan,
-) -> Result<()> {
+) -> Result<OwnedFd> {
     let target = bind_target(root, source, dest)?;
     sys.mount(
         Some(source),
@@ -122,7 +121,8 @@ fn mount_bind(
         None,
     )
     .context("bind")?;
-    finish_bind(sys, root, dest, plan)
+    finish_bind(sys, root, dest, &target, plan)?;
+    Ok(target)
 }
 
 /// An idmapped bind: the runtime made the tree; it goes where a bind would.
@@ -133,12 +133,12 @@ fn mount_idmapped(
     source: &Path,
     dest: &Path,
     plan: &MountPlan,
-) -> Result<()> {
-    use std::os::fd::AsFd;
+) -> Result<OwnedFd> {
     let target = bind_target(root, source, dest)?;
     sys.attach_tree(tree.as_fd(), target.as_fd())
         .context("attach the idmapped mount (move_mount)")?;
-    finish_bind(sys, root, dest, plan)
+    finish_bind(sys, root, dest, &target, plan)?;
+    Ok(target)
 }
 
 /// The directory, or empty file, a bind of `source` goes onto.
@@ -233,12 +233,15 @@ fn finish_bind(
     sys: &dyn Syscalls,
     root: BorrowedFd<'_>,
     dest: &Path,
+    target: &OwnedFd,
     plan: &MountPlan,
 ) -> Result<()> {
-    // The new mount sits on top of the O_PATH handle: reopen to reach it.
-    let target = reopen(root, dest)?;
-    let target_path = fd_path(&target);
     let extra = plan.bind_remount_flags();
+    if extra.is_empty() && plan.propagation.is_empty() {
+        return Ok(());
+    }
+    let mounted = reopen_mount(sys, root, dest, target)?;
+    let target_path = fd_path(&mounted);
     if !extra.is_empty() {
         let recursive = plan.bind_flags() & MsFlags::MS_REC;
         remount_bind(sys, &target_path, extra | recursive)?;
@@ -285,7 +288,7 @@ fn mount_fs(
     typ: &str,
     dest: &Path,
     plan: &MountPlan,
-) -> Result<()> {
+) -> Result<OwnedFd> {
     if typ.is_empty() {
         bail!("no type given (and not a bind mount)");
     }
@@ -309,15 +312,31 @@ fn mount_fs(
         None => "mount".to_owned(),
     })?;
     if !plan.propagation.is_empty() {
-        let target = reopen(root, dest)?;
-        apply_propagation(sys, &fd_path(&target), &plan.propagation)?;
+        let mounted = reopen_mount(sys, root, dest, &target)?;
+        apply_propagation(sys, &fd_path(&mounted), &plan.propagation)?;
     }
-    Ok(())
+    Ok(target)
 }
 
-fn reopen(root: BorrowedFd<'_>, dest: &Path) -> Result<OwnedFd> {
-    super::paths::open_in_root(root, dest, nix::fcntl::OFlag::empty())
-        .map_err(|e| Error::os(e, format!("reopen {:?}", dest.display())))
+/// The mount just made on `target`, found again through `dest` (a handle on `target`
+/// reaches what is below the mount, not the mount), and refused if that lookup found
+/// another mount: the destination was swapped in between (identity.rs).
+fn reopen_mount(
+    sys: &dyn Syscalls,
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    target: &OwnedFd,
+) -> Result<OwnedFd> {
+    let found = super::paths::open_in_root(root, dest, nix::fcntl::OFlag::empty())
+        .map_err(|e| Error::os(e, format!("reopen {:?}", dest.display())))?;
+    match sys.mounted_on(found.as_fd(), target.as_fd()) {
+        Ok(true) => Ok(found),
+        Ok(false) => bail!(
+            "{:?} changed while it was being mounted on (swapped for a symlink?): refused",
+            dest.display()
+        ),
+        Err(e) => Err(Error::os(e, "check the new mount is the one made")),
+    }
 }
 
 pub fn apply_propagation(sys: &dyn Syscalls, target: &Path, propagation: &[MsFlags]) -> Result<()> {
@@ -339,7 +358,7 @@ fn mount_cgroup(
     dest: &Path,
     plan: &MountPlan,
     ctx: &MountContext<'_>,
-) -> Result<()> {
+) -> Result<OwnedFd> {
     let sys = ctx.sys;
     let hierarchies = own_hierarchies()?;
     let target = mkdir_all_in_root(root, dest, 0o755)?;
@@ -381,8 +400,8 @@ fn mount_cgroup(
             Some(dir) => {
                 sys.mount(Some(dir), &fd_path(&target), None, MsFlags::MS_BIND, None)
                     .with_context(|| format!("bind the container's cgroup {:?}", dir.display()))?;
-                let target = reopen(root, &sub)?;
-                remount_bind(sys, &fd_path(&target), flags)?;
+                let mounted = reopen_mount(sys, root, &sub, &target)?;
+                remount_bind(sys, &fd_path(&mounted), flags)?;
             }
             None => {
                 let data = (!data.is_empty()).then_some(data.as_str());
@@ -393,10 +412,10 @@ fn mount_cgroup(
         }
     }
     if !pure_v2 && plan.flags.contains(MsFlags::MS_RDONLY) {
-        let target = reopen(root, dest)?;
-        remount_bind(sys, &fd_path(&target), MsFlags::MS_RDONLY)?;
+        let mounted = reopen_mount(sys, root, dest, &target)?;
+        remount_bind(sys, &fd_path(&mounted), MsFlags::MS_RDONLY)?;
     }
-    Ok(())
+    Ok(target)
 }
 
 /// Controllers of each hierarchy in /proc/self/cgroup, "" standing for the unified

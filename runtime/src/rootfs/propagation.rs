@@ -11,17 +11,17 @@
 //! mounted at or under the rootfs reaches another namespace (and pivot_root, which
 //! refuses a shared parent, works); only a shared volume's own subtree propagates.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-use nix::errno::Errno;
 use nix::fcntl::{open, openat, OFlag};
 use nix::mount::MsFlags;
 use nix::sys::stat::Mode;
 
+use super::identity::locate;
 use super::paths::fd_path;
 use super::syscalls::Syscalls;
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Result};
 
 /// `/` as rootfsPropagation says, then the mount holding `rootfs` private.
 pub fn prepare_root(sys: &dyn Syscalls, rootfs: &Path, propagation: MsFlags) -> Result<()> {
@@ -38,55 +38,16 @@ pub fn prepare_root(sys: &dyn Syscalls, rootfs: &Path, propagation: MsFlags) -> 
         .context("make the mount the rootfs is on private")
 }
 
-/// Identity of a directory and the mount it was reached through.
-#[derive(PartialEq, Eq, Clone, Copy)]
-struct Where {
-    mount: u64,
-    dev: (u32, u32),
-    ino: u64,
-}
-
-fn locate(fd: BorrowedFd<'_>) -> Result<Where> {
-    let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
-    // SAFETY: statx writes at most one `struct statx` into the buffer we own; the empty
-    // path is NUL-terminated and static.
-    let rc = unsafe {
-        libc::statx(
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            libc::STATX_INO | libc::STATX_MNT_ID,
-            stx.as_mut_ptr(),
-        )
-    };
-    if rc != 0 {
-        return Err(Error::os(Errno::last(), "statx"));
-    }
-    // SAFETY: statx succeeded and filled the buffer (it was zeroed before, too).
-    let stx = unsafe { stx.assume_init() };
-    if stx.stx_mask & libc::STATX_MNT_ID == 0 {
-        return Err(Error::os(
-            Errno::ENOSYS,
-            "statx: no mount id (kernel < 5.8)",
-        ));
-    }
-    Ok(Where {
-        mount: stx.stx_mnt_id,
-        dev: (stx.stx_dev_major, stx.stx_dev_minor),
-        ino: stx.stx_ino,
-    })
-}
-
 /// The root directory of the mount `dir` is on: up through `..` until the next step
 /// would leave that mount (or `dir` is the process's root). A handle, not a path, so a
 /// mount stacked on the same path later cannot take its place.
 pub fn mount_root_of(dir: OwnedFd) -> Result<OwnedFd> {
     let mut current = dir;
-    let mut here = locate(current.as_fd())?;
+    let mut here = locate(current.as_fd()).context("statx")?;
     loop {
         let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
         let parent = openat(&current, "..", flags, Mode::empty()).context("open ..")?;
-        let up = locate(parent.as_fd())?;
+        let up = locate(parent.as_fd()).context("statx")?;
         if up.mount != here.mount || up == here {
             return Ok(current);
         }

@@ -465,3 +465,26 @@ fn nothing_inside_procfs_is_covered_but_the_lxcfs_files() {
         }
     }
 }
+
+#[test]
+fn a_destination_swapped_between_the_bind_and_the_remount_is_refused() {
+    // The remount that makes the bind read-only must reach the bind, not whatever the
+    // destination leads to by then (the rootfs itself, for a symlink to "/").
+    let s = Scratch::new("swapped");
+    let src = s.0.join("src");
+    std::fs::create_dir(&src).unwrap();
+    let sys = Recorder {
+        swapped: true,
+        ..Recorder::default()
+    };
+    let m = mount_entry(json!({"destination": "/v", "source": src, "options": ["rbind", "ro"]}));
+    let err = apply(&s, &sys, &m).unwrap_err().to_string();
+    assert!(
+        err.ends_with(
+            "\"/v\" changed while it was being mounted on (swapped for a symlink?): refused"
+        ),
+        "{err}"
+    );
+    let calls = sys.calls.borrow();
+    assert_eq!(calls.len(), 1, "only the bind, no remount: {calls:?}");
+}

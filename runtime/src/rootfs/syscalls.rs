@@ -32,6 +32,9 @@ pub trait Syscalls {
     /// mount_setattr(2) on the mount `target` (an O_PATH handle on its root) and every
     /// mount below it.
     fn set_recursive_attr(&self, target: BorrowedFd<'_>, attr: RecursiveAttr) -> nix::Result<()>;
+
+    /// Whether `mount` (a handle on a mount's root) was mounted right onto `target`.
+    fn mounted_on(&self, mount: BorrowedFd<'_>, target: BorrowedFd<'_>) -> nix::Result<bool>;
 }
 
 /// The real kernel.
@@ -65,6 +68,10 @@ impl Syscalls for Host {
         };
         crate::mount_api::set_attr(target, &attr, true)
     }
+
+    fn mounted_on(&self, mount: BorrowedFd<'_>, target: BorrowedFd<'_>) -> nix::Result<bool> {
+        super::identity::mounted_on(mount, target)
+    }
 }
 
 /// A recording fake for unit tests: every call, with `/proc/self/fd/N` targets resolved to
@@ -92,6 +99,9 @@ pub mod fake {
         /// Errors for the mount calls, in order (then success).
         pub errors: RefCell<Vec<Option<nix::errno::Errno>>>,
         pub statvfs: FsFlags,
+        /// Answers "no" when asked whether a new mount sits on its target (as after a
+        /// swapped destination); no real mount is made, so the default answer is "yes".
+        pub swapped: bool,
     }
 
     fn resolve(target: &Path) -> PathBuf {
@@ -112,7 +122,7 @@ pub mod fake {
             data: Option<&str>,
         ) -> nix::Result<()> {
             self.calls.borrow_mut().push(Call {
-                source: source.map(Path::to_path_buf),
+                source: source.map(resolve),
                 target: resolve(target),
                 fstype: fstype.map(str::to_owned),
                 flags,
@@ -127,6 +137,10 @@ pub mod fake {
 
         fn statvfs_flags(&self, _target: &Path) -> nix::Result<FsFlags> {
             Ok(self.statvfs)
+        }
+
+        fn mounted_on(&self, _mount: BorrowedFd<'_>, _target: BorrowedFd<'_>) -> nix::Result<bool> {
+            Ok(!self.swapped)
         }
 
         /// Recorded as a mount with source `<setattr>` and `set=..,clear=..` as data.
