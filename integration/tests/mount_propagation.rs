@@ -256,21 +256,15 @@ fn default_rootfs_propagation_keeps_container_mounts_in() {
 /// (through nsenter). The test's own host mounts are in the same peer groups there.
 /// Returns the holder's pid; it is stopped after the container's teardown.
 fn shared_root_host(c: &mut Container) -> i32 {
-    let holder = HostProcess::spawn(&[
-        "unshare",
-        "-m",
-        "--propagation",
-        "unchanged",
-        "sh",
-        "-c",
-        "mount --make-rshared / && exec sleep 1000",
-    ]);
+    // (`--propagation shared` is MS_SHARED|MS_REC on / in util-linux and busybox alike.)
+    let holder = HostProcess::spawn(&["unshare", "-m", "--propagation", "shared", "sleep", "1000"]);
     let pid = holder.pid();
     c.on_teardown(move || drop(holder));
     let root_shared = || {
         let mi = fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok()?;
         let mi = parse_mountinfo(&mi);
-        let root = mi.iter().find(|m| m.mount_point == "/")?;
+        // The last `/` is the one on top (a guest's tmpfs over its initramfs).
+        let root = mi.iter().rfind(|m| m.mount_point == "/")?;
         (root.propagation() == "shared").then_some(())
     };
     wait_for(Duration::from_secs(10), root_shared).expect("the stand-in host's / is shared");
