@@ -49,7 +49,7 @@ integration: deps
 integration-runc: deps
 	PATINA_RUNTIME=/usr/sbin/runc integration/runc-guard.sh $(CARGO) test -p integration
 
-# The suite again inside a QEMU guest with a pure cgroup v2 kernel (about 100 s warm, 167 tests).
+# The suite again inside a QEMU guest with a pure cgroup v2 kernel (about 100 s warm, 179 tests).
 test-vm: deps
 	integration/vm/run.sh
 

@@ -137,3 +137,78 @@ fn missing_namespace_path() {
     let out = c.create();
     c.assert_rejected(&out, &[&ps]);
 }
+
+#[test]
+fn proc_mounted_on_the_root() {
+    // It used to cover the rootfs and fail later with an error about /dev/null.
+    let mut c = Container::new("procroot");
+    spec::add_mount(&mut c.config, "/", "proc", "proc", &[]);
+    let index = format!(
+        "mounts[{}]",
+        c.config["mounts"].as_array().unwrap().len() - 1
+    );
+    let out = c.create();
+    c.assert_rejected(&out, &[&index, "(proc)", "on \"/\""]);
+}
+
+#[test]
+fn unknown_option_on_a_bind_mount() {
+    let mut c = Container::new("bindopt");
+    let src = c.path("src");
+    fs::create_dir_all(&src).unwrap();
+    spec::add_mount(
+        &mut c.config,
+        "/v",
+        "bind",
+        src.to_str().unwrap(),
+        &["rbind", "nosuid", "bogus-option"],
+    );
+    let index = c.config["mounts"].as_array().unwrap().len() - 1;
+    if is_runc() {
+        // beyond runc: runc 1.1.5 hands it to mount(2) as data, which a bind ignores.
+        c.set_args(&["true"]);
+        c.run().assert_ok();
+    } else {
+        let out = c.create();
+        let field = format!("mounts[{index}].options");
+        c.assert_rejected(&out, &[&field, "\"bogus-option\""]);
+    }
+}
+
+#[test]
+fn unknown_option_on_a_tmpfs_mount() {
+    // Data of a filesystem mount goes to the kernel, which refuses what tmpfs does not know.
+    let mut c = Container::new("tmpfsopt");
+    spec::add_mount(
+        &mut c.config,
+        "/t",
+        "tmpfs",
+        "tmpfs",
+        &["nosuid", "bogus=1"],
+    );
+    let index = format!(
+        "mounts[{}]",
+        c.config["mounts"].as_array().unwrap().len() - 1
+    );
+    let out = c.create();
+    c.assert_rejected(&out, &[&index, "(tmpfs)", "\"/t\"", "EINVAL"]);
+}
+
+#[test]
+fn missing_bind_source() {
+    let mut c = Container::new("nosource");
+    let src = c.path("no-such-source");
+    spec::add_mount(
+        &mut c.config,
+        "/v",
+        "bind",
+        src.to_str().unwrap(),
+        &["rbind"],
+    );
+    let index = format!(
+        "mounts[{}]",
+        c.config["mounts"].as_array().unwrap().len() - 1
+    );
+    let out = c.create();
+    c.assert_rejected(&out, &[&index, "\"/v\"", "ENOENT"]);
+}

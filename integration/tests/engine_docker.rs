@@ -31,3 +31,8 @@ fn engine_docker_exec_top_update_pause_stop() {
     };
     docker_like::exec_pause_stop(engine(), scenario);
 }
+
+#[test]
+fn engine_docker_volumes() {
+    docker_like::volumes(engine());
+}

@@ -92,3 +92,8 @@ fn engine_podman_stop_timeout_restart_rm_force() {
         },
     );
 }
+
+#[test]
+fn engine_podman_volumes() {
+    docker_like::volumes(engine());
+}

@@ -382,3 +382,107 @@ fn masked_and_readonly_paths() {
     let (m, _) = mounts_inside(&mut c, "");
     assert!(find_mount(&m, "/proc/sys").has_option("ro"));
 }
+
+#[test]
+fn options_engines_send_are_applied() {
+    // What docker, podman and containerd's CRI put in mounts[].options: binds with flags
+    // and propagation, a tmpfs with its data, an overlay with lowerdir/upperdir/workdir.
+    let mut c = Container::new("engineopts");
+    let src = c.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), "host\n").unwrap();
+    let (lower, upper, work) = (c.path("lower"), c.path("upper"), c.path("work"));
+    for d in [&lower, &upper, &work] {
+        fs::create_dir_all(d).unwrap();
+    }
+    fs::write(lower.join("l"), "lower\n").unwrap();
+    let s = src.to_str().unwrap();
+    let binds: [(&str, &[&str]); 3] = [
+        (
+            "/a",
+            &["rbind", "rprivate", "nosuid", "noexec", "nodev", "ro"],
+        ),
+        ("/b", &["bind", "private", "rw", "relatime"]),
+        ("/c", &["rbind", "rslave", "nodiratime", "noatime"]),
+    ];
+    for (dest, options) in binds {
+        spec::add_mount(&mut c.config, dest, "bind", s, options);
+    }
+    spec::add_mount(
+        &mut c.config,
+        "/t",
+        "tmpfs",
+        "tmpfs",
+        &["nosuid", "nodev", "noexec", "mode=1777", "size=65536k"],
+    );
+    let overlay = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        upper.display(),
+        work.display()
+    );
+    let overlay: Vec<&str> = overlay.split(',').collect();
+    let has_overlay = fs::read_to_string("/proc/filesystems")
+        .unwrap()
+        .lines()
+        .any(|l| l.ends_with("\toverlay"));
+    if has_overlay {
+        spec::add_mount(&mut c.config, "/o", "overlay", "overlay", &overlay);
+    } else {
+        eprintln!("options_engines_send_are_applied: this kernel has no overlay filesystem: the overlay mount is not tested");
+        fs::create_dir_all(c.rootfs.join("o")).unwrap();
+        fs::copy(lower.join("l"), c.rootfs.join("o/l")).unwrap();
+    }
+    let (m, pre) = mounts_inside(
+        &mut c,
+        "cat /a/f /o/l; echo upper > /o/u; touch /a/x 2>/dev/null || echo a-ro; stat -c %a /t;",
+    );
+    assert_eq!(pre, "host\nlower\na-ro\n1777\n");
+    if has_overlay {
+        assert_eq!(fs::read_to_string(upper.join("u")).unwrap(), "upper\n");
+        assert_eq!(find_mount(&m, "/o").fstype, "overlay");
+    }
+    let a = find_mount(&m, "/a");
+    for o in ["ro", "nosuid", "nodev", "noexec"] {
+        assert!(a.has_option(o), "/a lacks {o}: {a:?}");
+    }
+    assert_eq!(a.propagation(), "private");
+    assert!(find_mount(&m, "/b").has_option("rw"));
+    let cm = find_mount(&m, "/c");
+    assert!(
+        cm.has_option("noatime") && cm.has_option("nodiratime"),
+        "{cm:?}"
+    );
+    // (mode=1777 is tmpfs's default, which mountinfo leaves out: `stat` showed it.)
+    let t = find_mount(&m, "/t");
+    assert!(t.has_super_option("size=65536k"), "{t:?}");
+}
+
+#[test]
+fn recursive_read_only_covers_submounts() {
+    // `ro` on an rbind makes only its top mount read-only; `rro` (mount_setattr with
+    // AT_RECURSIVE) every mount of the tree.
+    let mut c = Container::new("rro");
+    let src = c.path("src");
+    fs::create_dir_all(&src).unwrap();
+    host_mount_tmpfs(&mut c, &src.join("sub"));
+    let s = src.to_str().unwrap();
+    spec::add_mount(&mut c.config, "/ro", "bind", s, &["rbind", "ro"]);
+    spec::add_mount(
+        &mut c.config,
+        "/rro",
+        "bind",
+        s,
+        &["rbind", "rro", "rnosuid"],
+    );
+    let (m, pre) = mounts_inside(
+        &mut c,
+        "for d in /ro/sub /rro/sub /rro; do touch $d/x 2>/dev/null && echo $d:rw || echo $d:ro; done;",
+    );
+    assert_eq!(pre, "/ro/sub:rw\n/rro/sub:ro\n/rro:ro\n");
+    for mp in ["/rro", "/rro/sub"] {
+        let x = find_mount(&m, mp);
+        assert!(x.has_option("ro") && x.has_option("nosuid"), "{mp}: {x:?}");
+    }
+    assert!(!find_mount(&m, "/ro/sub").has_option("ro"));
+}

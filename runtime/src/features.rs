@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::rootfs::mounts::KNOWN_OPTIONS;
+use crate::rootfs::options::KNOWN_OPTIONS;
 
 /// The newest runtime-spec version patina implements.
 pub const OCI_VERSION_MAX: &str = "1.3.0";

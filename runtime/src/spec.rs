@@ -174,10 +174,7 @@ fn check_mounts(spec: &Spec) -> Result<()> {
             );
         }
         check_idmapped(i, mount, spec.linux().as_ref())?;
-        for option in mount.options().iter().flatten() {
-            crate::rootfs::mounts::MountOption::parse(option)
-                .with_context(|| format!("mounts[{i}] ({:?})", dest.display()))?;
-        }
+        crate::rootfs::options::MountPlan::for_entry(i, mount)?;
     }
     Ok(())
 }

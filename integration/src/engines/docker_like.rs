@@ -165,3 +165,48 @@ pub fn exec_pause_stop(e: &impl DockerLike, scenario: ExecScenario) {
         Ok(())
     });
 }
+
+/// Volumes as users give them: `-v` with `:ro`, a propagation mode and `z` (the engine
+/// relabels, or ignores it without SELinux), and `--mount type=bind` with
+/// bind-propagation. The runtime must take every option the engine puts in
+/// mounts[].options (an unknown one on a bind is refused by name).
+pub fn volumes(e: &impl DockerLike) {
+    let cli = e.cli_name();
+    let host = e.private().path("volume");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(format!("{host}/f"), "from the host\n").unwrap();
+    let run = format!(
+        "{cli} run --rm -v HOST:/ro:ro,rprivate,z --mount type=bind,bind-propagation=private"
+    );
+    verify(
+        e,
+        "volumes",
+        &[
+            (&run, "ok"),
+            ("read", "from the host"),
+            ("write to the :ro volume", "refused"),
+            ("write to the --mount volume", "written"),
+            ("seen on the host", "true"),
+        ],
+        |rt, name, t| -> Step {
+            let _ = std::fs::remove_file(format!("{host}/w"));
+            let ro = format!("{host}:/ro:ro,rprivate,z");
+            let mount = format!("type=bind,src={host},dst=/rw,bind-propagation=private");
+            let script = "cat /ro/f; (touch /ro/x 2>/dev/null && echo writable) || echo refused; \
+                          (echo w > /rw/w && echo written) || echo refused";
+            let extra = ["--rm", "--name", name, "-v", &ro, "--mount", &mount];
+            let out = e.run(rt, &extra, &["sh", "-c", script]);
+            let stdout = t.ok(&run, &out)?;
+            let mut lines = stdout.lines();
+            t.note("read", lines.next().unwrap_or_default());
+            t.note("write to the :ro volume", lines.next().unwrap_or_default());
+            t.note(
+                "write to the --mount volume",
+                lines.next().unwrap_or_default(),
+            );
+            let seen = std::path::Path::new(&format!("{host}/w")).exists();
+            t.note("seen on the host", seen.to_string());
+            Ok(())
+        },
+    );
+}

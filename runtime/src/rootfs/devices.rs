@@ -91,6 +91,9 @@ pub fn create(
 ) -> Result<()> {
     let step = || format!("create device {:?}", dev.path.display());
     if bind_from_host {
+        // Over a regular file only: a symlink in the image's /dev would take the bind
+        // elsewhere and stay the path processes (and the masks) open.
+        remove_symlink(root, &dev.path).with_context(step)?;
         let target = touch_in_root(root, &dev.path).with_context(step)?;
         return sys
             .mount(
@@ -132,6 +135,19 @@ pub fn create(
         nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
     )
     .with_context(step)
+}
+
+/// Unlink `path` if it is a symlink (its parent resolved inside `root`).
+fn remove_symlink(root: BorrowedFd<'_>, path: &Path) -> Result<()> {
+    use nix::fcntl::AtFlags;
+    let (parent, name) = parent_and_name(root, path)?;
+    match nix::sys::stat::fstatat(&parent, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) if st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFLNK.bits() => {
+            nix::unistd::unlinkat(&parent, name, nix::unistd::UnlinkatFlags::NoRemoveDir)
+                .context("remove the image's symlink")
+        }
+        _ => Ok(()),
+    }
 }
 
 fn chmod_via_fd(parent: &impl AsFd, name: &std::ffi::OsStr, mode: Mode) -> nix::Result<()> {

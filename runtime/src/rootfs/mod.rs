@@ -2,10 +2,13 @@
 //! masked paths laid on top (config.md "Root", "Mounts"; config-linux.md).
 
 pub mod devices;
+pub mod identity;
 pub mod idmap;
 pub mod mounts;
+pub mod options;
 pub mod paths;
 pub mod pivot;
+pub mod propagation;
 #[cfg(test)]
 mod setup_tests;
 pub mod syscalls;
@@ -19,6 +22,7 @@ use nix::mount::MsFlags;
 use nix::sys::stat::Mode;
 use oci_spec::runtime::Spec;
 
+use crate::bail;
 use crate::error::{Context, Error, Result};
 use syscalls::Syscalls;
 
@@ -32,15 +36,8 @@ pub fn prepare(
     let sys = mount_ctx.sys;
     let linux = spec.linux().as_ref();
     let propagation =
-        mounts::root_propagation(linux.and_then(|l| l.rootfs_propagation().as_deref()))?;
-    // Keep our mounts from reaching the host; a shared root is made shared again at the end.
-    let isolating = if propagation.contains(MsFlags::MS_SHARED) {
-        MsFlags::MS_SLAVE | MsFlags::MS_REC
-    } else {
-        propagation
-    };
-    sys.mount(None, Path::new("/"), None, isolating, None)
-        .context("make / non-shared (rootfsPropagation)")?;
+        options::root_propagation(linux.and_then(|l| l.rootfs_propagation().as_deref()))?;
+    propagation::prepare_root(sys, rootfs, propagation)?;
     // pivot_root needs the new root to be a mount point.
     let rbind = MsFlags::MS_BIND | MsFlags::MS_REC;
     sys.mount(Some(rootfs), rootfs, None, rbind, None)
@@ -102,11 +99,15 @@ pub fn finalize(sys: &dyn Syscalls, spec: &Spec) -> Result<()> {
         make_readonly(sys, Path::new(path))
             .with_context(|| format!("linux.readonlyPaths: {path:?}"))?;
     }
-    for path in linux
+    let masked = linux
         .and_then(|l| l.masked_paths().as_deref())
-        .unwrap_or_default()
-    {
-        mask(sys, Path::new(path)).with_context(|| format!("linux.maskedPaths: {path:?}"))?;
+        .unwrap_or_default();
+    if !masked.is_empty() {
+        let null = null_device().context("linux.maskedPaths")?;
+        for path in masked {
+            mask(sys, Path::new(path), &null)
+                .with_context(|| format!("linux.maskedPaths: {path:?}"))?;
+        }
     }
     if spec
         .root()
@@ -118,7 +119,7 @@ pub fn finalize(sys: &dyn Syscalls, spec: &Spec) -> Result<()> {
             .context("root.readonly: remount / read-only")?;
     }
     if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        let flags = mounts::root_propagation(Some(p))?;
+        let flags = options::root_propagation(Some(p))?;
         sys.mount(None, Path::new("/"), None, flags, None)
             .context("linux.rootfsPropagation on /")?;
     }
@@ -134,8 +135,24 @@ fn make_readonly(sys: &dyn Syscalls, path: &Path) -> Result<()> {
     mounts::remount_bind(sys, path, MsFlags::MS_RDONLY | MsFlags::MS_REC)
 }
 
-/// Directories get an empty read-only tmpfs, files /dev/null.
-fn mask(sys: &dyn Syscalls, path: &Path) -> Result<()> {
+/// The container's /dev/null, which masks files. It must be the null device itself: an
+/// image's own /dev (no /dev mount) could make it a symlink to a masked file, and binding
+/// "/dev/null" would then put that file over every other masked path.
+fn null_device() -> Result<OwnedFd> {
+    use nix::sys::stat::{fstat, makedev, SFlag};
+    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let null = open("/dev/null", flags, Mode::empty()).context("open /dev/null")?;
+    let st = fstat(&null).context("stat /dev/null")?;
+    let char_device =
+        SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFCHR;
+    if !char_device || st.st_rdev != makedev(1, 3) {
+        bail!("/dev/null is not the null device (char 1:3): refusing to mask with it");
+    }
+    Ok(null)
+}
+
+/// Directories get an empty read-only tmpfs, files the null device.
+fn mask(sys: &dyn Syscalls, path: &Path, null: &OwnedFd) -> Result<()> {
     let meta = match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         other => other.map_err(Error::from).context("stat")?,
@@ -151,8 +168,13 @@ fn mask(sys: &dyn Syscalls, path: &Path) -> Result<()> {
         )
         .context("mount read-only tmpfs over it")
     } else {
-        let null = Some(Path::new("/dev/null"));
-        sys.mount(null, path, None, MsFlags::MS_BIND, None)
-            .context("bind /dev/null over it")
+        sys.mount(
+            Some(&paths::fd_path(null)),
+            path,
+            None,
+            MsFlags::MS_BIND,
+            None,
+        )
+        .context("bind /dev/null over it")
     }
 }

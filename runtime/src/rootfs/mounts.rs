@@ -1,183 +1,18 @@
-//! `mounts` of config.md: option strings to mount(2) flags and data, and applying each
-//! mount inside the rootfs in the order given.
+//! `mounts` of config.md: applying each entry inside the rootfs in the order given
+//! (options.rs turns its options into flags, attributes and data).
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
 use oci_spec::runtime::Mount;
 
+/// The shim splits containerd's rootfs mount options with the same parser.
+pub use super::options::MountPlan;
 use super::paths::{fd_path, mkdir_all_in_root, touch_in_root};
 use super::syscalls::Syscalls;
 use crate::bail;
 use crate::error::{Context, Error, Result};
-
-/// The option names patina gives a meaning to (others go to the filesystem as data);
-/// `features` reports them.
-pub const KNOWN_OPTIONS: &[&str] = &[
-    "async",
-    "atime",
-    "bind",
-    "defaults",
-    "dev",
-    "diratime",
-    "dirsync",
-    "exec",
-    "idmap",
-    "loud",
-    "mand",
-    "noatime",
-    "nodev",
-    "nodiratime",
-    "noexec",
-    "nomand",
-    "norelatime",
-    "nostrictatime",
-    "nosuid",
-    "private",
-    "rbind",
-    "relatime",
-    "remount",
-    "ridmap",
-    "ro",
-    "rprivate",
-    "rshared",
-    "rslave",
-    "runbindable",
-    "rw",
-    "shared",
-    "silent",
-    "slave",
-    "strictatime",
-    "suid",
-    "sync",
-    "unbindable",
-];
-
-/// One entry of `mounts[].options`, classified.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MountOption {
-    /// Sets (true) or clears (false) a mount flag.
-    Flag(bool, MsFlags),
-    /// A propagation change, applied with its own mount(2) call after the mount.
-    Propagation(MsFlags),
-    /// `bind` or `rbind`.
-    Bind { recursive: bool },
-    /// `idmap` or `ridmap` (every mount of an `rbind`): idmapped, with the entry's
-    /// mappings or else the container's (idmap.rs).
-    Idmap { recursive: bool },
-    /// Anything else goes to the filesystem as data (`size=64k`, `mode=755`, `newinstance`).
-    Data(String),
-}
-
-impl MountOption {
-    pub fn parse(option: &str) -> Result<MountOption> {
-        use MountOption::*;
-        let flag = |set, f| Ok(Flag(set, f));
-        match option {
-            "" => bail!("empty mount option"),
-            "defaults" => flag(false, MsFlags::empty()),
-            "ro" => flag(true, MsFlags::MS_RDONLY),
-            "rw" => flag(false, MsFlags::MS_RDONLY),
-            "nosuid" => flag(true, MsFlags::MS_NOSUID),
-            "suid" => flag(false, MsFlags::MS_NOSUID),
-            "nodev" => flag(true, MsFlags::MS_NODEV),
-            "dev" => flag(false, MsFlags::MS_NODEV),
-            "noexec" => flag(true, MsFlags::MS_NOEXEC),
-            "exec" => flag(false, MsFlags::MS_NOEXEC),
-            "sync" => flag(true, MsFlags::MS_SYNCHRONOUS),
-            "async" => flag(false, MsFlags::MS_SYNCHRONOUS),
-            "dirsync" => flag(true, MsFlags::MS_DIRSYNC),
-            "mand" => flag(true, MsFlags::MS_MANDLOCK),
-            "nomand" => flag(false, MsFlags::MS_MANDLOCK),
-            "noatime" => flag(true, MsFlags::MS_NOATIME),
-            "atime" => flag(false, MsFlags::MS_NOATIME),
-            "nodiratime" => flag(true, MsFlags::MS_NODIRATIME),
-            "diratime" => flag(false, MsFlags::MS_NODIRATIME),
-            "relatime" => flag(true, MsFlags::MS_RELATIME),
-            "norelatime" => flag(false, MsFlags::MS_RELATIME),
-            "strictatime" => flag(true, MsFlags::MS_STRICTATIME),
-            "nostrictatime" => flag(false, MsFlags::MS_STRICTATIME),
-            "silent" => flag(true, MsFlags::MS_SILENT),
-            "loud" => flag(false, MsFlags::MS_SILENT),
-            "remount" => flag(true, MsFlags::MS_REMOUNT),
-            "bind" => Ok(Bind { recursive: false }),
-            "rbind" => Ok(Bind { recursive: true }),
-            "private" => Ok(Propagation(MsFlags::MS_PRIVATE)),
-            "rprivate" => Ok(Propagation(MsFlags::MS_PRIVATE | MsFlags::MS_REC)),
-            "shared" => Ok(Propagation(MsFlags::MS_SHARED)),
-            "rshared" => Ok(Propagation(MsFlags::MS_SHARED | MsFlags::MS_REC)),
-            "slave" => Ok(Propagation(MsFlags::MS_SLAVE)),
-            "rslave" => Ok(Propagation(MsFlags::MS_SLAVE | MsFlags::MS_REC)),
-            "unbindable" => Ok(Propagation(MsFlags::MS_UNBINDABLE)),
-            "runbindable" => Ok(Propagation(MsFlags::MS_UNBINDABLE | MsFlags::MS_REC)),
-            "idmap" => Ok(Idmap { recursive: false }),
-            "ridmap" => Ok(Idmap { recursive: true }),
-            "tmpcopyup" => bail!("mount option \"tmpcopyup\": not supported by patina yet"),
-            other => Ok(Data(other.to_owned())),
-        }
-    }
-}
-
-/// Everything mount(2) needs for one config entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountPlan {
-    pub flags: MsFlags,
-    pub propagation: Vec<MsFlags>,
-    pub data: String,
-    pub bind: Option<bool>,
-}
-
-impl MountPlan {
-    pub fn from_options(options: &[String]) -> Result<MountPlan> {
-        let mut plan = MountPlan {
-            flags: MsFlags::empty(),
-            propagation: Vec::new(),
-            data: String::new(),
-            bind: None,
-        };
-        for option in options {
-            match MountOption::parse(option)? {
-                MountOption::Flag(true, f) => plan.flags |= f,
-                MountOption::Flag(false, f) => plan.flags &= !f,
-                MountOption::Propagation(p) => plan.propagation.push(p),
-                MountOption::Bind { recursive } => {
-                    plan.bind = Some(recursive || plan.bind == Some(true))
-                }
-                // Made by the runtime before the clone (idmap.rs), not by mount(2).
-                MountOption::Idmap { .. } => {}
-                MountOption::Data(d) => {
-                    if !plan.data.is_empty() {
-                        plan.data.push(',');
-                    }
-                    plan.data.push_str(&d);
-                }
-            }
-        }
-        Ok(plan)
-    }
-
-    /// MS_BIND, and MS_REC for `rbind`.
-    fn bind_flags(&self) -> MsFlags {
-        match self.bind {
-            Some(true) => MsFlags::MS_BIND | MsFlags::MS_REC,
-            _ => MsFlags::MS_BIND,
-        }
-    }
-
-    /// Flags a bind mount can only take in a second, remounting call.
-    fn bind_remount_flags(&self) -> MsFlags {
-        self.flags
-            & (MsFlags::MS_RDONLY
-                | MsFlags::MS_NOSUID
-                | MsFlags::MS_NODEV
-                | MsFlags::MS_NOEXEC
-                | MsFlags::MS_NOATIME
-                | MsFlags::MS_NODIRATIME
-                | MsFlags::MS_RELATIME
-                | MsFlags::MS_STRICTATIME)
-    }
-}
 
 /// What mounts need to know about the container beyond the entry itself.
 #[derive(Clone, Copy)]
@@ -191,15 +26,14 @@ pub struct MountContext<'a> {
     /// The container's cgroup, bind-mounted for `cgroup` mounts without a cgroup namespace.
     pub cgroup: Option<&'a crate::cgroups::Cgroup>,
     /// Idmapped trees the runtime made, by entry index (idmap.rs).
-    pub idmapped: &'a [Option<std::os::fd::OwnedFd>],
+    pub idmapped: &'a [Option<OwnedFd>],
 }
 
-/// Mount one `mounts[]` entry inside the rootfs.
+/// Mount one `mounts[]` entry inside the rootfs. Every error names the entry (index,
+/// source, type, destination) and the step and OS error that failed.
 pub fn apply(root: BorrowedFd<'_>, ctx: &MountContext<'_>, index: usize, m: &Mount) -> Result<()> {
-    let bundle = ctx.bundle;
+    let plan = MountPlan::for_entry(index, m)?;
     let dest = m.destination();
-    let options = m.options().as_deref().unwrap_or_default();
-    let plan = MountPlan::from_options(options)?;
     let typ = m
         .typ()
         .as_deref()
@@ -223,19 +57,37 @@ pub fn apply(root: BorrowedFd<'_>, ctx: &MountContext<'_>, index: usize, m: &Mou
             describe()
         );
     }
+    mount_entry(root, ctx, index, m, typ, &plan).with_context(describe)
+}
+
+fn mount_entry(
+    root: BorrowedFd<'_>,
+    ctx: &MountContext<'_>,
+    index: usize,
+    m: &Mount,
+    typ: &str,
+    plan: &MountPlan,
+) -> Result<()> {
+    let dest = m.destination();
     let idmapped = ctx.idmapped.get(index).and_then(Option::as_ref);
-    let result = if let Some(tree) = idmapped {
-        let source = bind_source(bundle, m)?;
-        mount_idmapped(ctx.sys, root, tree, &source, dest, &plan)
-    } else if plan.bind.is_some() || typ == "bind" {
-        let source = bind_source(bundle, m)?;
-        mount_bind(ctx.sys, root, &source, dest, &plan)
+    let target = if let Some(tree) = idmapped {
+        let source = bind_source(ctx.bundle, m)?;
+        mount_idmapped(ctx.sys, root, tree, &source, dest, plan)?
+    } else if plan.is_bind(m) {
+        let source = bind_source(ctx.bundle, m)?;
+        mount_bind(ctx.sys, root, &source, dest, plan)?
     } else if typ == "cgroup" {
-        mount_cgroup(root, dest, &plan, ctx)
+        mount_cgroup(root, dest, plan, ctx)?
     } else {
-        mount_fs(ctx.sys, root, m, typ, dest, &plan)
+        mount_fs(ctx.sys, root, m, typ, dest, plan)?
     };
-    result.with_context(describe)
+    if !plan.recursive.is_empty() {
+        let mounted = reopen_mount(ctx.sys, root, dest, &target)?;
+        ctx.sys
+            .set_recursive_attr(mounted.as_fd(), plan.recursive)
+            .context("mount_setattr for the r* options")?;
+    }
+    Ok(())
 }
 
 /// Relative bind sources are relative to the bundle (config.md "source").
@@ -259,7 +111,7 @@ fn mount_bind(
     source: &Path,
     dest: &Path,
     plan: &MountPlan,
-) -> Result<()> {
+) -> Result<OwnedFd> {
     let target = bind_target(root, source, dest)?;
     sys.mount(
         Some(source),
@@ -269,34 +121,111 @@ fn mount_bind(
         None,
     )
     .context("bind")?;
-    finish_bind(sys, root, dest, plan)
+    finish_bind(sys, root, dest, &target, plan)?;
+    Ok(target)
 }
 
 /// An idmapped bind: the runtime made the tree; it goes where a bind would.
 fn mount_idmapped(
     sys: &dyn Syscalls,
     root: BorrowedFd<'_>,
-    tree: &std::os::fd::OwnedFd,
+    tree: &OwnedFd,
     source: &Path,
     dest: &Path,
     plan: &MountPlan,
-) -> Result<()> {
-    use std::os::fd::AsFd;
+) -> Result<OwnedFd> {
     let target = bind_target(root, source, dest)?;
     sys.attach_tree(tree.as_fd(), target.as_fd())
         .context("attach the idmapped mount (move_mount)")?;
-    finish_bind(sys, root, dest, plan)
+    finish_bind(sys, root, dest, &target, plan)?;
+    Ok(target)
 }
 
 /// The directory, or empty file, a bind of `source` goes onto.
-fn bind_target(root: BorrowedFd<'_>, source: &Path, dest: &Path) -> Result<std::os::fd::OwnedFd> {
+fn bind_target(root: BorrowedFd<'_>, source: &Path, dest: &Path) -> Result<OwnedFd> {
     let meta =
         std::fs::metadata(source).with_context(|| format!("stat source {:?}", source.display()))?;
-    if meta.is_dir() {
-        mkdir_all_in_root(root, dest, 0o755)
+    let target = if meta.is_dir() {
+        mkdir_all_in_root(root, dest, 0o755)?
     } else {
-        touch_in_root(root, dest)
+        touch_in_root(root, dest)?
+    };
+    check_target(root, &target, "bind", dest)?;
+    Ok(target)
+}
+
+/// Kernel filesystems that cannot be a root filesystem: on `/` one would replace the
+/// whole rootfs, and /dev, the program and every later mount would then fail on it,
+/// far from the cause.
+const KERNEL_FILESYSTEMS: &[&str] = &[
+    "proc",
+    "sysfs",
+    "devpts",
+    "mqueue",
+    "cgroup",
+    "cgroup2",
+    "securityfs",
+    "debugfs",
+    "tracefs",
+    "bpf",
+    "binfmt_misc",
+];
+
+/// The files of /proc that lxcfs emulates: the only places inside procfs a mount may
+/// cover (runc's list). Covering anything else there hides what the kernel says (a
+/// fake /proc/self/attr would swallow the LSM label written at exec, CVE-2019-16884).
+const LXCFS_PROC_FILES: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+/// What the mount may not go onto, checked on the handle it will be mounted on: the
+/// rootfs itself for a kernel filesystem, and anything inside a procfs (wherever the
+/// destination's symlinks led) but the lxcfs files and, for `proc`, /proc itself.
+fn check_target(root: BorrowedFd<'_>, target: &OwnedFd, typ: &str, dest: &Path) -> Result<()> {
+    use nix::sys::stat::fstat;
+    use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC};
+    if KERNEL_FILESYSTEMS.contains(&typ) {
+        let (r, t) = (
+            fstat(root).context("fstat")?,
+            fstat(target).context("fstat")?,
+        );
+        if (r.st_dev, r.st_ino) == (t.st_dev, t.st_ino) {
+            bail!("{typ} on the rootfs itself would replace the whole of it");
+        }
     }
+    let on_procfs = fstatfs(target).context("fstatfs")?.filesystem_type() == PROC_SUPER_MAGIC;
+    let lexical = lexical_path(dest);
+    let allowed = LXCFS_PROC_FILES.iter().any(|f| Path::new(f) == lexical)
+        || (typ == "proc" && lexical == Path::new("/proc"));
+    if on_procfs && !allowed {
+        bail!("the destination is inside /proc, where only the files lxcfs emulates may be mounted over");
+    }
+    Ok(())
+}
+
+/// `dest` with `.` and `..` folded away, without looking at the filesystem.
+fn lexical_path(dest: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::from("/");
+    for c in dest.components() {
+        match c {
+            Component::Normal(name) => out.push(name),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The flags a bind can only take in a second call, then the propagation.
@@ -304,12 +233,15 @@ fn finish_bind(
     sys: &dyn Syscalls,
     root: BorrowedFd<'_>,
     dest: &Path,
+    target: &OwnedFd,
     plan: &MountPlan,
 ) -> Result<()> {
-    // The new mount sits on top of the O_PATH handle: reopen to reach it.
-    let target = reopen(root, dest)?;
-    let target_path = fd_path(&target);
     let extra = plan.bind_remount_flags();
+    if extra.is_empty() && plan.propagation.is_empty() {
+        return Ok(());
+    }
+    let mounted = reopen_mount(sys, root, dest, target)?;
+    let target_path = fd_path(&mounted);
     if !extra.is_empty() {
         let recursive = plan.bind_flags() & MsFlags::MS_REC;
         remount_bind(sys, &target_path, extra | recursive)?;
@@ -356,11 +288,12 @@ fn mount_fs(
     typ: &str,
     dest: &Path,
     plan: &MountPlan,
-) -> Result<()> {
+) -> Result<OwnedFd> {
     if typ.is_empty() {
         bail!("no type given (and not a bind mount)");
     }
     let target = mkdir_all_in_root(root, dest, 0o755)?;
+    check_target(root, &target, typ, dest)?;
     let source = m
         .source()
         .as_deref()
@@ -374,17 +307,36 @@ fn mount_fs(
         plan.flags,
         data,
     )
-    .context("mount")?;
+    .with_context(|| match data {
+        Some(data) => format!("mount with data {data:?}"),
+        None => "mount".to_owned(),
+    })?;
     if !plan.propagation.is_empty() {
-        let target = reopen(root, dest)?;
-        apply_propagation(sys, &fd_path(&target), &plan.propagation)?;
+        let mounted = reopen_mount(sys, root, dest, &target)?;
+        apply_propagation(sys, &fd_path(&mounted), &plan.propagation)?;
     }
-    Ok(())
+    Ok(target)
 }
 
-fn reopen(root: BorrowedFd<'_>, dest: &Path) -> Result<std::os::fd::OwnedFd> {
-    super::paths::open_in_root(root, dest, nix::fcntl::OFlag::empty())
-        .map_err(|e| Error::os(e, format!("reopen {:?}", dest.display())))
+/// The mount just made on `target`, found again through `dest` (a handle on `target`
+/// reaches what is below the mount, not the mount), and refused if that lookup found
+/// another mount: the destination was swapped in between (identity.rs).
+fn reopen_mount(
+    sys: &dyn Syscalls,
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    target: &OwnedFd,
+) -> Result<OwnedFd> {
+    let found = super::paths::open_in_root(root, dest, nix::fcntl::OFlag::empty())
+        .map_err(|e| Error::os(e, format!("reopen {:?}", dest.display())))?;
+    match sys.mounted_on(found.as_fd(), target.as_fd()) {
+        Ok(true) => Ok(found),
+        Ok(false) => bail!(
+            "{:?} changed while it was being mounted on (swapped for a symlink?): refused",
+            dest.display()
+        ),
+        Err(e) => Err(Error::os(e, "check the new mount is the one made")),
+    }
 }
 
 pub fn apply_propagation(sys: &dyn Syscalls, target: &Path, propagation: &[MsFlags]) -> Result<()> {
@@ -406,10 +358,11 @@ fn mount_cgroup(
     dest: &Path,
     plan: &MountPlan,
     ctx: &MountContext<'_>,
-) -> Result<()> {
+) -> Result<OwnedFd> {
     let sys = ctx.sys;
     let hierarchies = own_hierarchies()?;
     let target = mkdir_all_in_root(root, dest, 0o755)?;
+    check_target(root, &target, "cgroup", dest)?;
     let flags = plan.flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let pure_v2 = hierarchies.iter().all(|h| h.is_empty());
     if !pure_v2 {
@@ -447,8 +400,8 @@ fn mount_cgroup(
             Some(dir) => {
                 sys.mount(Some(dir), &fd_path(&target), None, MsFlags::MS_BIND, None)
                     .with_context(|| format!("bind the container's cgroup {:?}", dir.display()))?;
-                let target = reopen(root, &sub)?;
-                remount_bind(sys, &fd_path(&target), flags)?;
+                let mounted = reopen_mount(sys, root, &sub, &target)?;
+                remount_bind(sys, &fd_path(&mounted), flags)?;
             }
             None => {
                 let data = (!data.is_empty()).then_some(data.as_str());
@@ -459,10 +412,10 @@ fn mount_cgroup(
         }
     }
     if !pure_v2 && plan.flags.contains(MsFlags::MS_RDONLY) {
-        let target = reopen(root, dest)?;
-        remount_bind(sys, &fd_path(&target), MsFlags::MS_RDONLY)?;
+        let mounted = reopen_mount(sys, root, dest, &target)?;
+        remount_bind(sys, &fd_path(&mounted), MsFlags::MS_RDONLY)?;
     }
-    Ok(())
+    Ok(target)
 }
 
 /// Controllers of each hierarchy in /proc/self/cgroup, "" standing for the unified
@@ -482,92 +435,4 @@ fn own_hierarchies() -> Result<Vec<String>> {
         v1.push(String::new());
     }
     Ok(v1)
-}
-
-/// The flags to make a mount point's propagation as `rootfsPropagation` says.
-pub fn root_propagation(value: Option<&str>) -> Result<MsFlags> {
-    Ok(match value {
-        None | Some("") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        Some(p) => match MountOption::parse(p)? {
-            MountOption::Propagation(flags) => flags | MsFlags::MS_REC,
-            _ => bail!("linux.rootfsPropagation {p:?}: not a propagation mode"),
-        },
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn plan(options: &[&str]) -> MountPlan {
-        MountPlan::from_options(&options.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
-    }
-
-    #[test]
-    fn flags_data_and_propagation_are_separated() {
-        let p = plan(&[
-            "nosuid",
-            "strictatime",
-            "mode=755",
-            "size=65536k",
-            "rprivate",
-        ]);
-        assert_eq!(p.flags, MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME);
-        assert_eq!(p.data, "mode=755,size=65536k");
-        assert_eq!(p.propagation, vec![MsFlags::MS_PRIVATE | MsFlags::MS_REC]);
-        assert_eq!(p.bind, None);
-    }
-
-    #[test]
-    fn later_options_override_earlier_ones() {
-        let p = plan(&["ro", "rw", "noexec"]);
-        assert_eq!(p.flags, MsFlags::MS_NOEXEC);
-    }
-
-    #[test]
-    fn rbind_is_recursive_bind() {
-        assert_eq!(plan(&["rbind", "ro"]).bind, Some(true));
-        assert_eq!(plan(&["bind"]).bind, Some(false));
-        assert_eq!(
-            plan(&["bind", "ro", "nodev"]).bind_remount_flags(),
-            MsFlags::MS_RDONLY | MsFlags::MS_NODEV
-        );
-    }
-
-    #[test]
-    fn devpts_options_reach_the_filesystem() {
-        let p = plan(&[
-            "nosuid",
-            "noexec",
-            "newinstance",
-            "ptmxmode=0666",
-            "mode=0620",
-            "gid=5",
-        ]);
-        assert_eq!(p.data, "newinstance,ptmxmode=0666,mode=0620,gid=5");
-    }
-
-    #[test]
-    fn every_known_option_has_a_meaning() {
-        for option in KNOWN_OPTIONS {
-            let parsed = MountOption::parse(option).unwrap();
-            assert!(
-                !matches!(parsed, MountOption::Data(_)),
-                "{option} falls through to data"
-            );
-        }
-    }
-
-    #[test]
-    fn root_propagation_defaults_to_rslave() {
-        assert_eq!(
-            root_propagation(None).unwrap(),
-            MsFlags::MS_SLAVE | MsFlags::MS_REC
-        );
-        assert_eq!(
-            root_propagation(Some("shared")).unwrap(),
-            MsFlags::MS_SHARED | MsFlags::MS_REC
-        );
-        assert!(root_propagation(Some("ro")).is_err());
-    }
 }

@@ -16,6 +16,7 @@ pub fn pivot(rootfs: &Path) -> Result<()> {
     let dir = OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC;
     let old_root = open("/", dir, Mode::empty()).context("open old /")?;
     let new_root = open(rootfs, dir, Mode::empty()).context("open rootfs")?;
+    detach_root_from_peers()?;
     fchdir(&new_root).context("chdir to rootfs")?;
     pivot_root(".", ".").with_context(|| format!("pivot_root to {:?}", rootfs.display()))?;
     fchdir(&old_root).context("chdir to old root")?;
@@ -33,6 +34,8 @@ pub fn pivot(rootfs: &Path) -> Result<()> {
 }
 
 pub fn move_root(rootfs: &Path) -> Result<()> {
+    // Moving onto a shared `/` would put the rootfs over the host's `/` too.
+    detach_root_from_peers()?;
     chdir(rootfs).context("chdir to rootfs")?;
     mount(
         Some(rootfs),
@@ -44,4 +47,19 @@ pub fn move_root(rootfs: &Path) -> Result<()> {
     .context("move rootfs to / (--no-pivot)")?;
     chroot(".").context("chroot to rootfs")?;
     chdir("/").context("chdir to new /")
+}
+
+/// The mount at `/` alone (not the mounts below it) private. With rootfsPropagation
+/// `rshared` it is still a peer of the host's `/`: pivot_root refuses a shared root
+/// (when `/` is the namespace's first mount), and a rootfs moved onto it would
+/// propagate onto the host's. The shared volumes below keep their peer groups.
+fn detach_root_from_peers() -> Result<()> {
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .context("make / private before switching root")
 }

@@ -276,3 +276,215 @@ fn idmapped_tree_is_attached_where_a_bind_would_go_then_remounted() {
         ]
     );
 }
+
+/// The calls `prepare` makes for a config with `linux` and `mounts`, in a scratch rootfs.
+fn prepare(s: &Scratch, linux: serde_json::Value, mounts: serde_json::Value) -> Vec<Call> {
+    let spec: Spec = serde_json::from_value(json!({
+        "ociVersion": "1.0.2", "root": {"path": s.root()}, "linux": linux, "mounts": mounts
+    }))
+    .unwrap();
+    let sys = Recorder::default();
+    let ctx = MountContext {
+        sys: &sys,
+        bundle: &s.0,
+        own_cgroupns: false,
+        cgroup: None,
+        idmapped: &[],
+    };
+    super::prepare(&spec, &s.root(), false, &ctx).unwrap();
+    let calls = sys.calls.borrow().clone();
+    calls
+}
+
+/// Where the mount holding `dir` is mounted (the mount point of its mount).
+fn mount_point_holding(dir: &Path) -> PathBuf {
+    let fd = open(dir, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+    let root = super::propagation::mount_root_of(fd).unwrap();
+    std::fs::read_link(super::paths::fd_path(&root)).unwrap()
+}
+
+#[test]
+fn rshared_root_stays_in_the_host_peer_groups_and_binds_onto_a_private_parent() {
+    // Kubernetes Bidirectional volumes: `/` is made rshared (not rslave first, which would
+    // leave the volume a mere slave of the host's peer group), the mount holding the
+    // rootfs private (so the rootfs bound onto itself reaches no other namespace), then
+    // the binds, each with its own propagation after it.
+    let s = Scratch::new("rshared");
+    let (dev, vol) = (s.0.join("dev"), s.0.join("vol"));
+    std::fs::create_dir(&dev).unwrap();
+    std::fs::create_dir(&vol).unwrap();
+    let calls = prepare(
+        &s,
+        json!({"rootfsPropagation": "rshared"}),
+        json!([
+            {"destination": "/dev", "source": dev, "options": ["rbind"]},
+            {"destination": "/vol", "source": vol, "options": ["rbind", "rshared"]},
+        ]),
+    );
+    let rec = MsFlags::MS_REC;
+    let rbind = MsFlags::MS_BIND | rec;
+    let root = s.root();
+    assert_eq!(
+        calls,
+        [
+            call(None, PathBuf::from("/"), MsFlags::MS_SHARED | rec),
+            call(None, mount_point_holding(&root), MsFlags::MS_PRIVATE),
+            call(Some(&root), root.clone(), rbind),
+            call(Some(&dev), root.join("dev"), rbind),
+            call(Some(&vol), root.join("vol"), rbind),
+            call(None, root.join("vol"), MsFlags::MS_SHARED | rec),
+        ]
+    );
+}
+
+#[test]
+fn root_propagation_defaults_to_rslave_before_anything_is_mounted() {
+    let s = Scratch::new("rslave");
+    let dev = s.0.join("dev");
+    std::fs::create_dir(&dev).unwrap();
+    for (linux, flags) in [
+        (json!({}), MsFlags::MS_SLAVE),
+        (json!({"rootfsPropagation": "private"}), MsFlags::MS_PRIVATE),
+        (json!({"rootfsPropagation": "rslave"}), MsFlags::MS_SLAVE),
+    ] {
+        let mounts = json!([{"destination": "/dev", "source": dev, "options": ["rbind"]}]);
+        let calls = prepare(&s, linux.clone(), mounts);
+        assert_eq!(
+            calls[0],
+            call(None, PathBuf::from("/"), flags | MsFlags::MS_REC),
+            "{linux}"
+        );
+        assert_eq!(calls[1].flags, MsFlags::MS_PRIVATE, "{linux}");
+    }
+}
+
+#[test]
+fn recursive_options_set_attributes_on_the_whole_tree_after_the_bind() {
+    let s = Scratch::new("rro");
+    let src = s.0.join("src");
+    std::fs::create_dir(&src).unwrap();
+    let sys = Recorder::default();
+    let m = mount_entry(
+        json!({"destination": "/v", "source": src, "options": ["rbind", "rro", "rnosuid", "rprivate"]}),
+    );
+    let calls = apply(&s, &sys, &m).unwrap();
+    let target = s.root().join("v");
+    let rec = MsFlags::MS_REC;
+    let setattr = Call {
+        source: Some(PathBuf::from("<setattr>")),
+        target: target.clone(),
+        fstype: None,
+        flags: MsFlags::empty(),
+        data: Some("set=0x3,clear=0x0".into()),
+    };
+    assert_eq!(
+        calls,
+        [
+            call(Some(&src), target.clone(), MsFlags::MS_BIND | rec),
+            call(None, target, MsFlags::MS_PRIVATE | rec),
+            setattr,
+        ]
+    );
+}
+
+#[test]
+fn an_unknown_bind_option_is_refused_before_any_mount() {
+    let s = Scratch::new("unknownopt");
+    let src = s.0.join("src");
+    std::fs::create_dir(&src).unwrap();
+    let sys = Recorder::default();
+    let m = mount_entry(json!({"destination": "/v", "type": "bind", "source": src,
+                               "options": ["rbind", "nosuid", "bogus"]}));
+    let err = apply(&s, &sys, &m).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "mounts[0].options \"bogus\": not a mount option patina knows (a bind mount takes no filesystem data)"
+    );
+    assert!(sys.calls.borrow().is_empty());
+    assert!(!s.root().join("v").exists());
+}
+
+#[test]
+fn a_kernel_filesystem_on_the_root_is_refused_by_entry() {
+    // `proc` on "/" used to cover the rootfs and fail later at /dev/null.
+    for dest in ["/", "/.", "/proc/.."] {
+        let s = Scratch::new("procroot");
+        let sys = Recorder::default();
+        let m = mount_entry(json!({"destination": dest, "type": "proc", "source": "proc"}));
+        let err = apply(&s, &sys, &m).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("mounts[0]: mount \"proc\" (proc) on {dest:?}: proc on the rootfs itself would replace the whole of it")
+        );
+        assert!(sys.calls.borrow().is_empty(), "{dest}");
+    }
+}
+
+#[test]
+fn a_failing_bind_names_the_entry_and_the_errno() {
+    let s = Scratch::new("nosource");
+    let sys = Recorder::default();
+    let missing = s.0.join("missing");
+    let m = mount_entry(json!({"destination": "/v", "source": missing, "options": ["rbind"]}));
+    let err = apply(&s, &sys, &m).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!("mounts[0]: mount {missing:?} (bind) on \"/v\": stat source {missing:?}: ENOENT (No such file or directory)")
+    );
+}
+
+#[test]
+fn nothing_inside_procfs_is_covered_but_the_lxcfs_files() {
+    // The host's own / and /proc serve as the rootfs here: only existing files are
+    // opened (O_PATH), and the recording fake mounts nothing.
+    let s = Scratch::new("procfs");
+    let src = s.0.join("file");
+    std::fs::write(&src, "").unwrap();
+    let host_root = open("/", OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+    for (dest, allowed) in [
+        ("/proc/keys", false),
+        ("/proc/self/attr/current", false),
+        ("/proc/sys/kernel/hostname", false),
+        ("/proc/cpuinfo", true),
+        ("/proc/./meminfo", true),
+    ] {
+        let sys = Recorder::default();
+        let m = mount_entry(json!({"destination": dest, "source": src, "options": ["bind"]}));
+        let ctx = MountContext {
+            sys: &sys,
+            bundle: &s.0,
+            own_cgroupns: false,
+            cgroup: None,
+            idmapped: &[],
+        };
+        let result = mounts::apply(host_root.as_fd(), &ctx, 0, &m);
+        assert_eq!(result.is_ok(), allowed, "{dest}: {result:?}");
+        assert_eq!(sys.calls.borrow().len(), usize::from(allowed), "{dest}");
+        if let Err(e) = result {
+            assert!(e.to_string().contains("inside /proc"), "{e}");
+        }
+    }
+}
+
+#[test]
+fn a_destination_swapped_between_the_bind_and_the_remount_is_refused() {
+    // The remount that makes the bind read-only must reach the bind, not whatever the
+    // destination leads to by then (the rootfs itself, for a symlink to "/").
+    let s = Scratch::new("swapped");
+    let src = s.0.join("src");
+    std::fs::create_dir(&src).unwrap();
+    let sys = Recorder {
+        swapped: true,
+        ..Recorder::default()
+    };
+    let m = mount_entry(json!({"destination": "/v", "source": src, "options": ["rbind", "ro"]}));
+    let err = apply(&s, &sys, &m).unwrap_err().to_string();
+    assert!(
+        err.ends_with(
+            "\"/v\" changed while it was being mounted on (swapped for a symlink?): refused"
+        ),
+        "{err}"
+    );
+    let calls = sys.calls.borrow();
+    assert_eq!(calls.len(), 1, "only the bind, no remount: {calls:?}");
+}

@@ -10,6 +10,8 @@ use std::path::Path;
 use nix::mount::MsFlags;
 use nix::sys::statvfs::FsFlags;
 
+use super::options::RecursiveAttr;
+
 pub trait Syscalls {
     /// mount(2).
     fn mount(
@@ -26,6 +28,13 @@ pub trait Syscalls {
 
     /// move_mount(2) of a detached tree onto what `target` (an O_PATH handle) is.
     fn attach_tree(&self, tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> nix::Result<()>;
+
+    /// mount_setattr(2) on the mount `target` (an O_PATH handle on its root) and every
+    /// mount below it.
+    fn set_recursive_attr(&self, target: BorrowedFd<'_>, attr: RecursiveAttr) -> nix::Result<()>;
+
+    /// Whether `mount` (a handle on a mount's root) was mounted right onto `target`.
+    fn mounted_on(&self, mount: BorrowedFd<'_>, target: BorrowedFd<'_>) -> nix::Result<bool>;
 }
 
 /// The real kernel.
@@ -49,6 +58,19 @@ impl Syscalls for Host {
 
     fn attach_tree(&self, tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> nix::Result<()> {
         crate::mount_api::attach(tree, target)
+    }
+
+    fn set_recursive_attr(&self, target: BorrowedFd<'_>, attr: RecursiveAttr) -> nix::Result<()> {
+        let attr = crate::mount_api::MountAttr {
+            attr_set: attr.set,
+            attr_clr: attr.clear,
+            ..Default::default()
+        };
+        crate::mount_api::set_attr(target, &attr, true)
+    }
+
+    fn mounted_on(&self, mount: BorrowedFd<'_>, target: BorrowedFd<'_>) -> nix::Result<bool> {
+        super::identity::mounted_on(mount, target)
     }
 }
 
@@ -77,6 +99,9 @@ pub mod fake {
         /// Errors for the mount calls, in order (then success).
         pub errors: RefCell<Vec<Option<nix::errno::Errno>>>,
         pub statvfs: FsFlags,
+        /// Answers "no" when asked whether a new mount sits on its target (as after a
+        /// swapped destination); no real mount is made, so the default answer is "yes".
+        pub swapped: bool,
     }
 
     fn resolve(target: &Path) -> PathBuf {
@@ -97,7 +122,7 @@ pub mod fake {
             data: Option<&str>,
         ) -> nix::Result<()> {
             self.calls.borrow_mut().push(Call {
-                source: source.map(Path::to_path_buf),
+                source: source.map(resolve),
                 target: resolve(target),
                 fstype: fstype.map(str::to_owned),
                 flags,
@@ -112,6 +137,27 @@ pub mod fake {
 
         fn statvfs_flags(&self, _target: &Path) -> nix::Result<FsFlags> {
             Ok(self.statvfs)
+        }
+
+        fn mounted_on(&self, _mount: BorrowedFd<'_>, _target: BorrowedFd<'_>) -> nix::Result<bool> {
+            Ok(!self.swapped)
+        }
+
+        /// Recorded as a mount with source `<setattr>` and `set=..,clear=..` as data.
+        fn set_recursive_attr(
+            &self,
+            target: BorrowedFd<'_>,
+            attr: RecursiveAttr,
+        ) -> nix::Result<()> {
+            let target = PathBuf::from(format!("/proc/self/fd/{}", target.as_raw_fd()));
+            let data = format!("set={:#x},clear={:#x}", attr.set, attr.clear);
+            self.mount(
+                Some(Path::new("<setattr>")),
+                &target,
+                None,
+                MsFlags::empty(),
+                Some(&data),
+            )
         }
 
         /// Recorded as a mount with source `<tree>` and no flags.
