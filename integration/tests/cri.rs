@@ -171,6 +171,22 @@ impl Client {
         (r.status.unwrap(), info)
     }
 
+    /// The container's status once CRI reports it EXITED (at most `limit`).
+    async fn wait_exited(&mut self, id: &str, limit: Duration) -> cri::ContainerStatus {
+        let start = Instant::now();
+        loop {
+            let (status, _) = self.status(id).await;
+            if status.state == cri::ContainerState::ContainerExited as i32 {
+                return status;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "not EXITED after {limit:?}: {status:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     async fn container_pid(&mut self, id: &str) -> i32 {
         let (_, info) = self.status(id).await;
         info["pid"].as_i64().expect("pid in ContainerStatus info") as i32
@@ -619,6 +635,14 @@ fn shared_pid_namespace_pod(handler: &str) {
             stopped.is_some(),
             "the sidecar's signal did not reach the app"
         );
+        // The app exited by itself: CRI learns it from TaskExit, and its handler deletes
+        // the task before it marks the container EXITED. A StopContainer in between finds
+        // no task and returns at once, or its Kill meets the task's closing connection
+        // ("ttrpc: closed"); a RemoveContainer then finds it RUNNING ("still running, to
+        // stop first"): containerd 1.6's CRI, with either shim. The kubelet acts on the
+        // status it reads, so do we: EXITED, with SIGTERM's code, before stop and remove.
+        let exited = cl.wait_exited(&app, Duration::from_secs(30)).await;
+        assert_eq!(exited.exit_code, 128 + libc::SIGTERM, "{exited:?}");
         let pod_cgroup = memory_cgroup(pids[1]);
         for id in [&app, &sidecar] {
             cl.stop(id, 2).await;
