@@ -1,14 +1,17 @@
 //! The shim's descriptors: an exec'd process's output FIFOs in the order containerd
-//! really uses them.
+//! really uses them, and what the shim's children inherit.
 //!
-//! containerd's CRI
-//! and ctr open their read end through github.com/containerd/fifo with O_NONBLOCK,
-//! which returns at once and does the blocking open(2) later in a goroutine, so on a
-//! busy node that open can come after a fast process already exited. The shim once
-//! wrote such output to FIFOs nobody had open yet and closed them: the output was lost
-//! and containerd's open waited forever for a writer (an ExecSync hung 330 s; the CRI
-//! stress test in cri.rs reproduces it). Here the late reader is played exactly: the
-//! readers open only after the process has exited and the shim holds no open end.
+//! Output FIFOs: containerd's CRI and ctr open their read end through
+//! github.com/containerd/fifo with O_NONBLOCK, which returns at once and does the
+//! blocking open(2) later in a goroutine, so on a busy node that open can come after a
+//! fast process already exited. The shim once wrote such output to FIFOs nobody had open
+//! yet and closed them: the output was lost and containerd's open waited forever for a
+//! writer (an ExecSync hung 330 s; the CRI stress test in cri.rs reproduces it). Here
+//! the late reader is played exactly: the readers open only after the process has exited
+//! and the shim holds no open end.
+//!
+//! Children: the runtime commands the shim starts, and the OCI hooks they run, must not
+//! hold the shim's listening socket.
 //!
 //! The shim is driven over ttrpc (integration/src/shim_client.rs) and told to run the
 //! runtime under test (BinaryName: patina, or runc with PATINA_RUNTIME).
@@ -29,10 +32,21 @@ const DEADLINE: Duration = Duration::from_secs(10);
 
 /// A shim running `sleep` in a busybox container with the runtime under test.
 fn sleeper(name: &str) -> Shim {
+    sleeper_with(name, |_, _| {})
+}
+
+/// [`sleeper`], with `edit` applied to the bundle's config.json before Create (given the
+/// shim's dir too, which goes with the shim even when a test fails).
+fn sleeper_with(name: &str, edit: impl FnOnce(&mut serde_json::Value, &Path)) -> Shim {
     // An id of its own: runc names a container's cgroup after it (no cgroupsPath), and
     // these tests run in parallel.
     let id = integration::shim_client::unique("c");
     let mut shim = Shim::start(name, (NS, &id), &["sleep", "1000"], |_| None);
+    let config = shim.bundle.join("config.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    edit(&mut spec, &shim.dir);
+    std::fs::write(&config, spec.to_string()).unwrap();
     let runtime = integration::runtime_path().to_string_lossy().into_owned();
     let options = shim.runc_options(|o| o.binary_name = runtime);
     let log = shim.dir.join("init.log");
@@ -151,3 +165,43 @@ fn shim_exec_with_fifos_nobody_reads_leaves_nothing_in_the_shim() {
     shim.kill_and_delete();
     assert!(shim.shutdown(false), "shim {} did not exit", shim.pid);
 }
+
+/// The shim hands its children only the descriptors it means to: an OCI hook, run by the
+/// runtime command the shim started, does not hold the shim's listening ttrpc socket (a
+/// hook that left a process behind kept the socket, and the shim's address, alive).
+/// With patina as the runtime the hook held it before the daemon marked its inherited
+/// descriptors close-on-exec; runc never handed it on to its hooks.
+#[test]
+fn shim_children_do_not_inherit_its_listening_socket() {
+    // What the hook's shell holds (its stdout is the file); runc 1.1 runs poststart
+    // hooks from `create`, patina from `start`: both are runtime commands of the shim.
+    let mut shim = sleeper_with("hookfds", |spec, dir| {
+        let script = format!(
+            "ls -l /proc/$$/fd/ > {}; exit 0",
+            dir.join(HOOK_OUT).display()
+        );
+        spec["hooks"]["poststart"] =
+            serde_json::json!([{"path": "/bin/sh", "args": ["sh", "-c", script]}]);
+    });
+    let out = shim.dir.join(HOOK_OUT);
+    let listener = std::fs::read_link(format!("/proc/{}/fd/3", shim.pid)).unwrap();
+    let listener = listener.to_string_lossy().into_owned();
+    assert!(
+        listener.starts_with("socket:["),
+        "the shim's fd 3: {listener}"
+    );
+    let fds = wait_for(DEADLINE, || {
+        std::fs::read_to_string(&out).ok().filter(|s| !s.is_empty())
+    })
+    .expect("the poststart hook ran");
+    let stdout = format!("1 -> {}", out.display());
+    assert!(fds.lines().any(|l| l.ends_with(&stdout)), "{fds}");
+    assert!(
+        !fds.lines().any(|l| l.ends_with(&format!("-> {listener}"))),
+        "the hook holds the shim's listening socket {listener}:\n{fds}"
+    );
+    shim.kill_and_delete();
+    assert!(shim.shutdown(false), "shim {} did not exit", shim.pid);
+}
+
+const HOOK_OUT: &str = "hook-fds";
