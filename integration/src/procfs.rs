@@ -159,3 +159,29 @@ pub fn own_cgroup_dirs() -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// The descriptors of `pid` that have the file at `path` open for reading or writing
+/// (`O_PATH` ones, which only name it, left out).
+pub fn open_ends(pid: i32, path: &std::path::Path) -> Vec<i32> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(target) = std::fs::metadata(path) else {
+        return Vec::new();
+    };
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|fd| {
+            let same = std::fs::metadata(format!("/proc/{pid}/fd/{fd}"))
+                .is_ok_and(|m| (m.dev(), m.ino()) == (target.dev(), target.ino()));
+            let flags = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
+                .ok()
+                .and_then(|t| {
+                    let f = t.lines().find_map(|l| l.strip_prefix("flags:"))?;
+                    i32::from_str_radix(f.trim(), 8).ok()
+                });
+            same && flags.is_some_and(|f| f & libc::O_PATH == 0)
+        })
+        .collect()
+}

@@ -243,17 +243,16 @@ impl Shim {
         self.try_call("Kill", &req)
     }
 
-    /// Execs `args` in the task (output appended to `log`, if given), waits for it and
-    /// deletes it; returns its exit status.
-    pub fn exec(&mut self, exec_id: &str, args: &[&str], log: Option<&Path>) -> u32 {
+    /// Adds and starts `args` as an exec'd process with `stdout`/`stderr` as containerd
+    /// sends them (a FIFO path, `file://...`, "" for none); its pid.
+    pub fn exec_start(&mut self, exec_id: &str, args: &[&str], stdout: &str, stderr: &str) -> u32 {
         let spec = serde_json::json!({"args": args, "cwd": "/", "env": ["PATH=/bin"],
                                       "user": {"uid": 0, "gid": 0}});
-        let io = |log: Option<&Path>| log.map(|l| format!("file://{}", l.display()));
         let req = ExecProcessRequest {
             id: self.id.clone(),
             exec_id: exec_id.into(),
-            stdout: io(log).unwrap_or_default(),
-            stderr: io(log).unwrap_or_default(),
+            stdout: stdout.into(),
+            stderr: stderr.into(),
             spec: Some(Any {
                 type_url: "types.containerd.io/opencontainers/runtime-spec/1/Process".into(),
                 value: spec.to_string().into_bytes(),
@@ -261,7 +260,16 @@ impl Shim {
             ..Default::default()
         };
         let _: Empty = self.call("Exec", &req);
-        self.start_task(exec_id);
+        self.start_task(exec_id)
+    }
+
+    /// Execs `args` in the task (output appended to `log`, if given), waits for it and
+    /// deletes it; returns its exit status.
+    pub fn exec(&mut self, exec_id: &str, args: &[&str], log: Option<&Path>) -> u32 {
+        let io = log
+            .map(|l| format!("file://{}", l.display()))
+            .unwrap_or_default();
+        self.exec_start(exec_id, args, &io, &io);
         let status = self.wait(exec_id);
         self.delete(exec_id);
         status

@@ -3,8 +3,9 @@
 //! asked for.
 //!
 //! * FIFOs (a plain path, the default): pipes to the runtime, copied by threads to/from
-//!   the FIFOs. Output FIFOs are opened read-write so opening never blocks and a reader
-//!   that goes away (containerd restarting) never raises SIGPIPE.
+//!   the FIFOs. An output relay writes to its FIFO only once containerd's reader has it
+//!   open, then keeps a reader of its own so one that goes away (containerd restarting)
+//!   never raises SIGPIPE ([`crate::fifo`]: why the order matters).
 //! * `binary:///path?k=v`: a logger process gets the read ends of the stdout/stderr pipes
 //!   as fds 3/4 and a wait pipe as fd 5, which it closes when ready; env CONTAINER_ID,
 //!   CONTAINER_NAMESPACE.
@@ -12,8 +13,10 @@
 //! * terminal: the runtime sends the pty master over a console socket; the relays copy
 //!   stdin -> master and master -> stdout; ResizePty sets the master's window size.
 //!
-//! Output relays count themselves out when they reach EOF, so an exit is reported only
-//! after the output written before it has been delivered (`wait_drained`).
+//! Output relays count themselves out when they reached EOF and closed their FIFO, so an
+//! exit is reported only after the output written before it has been delivered
+//! (`wait_drained`). A relay whose reader never came is released when its process is
+//! dropped (deleted, or its create or start failed).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -29,6 +32,7 @@ use std::time::Duration;
 use nix::fcntl::OFlag;
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 
+use crate::fifo::OutputFifo;
 use crate::ttrpc::spawn;
 
 /// What containerd asked for (CreateTaskRequest / ExecProcessRequest).
@@ -63,6 +67,16 @@ pub struct ProcessIo {
     stdin: Arc<Mutex<Option<File>>>,
     console: Mutex<Option<File>>,
     drain: Arc<Drain>,
+    /// the output FIFOs, released on drop
+    outputs: Mutex<Vec<Arc<OutputFifo>>>,
+}
+
+impl Drop for ProcessIo {
+    fn drop(&mut self) {
+        for fifo in self.outputs.get_mut().unwrap_or_else(|p| p.into_inner()) {
+            fifo.release();
+        }
+    }
 }
 
 /// What the runtime command is started with, and what happens after it exited.
@@ -104,8 +118,8 @@ impl Prepared {
                 relay_stdin(paths.stdin.clone(), io.stdin.clone());
             }
             if !paths.stdout.is_empty() {
-                let out = open_output(&paths.stdout)?;
-                relay_output(reader, out, io.drain.clone());
+                let out = io.output_fifo(&paths.stdout)?;
+                relay_output(reader, Sink::Fifo(out), io.drain.clone());
             }
             *io.console.lock().unwrap_or_else(|p| p.into_inner()) = Some(master);
         }
@@ -127,6 +141,7 @@ impl ProcessIo {
             stdin: Arc::new(Mutex::new(None)),
             console: Mutex::new(None),
             drain: Arc::new(Drain::default()),
+            outputs: Mutex::new(Vec::new()),
         });
         let mut prepared = Prepared {
             stdin: None,
@@ -170,8 +185,9 @@ impl ProcessIo {
                 .map_err(|e| with_context(e, &format!("open log file {path}")))?;
             let (out_r, out_w) = stdio_pipe(owner)?;
             let (err_r, err_w) = stdio_pipe(owner)?;
-            relay_output(File::from(out_r), file.try_clone()?, io.drain.clone());
-            relay_output(File::from(err_r), file, io.drain.clone());
+            let copy = Sink::File(file.try_clone()?);
+            relay_output(File::from(out_r), copy, io.drain.clone());
+            relay_output(File::from(err_r), Sink::File(file), io.drain.clone());
             prepared.stdout = Some(out_w);
             prepared.stderr = Some(err_w);
             return Ok(prepared);
@@ -183,12 +199,19 @@ impl ProcessIo {
             if path.is_empty() {
                 continue;
             }
-            let out = open_output(path)?;
+            let out = io.output_fifo(path)?;
             let (r, w) = stdio_pipe(owner)?;
-            relay_output(File::from(r), out, io.drain.clone());
+            relay_output(File::from(r), Sink::Fifo(out), io.drain.clone());
             *slot = Some(w);
         }
         Ok(prepared)
+    }
+
+    fn output_fifo(&self, path: &str) -> io::Result<Arc<OutputFifo>> {
+        let fifo = Arc::new(OutputFifo::open(path)?);
+        let mut outputs = self.outputs.lock().unwrap_or_else(|p| p.into_inner());
+        outputs.push(fifo.clone());
+        Ok(fifo)
     }
 
     /// Wait (at most `limit`) until every output relay reached EOF.
@@ -271,16 +294,6 @@ fn stdio_pipe(owner: Option<(u32, u32)>) -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((r, w))
 }
 
-fn open_output(path: &str) -> io::Result<File> {
-    let path = path.strip_prefix("fifo://").unwrap_or(path);
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| with_context(e, &format!("open {path}")))
-}
-
 /// stdin FIFO -> the process (a pipe or the pty master), until EOF or CloseIO.
 fn relay_stdin(path: String, sink: Arc<Mutex<Option<File>>>) {
     spawn("stdin", move || {
@@ -321,25 +334,48 @@ fn is_tty(fd: RawFd) -> bool {
     unsafe { libc::isatty(fd) == 1 }
 }
 
+/// Where an output relay writes.
+enum Sink {
+    /// `file://`: opened by the request
+    File(File),
+    /// a FIFO (or other file) path: opened by the relay once a reader has it open
+    /// ([`OutputFifo::connect`])
+    Fifo(Arc<OutputFifo>),
+}
+
 /// The process's output -> where containerd wants it, until EOF (EIO on a pty master).
-fn relay_output(mut from: File, mut to: File, drain: Arc<Drain>) {
+fn relay_output(mut from: File, to: Sink, drain: Arc<Drain>) {
     drain.add();
     spawn("output", move || {
-        let mut buf = vec![0u8; 32 << 10];
-        loop {
-            match from.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    if to.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
+        match to {
+            Sink::File(mut file) => copy(&mut from, &mut file),
+            Sink::Fifo(fifo) => {
+                if let Some(mut out) = fifo.connect() {
+                    copy(&mut from, &mut out.writer);
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => break,
             }
         }
+        // Every end is closed (the FIFO too: containerd's EOF) before the relay counts
+        // itself out, so TaskExit never overtakes the end of the output.
+        drop(from);
         drain.done();
     });
+}
+
+fn copy(from: &mut File, to: &mut File) {
+    let mut buf = vec![0u8; 32 << 10];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
 }
 
 /// Accept the runtime's connection on the console socket and take the pty master it

@@ -4,6 +4,7 @@
 
 pub mod cgroup;
 pub mod events;
+pub mod fifo;
 pub mod io;
 pub mod log;
 pub mod mount;

@@ -331,6 +331,7 @@ fn options_from(bytes: &[u8]) -> Options {
 /// The daemon: subreaper, log FIFO, events, ttrpc on fd 3.
 fn serve(flags: &Flags) -> Result<(), String> {
     reaper::block_sigchld().map_err(|e| format!("block SIGCHLD: {e}"))?;
+    keep_descriptors_from_children()?;
     // SAFETY: M_ARENA_MAX only limits glibc's malloc arenas; one arena keeps the
     // resident size of a shim with a few threads small.
     unsafe {
@@ -372,6 +373,34 @@ fn serve(flags: &Flags) -> Result<(), String> {
         service.socket.display()
     ));
     crate::ttrpc::serve(listener, service).map_err(|e| format!("serve ttrpc: {e}"))
+}
+
+/// Mark fd 3 (the ttrpc listener `start` left there without FD_CLOEXEC) and whatever the
+/// daemon inherited from whoever ran `start` close-on-exec, before any thread exists:
+/// the daemon's children (runtime commands, and through them the OCI hooks) then get only
+/// the descriptors they are given. Without it a hook run by patina held the shim's
+/// listening socket, and a hook that left a process behind kept it (and the shim's
+/// address) alive.
+fn keep_descriptors_from_children() -> Result<(), String> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on descriptors.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    // Before Linux 5.11: the listener at least.
+    // SAFETY: F_SETFD only sets the descriptor's flags.
+    if unsafe { libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(format!("mark the ttrpc listener (fd 3) close-on-exec: {e}"));
+    }
+    Ok(())
 }
 
 /// `delete`: the shim is gone; kill and delete the container, unmount its rootfs.
