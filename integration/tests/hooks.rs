@@ -300,3 +300,52 @@ fn failing_poststop_hook_does_not_block_delete() {
     c.delete(false).assert_ok();
     assert!(c.state().is_none(), "container survived delete");
 }
+
+/// Hooks get stdio only: neither descriptors the runtime inherited from its caller (a
+/// shim's listening socket) nor the container's preserved ones.
+#[test]
+fn hooks_get_no_inherited_descriptors() {
+    use std::os::unix::process::CommandExt;
+    let mut c = Container::new("hookfds");
+    let log = c.path("fds");
+    fs::create_dir_all(&log).unwrap();
+    let script = c.path("fds.sh");
+    write_exec(
+        &script,
+        "#!/bin/sh\ncat >/dev/null\nls /proc/self/fd > \"$2/$1\"\n",
+    );
+    let script = script.to_string_lossy().into_owned();
+    let dir = log.to_string_lossy().into_owned();
+    let h = |name: &str| json!({ "path": script, "args": ["fds.sh", name, dir] });
+    c.config["hooks"] = json!({
+        "prestart": [h("prestart")], "createRuntime": [h("createRuntime")],
+        "poststart": [h("poststart")], "poststop": [h("poststop")],
+    });
+    c.write_config();
+    let b = c.bundle.to_string_lossy().into_owned();
+    let mut cmd = c.command();
+    // SAFETY: runs in the forked child before exec; only open/dup2/close.
+    unsafe {
+        cmd.pre_exec(|| {
+            for fd in 3..6 {
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+                if null != fd {
+                    libc::dup2(null, fd);
+                    libc::close(null);
+                }
+            }
+            Ok(())
+        });
+    }
+    c.exec(cmd.args(["run", "--preserve-fds", "1", "--bundle", &b, &c.id]))
+        .assert_ok();
+    for name in ["prestart", "createRuntime", "poststart", "poststop"] {
+        let fds = fs::read_to_string(log.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let fds: Vec<i32> = fds.lines().filter_map(|l| l.parse().ok()).collect();
+        // 0-2, and the one ls reads /proc/self/fd through.
+        assert!(
+            fds.iter().filter(|&&fd| fd > 2).count() <= 1,
+            "{name}: {fds:?}"
+        );
+    }
+}

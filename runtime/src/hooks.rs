@@ -46,6 +46,21 @@ pub fn run(hook: &Hook, state_json: &[u8]) -> Result<()> {
         }
     }
     cmd.stdin(Stdio::piped());
+    // A hook gets stdio and nothing else: not the descriptors the runtime inherited from
+    // its caller (a shim's listening socket), nor a container's preserved ones.
+    // SAFETY: runs in the forked child before exec and makes one async-signal-safe
+    // syscall; CLOEXEC (not close) keeps the pipe std uses to report a failed exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            Ok(())
+        });
+    }
     let mut child = cmd.spawn().context("start")?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that does not read its stdin is not an error: ignore EPIPE.
