@@ -111,12 +111,8 @@ pub fn try_exec(cmd: &mut Command, scratch: &Path, timeout: Duration) -> Result<
     let err_path = scratch.join(format!("cmd-{n}.err"));
     let out = File::create(&out_path).map_err(|e| format!("create {}: {e}", out_path.display()))?;
     let err = File::create(&err_path).map_err(|e| format!("create {}: {e}", err_path.display()))?;
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .map_err(|e| format!("spawn {cmd:?}: {e}"))?;
+    cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+    let mut child = spawn_retrying_busy(cmd).map_err(|e| format!("spawn {cmd:?}: {e}"))?;
     let start = Instant::now();
     let mut nap = Duration::from_micros(500);
     let status = loop {
@@ -142,6 +138,24 @@ pub fn try_exec(cmd: &mut Command, scratch: &Path, timeout: Duration) -> Result<
         stdout: String::from_utf8_lossy(&std::fs::read(&out_path).unwrap_or_default()).into(),
         stderr: String::from_utf8_lossy(&std::fs::read(&err_path).unwrap_or_default()).into(),
     })
+}
+
+/// `spawn`, retried while the program is "busy" (ETXTBSY): a test that just wrote an
+/// executable (a private copy of the runtime) can see that for a moment, because a
+/// parallel test's fork inherited the write descriptor until that child's exec.
+pub fn spawn_retrying_busy(cmd: &mut Command) -> std::io::Result<std::process::Child> {
+    let start = Instant::now();
+    loop {
+        match cmd.spawn() {
+            Err(e)
+                if e.raw_os_error() == Some(libc::ETXTBSY)
+                    && start.elapsed() < Duration::from_secs(5) =>
+            {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Polls `f` until it returns `Some`, at most `timeout`.
