@@ -625,8 +625,14 @@ mod tests {
         .unwrap();
         let s = compile(&serde_json::from_str(&text).unwrap()).unwrap();
         // Three ABIs, ~370 syscalls each: segments and pooled returns keep it small (JIT
-        // time, per-call cost). 377 before the tables covered every architecture.
-        assert!(s.instructions() <= 350, "{}", s.instructions());
+        // time, per-call cost). 377 before the tables covered every architecture. Built
+        // for another architecture, its own section comes on top.
+        let limit = if arch::NATIVE == Arch::ScmpArchX86_64 {
+            350
+        } else {
+            700
+        };
+        assert!(s.instructions() <= limit, "{}", s.instructions());
         let r = |n| run(&s.program, AUDIT_ARCH_X86_64, n, [0; 6]);
         assert_eq!(r(nr("x86_64", "read")), RET_ALLOW);
         assert_eq!(r(nr("x86_64", "add_key")), RET_ERRNO | 38);
@@ -783,7 +789,7 @@ mod tests {
     fn multiplexed_calls_follow_libseccomp() {
         let s = profile(
             r#"{"defaultAction":"SCMP_ACT_ALLOW",
-                "architectures":["SCMP_ARCH_X86","SCMP_ARCH_S390","SCMP_ARCH_S390X","SCMP_ARCH_PPC",
+                "architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86","SCMP_ARCH_S390","SCMP_ARCH_S390X","SCMP_ARCH_PPC",
                                  "SCMP_ARCH_PPC64LE","SCMP_ARCH_MIPS","SCMP_ARCH_ARM","SCMP_ARCH_AARCH64"],
                 "syscalls":[
                   {"names":["socket"],"action":"SCMP_ACT_ERRNO","errnoRet":42,
@@ -855,7 +861,7 @@ mod tests {
     fn enosys_stub_follows_the_default_action() {
         let compile_with = |default: &str| {
             profile(&format!(
-                r#"{{{default},"architectures":["SCMP_ARCH_X86"],"syscalls":[
+                r#"{{{default},"architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86"],"syscalls":[
                     {{"names":["read"],"action":"SCMP_ACT_KILL_PROCESS"}},
                     {{"names":["rseq"],"action":"SCMP_ACT_ERRNO","errnoRet":1}}]}}"#
             ))
