@@ -126,6 +126,41 @@ pub fn exit_with_i386_getpid() -> Vec<u8> {
     ])
 }
 
+/// `exit(int 0x80 syscall nr(arg0, 0))`: a 32-bit (SCMP_ARCH_X86) syscall from a 64-bit
+/// program; exit code 256 - errno on failure.
+pub fn exit_with_i386_syscall(nr: u32, arg0: u32) -> Vec<u8> {
+    let (n, a) = (nr.to_le_bytes(), arg0.to_le_bytes());
+    tiny_elf(&[
+        0xb8, n[0], n[1], n[2], n[3], // mov eax, nr
+        0xbb, a[0], a[1], a[2], a[3], // mov ebx, arg0
+        0x31, 0xc9, // xor ecx, ecx
+        0xcd, 0x80, // int 0x80
+        0x89, 0xc7, // mov edi, eax
+        0xb8, 60, 0, 0, 0, // mov eax, SYS_exit
+        0x0f, 0x05,
+    ])
+}
+
+/// `exit(syscall(nr, AT_FDCWD, path, arg2, 0))`: the *at calls (fchmodat2...); exit code
+/// 0 on success, 256 - errno on failure.
+pub fn exit_with_at_syscall(nr: u32, path: &str, arg2: u32) -> Vec<u8> {
+    let (n, a) = (nr.to_le_bytes(), arg2.to_le_bytes());
+    let mut code = vec![
+        0xb8, n[0], n[1], n[2], n[3], // mov eax, nr
+        0xbf, 0x9c, 0xff, 0xff, 0xff, // mov edi, AT_FDCWD (-100)
+        0x48, 0x8d, 0x35, 19, 0, 0, 0, // lea rsi, [rip+19]: the path after this code
+        0xba, a[0], a[1], a[2], a[3], // mov edx, arg2
+        0x45, 0x31, 0xd2, // xor r10d, r10d
+        0x0f, 0x05, // syscall
+        0x89, 0xc7, // mov edi, eax
+        0xb8, 60, 0, 0, 0, // mov eax, SYS_exit
+        0x0f, 0x05, // syscall
+    ];
+    code.extend_from_slice(path.as_bytes());
+    code.push(0);
+    tiny_elf(&code)
+}
+
 /// `write(1, text); exit(0)`: a static program that prints `text` (at most 255 bytes).
 pub fn print_text(text: &str) -> Vec<u8> {
     let len = u8::try_from(text.len()).expect("at most 255 bytes");

@@ -4,7 +4,8 @@
 //! and the filter going in late enough that the runtime's own syscalls pass.
 
 use integration::security::{
-    exit_with_i386_getpid, exit_with_syscall, install_program, podman_profile,
+    exit_with_at_syscall, exit_with_i386_getpid, exit_with_i386_syscall, exit_with_syscall,
+    install_program, podman_profile,
 };
 use integration::{spec, Container};
 use serde_json::{json, Value};
@@ -207,6 +208,85 @@ fn podman_default_profile() {
         !out.contains("i386=159") && !out.contains("i386=218"),
         "{out}"
     );
+}
+
+/// Podman's profile with EPERM (not its ENOSYS) for what it does not list, as older
+/// docker profiles and hand-written allow-lists have it.
+fn eperm_default_profile() -> Value {
+    let mut p = podman_profile(spec::DEFAULT_CAPS);
+    p["defaultErrnoRet"] = json!(libc::EPERM);
+    p
+}
+
+#[test]
+fn syscalls_newer_than_the_old_tables_resolve() {
+    // fchmodat2 (Linux 6.6, 452) allowed by name: patina's tables used to lack it, so
+    // the rule was skipped and the call got the default EPERM, which a libc does not
+    // take as "fall back to fchmodat".
+    let mut p = eperm_default_profile();
+    p["syscalls"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "names": ["fchmodat2", "cachestat", "mseal"], "action": "SCMP_ACT_ALLOW" }));
+    let mut c = with_profile("scnewcalls", p);
+    install_program(
+        &c.rootfs.join("bin/chmod2"),
+        &exit_with_at_syscall(452, "/f", 0o600),
+        0o755,
+    );
+    std::fs::write(c.rootfs.join("f"), "x").unwrap();
+    let out = c.sh_ok("/bin/chmod2; echo rc=$?; stat -c %a /f");
+    // The rule applies and the call goes through (runc: its libseccomp knows the name).
+    assert_eq!(out, "rc=0\n600\n");
+}
+
+#[test]
+fn calls_above_the_profile_get_enosys_per_architecture() {
+    // A newer libc probes a syscall the profile cannot know: ENOSYS makes it fall back,
+    // EPERM would not. Below the largest number the profile knows, an unlisted call
+    // (add_key) still gets the default errno. Each ABI has its own numbers: x86_64,
+    // x32 (the same arch with __X32_SYSCALL_BIT) and x86 through int 0x80.
+    let mut c = with_profile("scenosys", eperm_default_profile());
+    let x32 = 0x4000_0000u32;
+    for (name, program) in [
+        ("x64high", exit_with_syscall(1000)),
+        ("x64addkey", exit_with_syscall(248)),
+        ("x32high", exit_with_syscall(x32 | 1000)),
+        ("x32addkey", exit_with_syscall(x32 | 248)),
+        ("i386high", exit_with_i386_syscall(1000, 0)),
+        ("i386addkey", exit_with_i386_syscall(286, 0)),
+    ] {
+        install_program(&c.rootfs.join("bin").join(name), &program, 0o755);
+    }
+    let out = c.sh_ok(
+        "for p in x64high x64addkey x32high x32addkey i386high i386addkey; do /bin/$p; echo $p=$?; done",
+    );
+    assert_eq!(
+        out,
+        "x64high=218\nx64addkey=255\nx32high=218\nx32addkey=255\ni386high=218\ni386addkey=255\n"
+    );
+}
+
+#[test]
+fn socket_rule_covers_socketcall_on_x86() {
+    // On i386 a socket call also arrives through socketcall(2) with the call number in
+    // the first argument: a rule naming `socket` catches socketcall(SYS_SOCKET, ...)
+    // too, and nothing else of socketcall (as libseccomp does).
+    let mut c = with_profile(
+        "scsocketcall",
+        allow_all_but(json!([{ "names": ["socket"], "action": "SCMP_ACT_ERRNO", "errnoRet": 42 }])),
+    );
+    for (name, program) in [
+        ("direct", exit_with_i386_syscall(359, 2)),
+        ("viasocket", exit_with_i386_syscall(102, 1)),
+        ("viabind", exit_with_i386_syscall(102, 2)),
+    ] {
+        install_program(&c.rootfs.join("bin").join(name), &program, 0o755);
+    }
+    let out = c.sh_ok("for p in direct viasocket viabind; do /bin/$p; echo $p=$?; done");
+    // 214: errno 42 from the filter; 242: EFAULT from the kernel (bind's arguments
+    // pointer is NULL), so that call got through.
+    assert_eq!(out, "direct=214\nviasocket=214\nviabind=242\n");
 }
 
 #[test]

@@ -31,7 +31,7 @@ pub fn features() -> Value {
                     "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
                     "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"
                 ],
-                "archs": ["SCMP_ARCH_X32", "SCMP_ARCH_X86", "SCMP_ARCH_X86_64"],
+                "archs": archs(),
                 "knownFlags": [
                     "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC",
                     "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"
@@ -54,6 +54,16 @@ pub fn features() -> Value {
     })
 }
 
+/// Every architecture a profile can name: those with a syscall table compiled in.
+fn archs() -> Vec<&'static str> {
+    let mut names: Vec<&str> = crate::seccomp::arch::ARCHES
+        .iter()
+        .map(|a| a.name)
+        .collect();
+    names.sort_unstable();
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +77,24 @@ mod tests {
             .as_ref()
             .unwrap()
             .contains(&"createContainer".to_string()));
+    }
+
+    #[test]
+    fn seccomp_archs_are_those_compiled_in() {
+        let f = features();
+        let archs: Vec<&str> = f["linux"]["seccomp"]["archs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert_eq!(archs.len(), crate::seccomp::arch::ARCHES.len());
+        for def in &crate::seccomp::arch::ARCHES {
+            assert!(archs.contains(&def.name), "{}", def.name);
+            // Each name is one the spec's type parses to the same architecture.
+            let parsed: oci_spec::runtime::Arch =
+                serde_json::from_value(serde_json::json!(def.name)).unwrap();
+            assert_eq!(parsed, def.arch);
+        }
     }
 }

@@ -1,14 +1,15 @@
 //! Classic BPF assembly of a translated profile: one program for every architecture of
-//! the profile (x86_64, x86 and x32 share it, as libseccomp does), any mix of actions,
-//! and 64-bit argument comparisons.
+//! the profile (each its own section, as libseccomp does), any mix of actions, and
+//! 64-bit argument comparisons.
 //!
-//! Layout: load `arch`, jump to that arch's section (others get the bad-arch action).
-//! A section loads `nr` and walks a binary tree of `jge` over segments of syscall
-//! numbers with one outcome each (a plain action, or the rule block of one syscall with
-//! argument filters, emitted at the end of the program). A tree node is one `jge` whose
-//! true branch skips the lower half; conditional jumps have 8-bit offsets, so nodes
-//! whose lower half is longer go through `ja` (32-bit offset). Offsets are checked,
-//! never truncated.
+//! Layout: load `arch`, jump to that arch's section (others get the bad-arch action);
+//! the native arch is tested first. A section loads `nr` and walks a binary tree of
+//! `jge` over segments of syscall numbers with one outcome each (a plain action, or the
+//! rule block of one syscall with argument filters, emitted at the end of the program).
+//! A tree node is one `jge` whose true branch skips the lower half; conditional jumps
+//! have 8-bit offsets, so nodes whose lower half is longer go through `ja` (32-bit
+//! offset). Offsets are checked, never truncated. Numbers above the largest one a
+//! profile knows can form one more segment, ENOSYS (runc's stub, see `ArchRules`).
 
 use crate::error::{Error, Result};
 
@@ -34,6 +35,9 @@ const fn off_arg_hi(i: usize) -> u32 {
 pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 pub const AUDIT_ARCH_I386: u32 = 0x4000_0003;
 pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// SECCOMP_RET_ERRNO | ENOSYS: what a call the profile cannot know about gets.
+pub const RET_ENOSYS: u32 = 0x0005_0000 | libc::ENOSYS as u32;
 
 /// The kernel refuses longer programs (BPF_MAXINSNS).
 pub const MAX_INSNS: usize = 4096;
@@ -83,6 +87,25 @@ pub struct ArchRules {
     pub syscalls: Vec<(u32, Rule)>,
     /// Arguments are 32-bit (x86): only the low words are compared.
     pub args32: bool,
+    /// Numbers above this one (the largest the profile knows on the arch) return
+    /// ENOSYS instead of the default action, so that a libc probing a syscall newer
+    /// than the profile falls back (runc's "-ENOSYS stub").
+    pub enosys_above: Option<u32>,
+    /// Number 0 returns ENOSYS too: on s390 it is how a call the kernel does not know
+    /// arrives (the "large syscall number" multiplexer, as runc's stub treats it).
+    pub enosys_zero: bool,
+}
+
+/// One `seccomp_data.arch` value and its syscalls.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Section {
+    pub arch: u32,
+    /// Its syscalls; on AUDIT_ARCH_X86_64 those below X32_SYSCALL_BIT. `None`: those
+    /// numbers get the bad-arch action.
+    pub rules: Option<ArchRules>,
+    /// AUDIT_ARCH_X86_64 only: the x32 ABI, numbers from X32_SYSCALL_BIT on (`None`:
+    /// the bad-arch action).
+    pub x32: Option<ArchRules>,
 }
 
 /// What to assemble.
@@ -90,9 +113,8 @@ pub struct ArchRules {
 pub struct Filter {
     pub default_action: u32,
     pub bad_arch_action: u32,
-    pub x86_64: Option<ArchRules>,
-    pub x32: Option<ArchRules>,
-    pub x86: Option<ArchRules>,
+    /// Tested in this order (the native arch first: nearly every call is native).
+    pub sections: Vec<Section>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,41 +233,28 @@ struct Block<'a> {
 pub fn assemble(filter: &Filter) -> Result<Vec<SockFilter>> {
     let mut asm = Asm::default();
     let mut blocks = Vec::new();
-    let x86_64_section = asm.label();
     asm.ld(OFF_ARCH);
-    let has64 = filter.x86_64.is_some() || filter.x32.is_some();
-    if has64 {
-        let not64 = asm.label();
-        asm.jmp(BPF_JEQ_K, AUDIT_ARCH_X86_64, Tgt::Next, Tgt::To(not64));
-        asm.ja(x86_64_section);
-        asm.mark(not64);
-    }
-    if let Some(rules) = &filter.x86 {
-        let x86 = asm.label();
-        asm.jmp(BPF_JEQ_K, AUDIT_ARCH_I386, Tgt::To(x86), Tgt::Next);
+    // All but the last section: `jeq arch` falls through to a `ja` to the section,
+    // which comes later. The last one follows its test directly.
+    let Some((last, rest)) = filter.sections.split_last() else {
         asm.ret(filter.bad_arch_action);
-        asm.mark(x86);
-        asm.ld(OFF_NR);
-        dispatch(&mut asm, &mut blocks, rules, filter.default_action);
-    } else {
-        asm.ret(filter.bad_arch_action);
+        return asm.finish();
+    };
+    let labels: Vec<Label> = rest.iter().map(|_| asm.label()).collect();
+    for (section, label) in rest.iter().zip(&labels) {
+        let next = asm.label();
+        asm.jmp(BPF_JEQ_K, section.arch, Tgt::Next, Tgt::To(next));
+        asm.ja(*label);
+        asm.mark(next);
     }
-    if has64 {
-        asm.mark(x86_64_section);
-        asm.ld(OFF_NR);
-        let (native, x32) = (asm.label(), asm.label());
-        asm.jmp(BPF_JGE_K, X32_SYSCALL_BIT, Tgt::Next, Tgt::To(native));
-        asm.ja(x32);
-        asm.mark(native);
-        match &filter.x86_64 {
-            Some(rules) => dispatch(&mut asm, &mut blocks, rules, filter.default_action),
-            None => asm.ret(filter.bad_arch_action),
-        }
-        asm.mark(x32);
-        match &filter.x32 {
-            Some(rules) => dispatch(&mut asm, &mut blocks, rules, filter.default_action),
-            None => asm.ret(filter.bad_arch_action),
-        }
+    let last_label = asm.label();
+    asm.jmp(BPF_JEQ_K, last.arch, Tgt::To(last_label), Tgt::Next);
+    asm.ret(filter.bad_arch_action);
+    asm.mark(last_label);
+    section(&mut asm, &mut blocks, last, filter);
+    for (s, label) in rest.iter().zip(labels) {
+        asm.mark(label);
+        section(&mut asm, &mut blocks, s, filter);
     }
     for block in blocks {
         asm.mark(block.label);
@@ -260,6 +269,27 @@ pub fn assemble(filter: &Filter) -> Result<Vec<SockFilter>> {
         asm.ret(filter.default_action);
     }
     asm.finish()
+}
+
+/// One arch's code: load `nr`, search. On x86_64, one `jge` first splits the x32
+/// numbers (__X32_SYSCALL_BIT) from the native ones.
+fn section<'a>(asm: &mut Asm, blocks: &mut Vec<Block<'a>>, s: &'a Section, filter: &Filter) {
+    asm.ld(OFF_NR);
+    let mut part = |asm: &mut Asm, rules: &'a Option<ArchRules>| match rules {
+        Some(rules) => dispatch(asm, blocks, rules, filter.default_action),
+        None => asm.ret(filter.bad_arch_action),
+    };
+    if s.arch != AUDIT_ARCH_X86_64 {
+        part(asm, &s.rules);
+        return;
+    }
+    let (native, x32) = (asm.label(), asm.label());
+    asm.jmp(BPF_JGE_K, X32_SYSCALL_BIT, Tgt::Next, Tgt::To(native));
+    asm.ja(x32);
+    asm.mark(native);
+    part(asm, &s.rules);
+    asm.mark(x32);
+    part(asm, &s.x32);
 }
 
 /// What a range of syscall numbers leads to.
@@ -277,13 +307,22 @@ enum Outcome {
 /// one per syscall, both in program size (kernel JIT time) and per syscall.
 fn dispatch<'a>(asm: &mut Asm, blocks: &mut Vec<Block<'a>>, rules: &'a ArchRules, default: u32) {
     debug_assert!(rules.syscalls.windows(2).all(|w| w[0].0 <= w[1].0));
-    let mut segments: Vec<(u32, Outcome)> = Vec::with_capacity(2 * rules.syscalls.len() + 1);
+    let mut segments: Vec<(u32, Outcome)> = Vec::with_capacity(2 * rules.syscalls.len() + 3);
     let mut next = 0u32;
+    if rules.enosys_zero && rules.syscalls.first().is_none_or(|(nr, _)| *nr > 0) {
+        push_segment(&mut segments, 0, Outcome::Ret(RET_ENOSYS));
+        next = 1;
+    }
     let mut rest = rules.syscalls.as_slice();
     while let Some(&(nr, _)) = rest.first() {
         let n = rest.iter().take_while(|(x, _)| *x == nr).count();
         let (list, tail) = rest.split_at(n);
         rest = tail;
+        // First match wins: rules after one without conditions are never reached.
+        let list = match list.iter().position(|(_, r)| r.checks.is_empty()) {
+            Some(i) => &list[..=i],
+            None => list,
+        };
         let outcome = match list {
             [(_, only)] if only.checks.is_empty() => Outcome::Ret(only.action),
             _ => {
@@ -302,7 +341,16 @@ fn dispatch<'a>(asm: &mut Asm, blocks: &mut Vec<Block<'a>>, rules: &'a ArchRules
         push_segment(&mut segments, nr, outcome);
         next = nr.saturating_add(1);
     }
-    push_segment(&mut segments, next, Outcome::Ret(default));
+    match rules.enosys_above {
+        Some(max) if max < u32::MAX => {
+            let from = (max + 1).max(next);
+            if next < from {
+                push_segment(&mut segments, next, Outcome::Ret(default));
+            }
+            push_segment(&mut segments, from, Outcome::Ret(RET_ENOSYS));
+        }
+        _ => push_segment(&mut segments, next, Outcome::Ret(default)),
+    }
     segment_tree(asm, blocks, &segments);
 }
 
@@ -555,14 +603,34 @@ mod tests {
     const KILL: u32 = 0x8000_0000;
     const EPERM: u32 = 0x0005_0001;
 
+    /// x86_64 (with x32 when given) and, when given, i386.
+    fn x86_sections(
+        x86_64: Option<ArchRules>,
+        x32: Option<ArchRules>,
+        x86: Option<ArchRules>,
+    ) -> Vec<Section> {
+        let mut sections = vec![Section {
+            arch: AUDIT_ARCH_X86_64,
+            rules: x86_64,
+            x32,
+        }];
+        if let Some(rules) = x86 {
+            sections.push(Section {
+                arch: AUDIT_ARCH_I386,
+                rules: Some(rules),
+                x32: None,
+            });
+        }
+        sections
+    }
+
     fn one(nr: u32, checks: Vec<ArgCheck>, action: u32) -> Filter {
         let mut rules = ArchRules::default();
         rules.syscalls.push((nr, Rule { checks, action }));
         Filter {
             default_action: ALLOW,
             bad_arch_action: KILL,
-            x86_64: Some(rules),
-            ..Filter::default()
+            sections: x86_sections(Some(rules), None, None),
         }
     }
 
@@ -652,8 +720,7 @@ mod tests {
         let f = Filter {
             default_action: ALLOW,
             bad_arch_action: KILL,
-            x86_64: Some(rules),
-            ..Filter::default()
+            sections: x86_sections(Some(rules), None, None),
         };
         let prog = assemble(&f).unwrap();
         let r = |a0, a2| run(&prog, AUDIT_ARCH_X86_64, 41, [a0, 0, a2, 0, 0, 0]);
@@ -690,9 +757,7 @@ mod tests {
         let f = Filter {
             default_action: 0x0005_0026,
             bad_arch_action: KILL,
-            x86_64: Some(rules),
-            x32: Some(x32),
-            x86: Some(x86),
+            sections: x86_sections(Some(rules), Some(x32), Some(x86)),
         };
         let prog = assemble(&f).unwrap();
         // Worst case: every syscall its own action (three instructions per segment).
@@ -750,14 +815,20 @@ mod tests {
                     (_, action) => syscalls.push((base + nr, rule(vec![], action))),
                 }
             }
-            ArchRules { syscalls, args32 }
+            ArchRules {
+                syscalls,
+                args32,
+                ..ArchRules::default()
+            }
         };
         let f = Filter {
             default_action: DEFAULT,
             bad_arch_action: KILL,
-            x86_64: Some(table(0, false)),
-            x32: Some(table(X32_SYSCALL_BIT, false)),
-            x86: Some(table(0, true)),
+            sections: x86_sections(
+                Some(table(0, false)),
+                Some(table(X32_SYSCALL_BIT, false)),
+                Some(table(0, true)),
+            ),
         };
         let prog = assemble(&f).unwrap();
         let probes = [
@@ -826,8 +897,7 @@ mod tests {
             let f = Filter {
                 default_action: EPERM,
                 bad_arch_action: KILL,
-                x86_64: Some(rules),
-                ..Filter::default()
+                sections: x86_sections(Some(rules), None, None),
             };
             let prog = assemble(&f).unwrap();
             for nr in 0..2 * count + 2 {
@@ -854,5 +924,184 @@ mod tests {
             KILL
         );
         assert_eq!(run(&prog, AUDIT_ARCH_X86_64, 1, [0; 6]), EPERM);
+    }
+
+    /// Many architectures in one program: each `seccomp_data.arch` reaches its own
+    /// section (same syscall number, different actions), whatever its place in the
+    /// chain of tests, and any other arch value gets the bad-arch action.
+    #[test]
+    fn every_arch_reaches_its_own_section() {
+        let arches: Vec<u32> = crate::seccomp::arch::ARCHES
+            .iter()
+            .map(|a| a.audit)
+            .filter(|a| *a != AUDIT_ARCH_X86_64)
+            .chain([AUDIT_ARCH_X86_64])
+            .collect();
+        let mut sections = Vec::new();
+        for (i, arch) in arches.iter().enumerate() {
+            let mut rules = ArchRules::default();
+            // Long enough sections that the `ja`s to them cross more than 255.
+            for nr in 0..60u32 {
+                let action = 0x7ff0_0000 | (i as u32) << 8 | (nr % 2);
+                rules.syscalls.push((
+                    2 * nr,
+                    Rule {
+                        checks: vec![],
+                        action,
+                    },
+                ));
+            }
+            sections.push(Section {
+                arch: *arch,
+                rules: Some(rules),
+                x32: None,
+            });
+        }
+        let f = Filter {
+            default_action: EPERM,
+            bad_arch_action: KILL,
+            sections,
+        };
+        let prog = assemble(&f).unwrap();
+        for (i, arch) in arches.iter().enumerate() {
+            for nr in [0u32, 1, 2, 3, 118, 119, 120] {
+                let want = match nr {
+                    n if n % 2 == 0 && n < 120 => 0x7ff0_0000 | (i as u32) << 8 | (n / 2 % 2),
+                    _ => EPERM,
+                };
+                assert_eq!(
+                    run(&prog, *arch, nr, [0; 6]),
+                    want,
+                    "arch {arch:#x} nr {nr}"
+                );
+            }
+        }
+        // x86_64 is in the list, x32 is not: the x32 numbers are a bad arch.
+        assert_eq!(run(&prog, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT, [0; 6]), KILL);
+        for other in [0u32, 0x4000_003e, 0xc000_0102 + 1, 0x8000_000f] {
+            assert_eq!(run(&prog, other, 2, [0; 6]), KILL, "{other:#x}");
+        }
+        assert_eq!(
+            run(
+                &assemble(&Filter::default()).unwrap(),
+                AUDIT_ARCH_X86_64,
+                0,
+                [0; 6]
+            ),
+            0,
+            "no section: everything is a bad arch"
+        );
+    }
+
+    /// Numbers above `enosys_above` return ENOSYS, numbers up to it the default (or
+    /// their rule), per part: the x32 numbers have their own limit; on s390 number 0
+    /// too.
+    #[test]
+    fn enosys_above_the_largest_known_number() {
+        let rules = |nrs: &[u32], above: Option<u32>, zero: bool| ArchRules {
+            syscalls: nrs
+                .iter()
+                .map(|nr| {
+                    (
+                        *nr,
+                        Rule {
+                            checks: vec![],
+                            action: ALLOW,
+                        },
+                    )
+                })
+                .collect(),
+            args32: false,
+            enosys_above: above,
+            enosys_zero: zero,
+        };
+        let b = X32_SYSCALL_BIT;
+        let f = Filter {
+            default_action: EPERM,
+            bad_arch_action: KILL,
+            sections: vec![
+                Section {
+                    arch: AUDIT_ARCH_X86_64,
+                    // 300 is known to the profile but has no rule (same as the default).
+                    rules: Some(rules(&[1, 2, 200], Some(300), false)),
+                    x32: Some(rules(&[b + 1, b + 5], Some(b + 5), false)),
+                },
+                Section {
+                    arch: 0x8000_0016,
+                    rules: Some(rules(&[3, 4], Some(4), true)),
+                    x32: None,
+                },
+                Section {
+                    arch: AUDIT_ARCH_I386,
+                    rules: Some(rules(&[3, 4], None, false)),
+                    x32: None,
+                },
+            ],
+        };
+        let prog = assemble(&f).unwrap();
+        let r = |arch, nr| run(&prog, arch, nr, [0; 6]);
+        for (nr, want) in [
+            (0, EPERM),
+            (1, ALLOW),
+            (200, ALLOW),
+            (201, EPERM),
+            (300, EPERM),
+            (301, RET_ENOSYS),
+            (b - 1, RET_ENOSYS),
+            (b, EPERM),
+            (b + 5, ALLOW),
+            (b + 6, RET_ENOSYS),
+            (u32::MAX, RET_ENOSYS),
+        ] {
+            assert_eq!(r(AUDIT_ARCH_X86_64, nr), want, "x86_64/x32 {nr:#x}");
+        }
+        for (nr, want) in [
+            (0, RET_ENOSYS),
+            (1, EPERM),
+            (3, ALLOW),
+            (4, ALLOW),
+            (5, RET_ENOSYS),
+        ] {
+            assert_eq!(r(0x8000_0016, nr), want, "s390x {nr}");
+        }
+        // No stub asked for: the default all the way up.
+        for (nr, want) in [(0, EPERM), (4, ALLOW), (5, EPERM), (u32::MAX, EPERM)] {
+            assert_eq!(r(AUDIT_ARCH_I386, nr), want, "x86 {nr}");
+        }
+    }
+
+    /// A rule without conditions ends a syscall's list (first match wins): rules after
+    /// it cost nothing, and a list that starts with one is a plain action.
+    #[test]
+    fn rules_after_an_unconditional_one_are_dropped() {
+        let check = ArgCheck {
+            index: 0,
+            cmp: Cmp::Eq,
+            value: 1,
+        };
+        let mut rules = ArchRules::default();
+        rules.syscalls.push((
+            7,
+            Rule {
+                checks: vec![],
+                action: ALLOW,
+            },
+        ));
+        rules.syscalls.push((
+            7,
+            Rule {
+                checks: vec![check],
+                action: KILL,
+            },
+        ));
+        let f = Filter {
+            default_action: EPERM,
+            bad_arch_action: KILL,
+            sections: x86_sections(Some(rules), None, None),
+        };
+        let prog = assemble(&f).unwrap();
+        assert_eq!(run(&prog, AUDIT_ARCH_X86_64, 7, [1, 0, 0, 0, 0, 0]), ALLOW);
+        // ld arch, jeq, ret bad, ld nr, jge x32, ja, and a three-way tree: no rule block.
+        assert!(prog.len() <= 12, "{}", prog.len());
     }
 }

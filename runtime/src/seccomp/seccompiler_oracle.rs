@@ -2,10 +2,10 @@
 //!
 //! seccompiler cannot build the programs patina needs (one match action per filter, one
 //! architecture, no NOTIFY; see docs/security.md), but for what it can express (one
-//! x86_64 section, one match action, any argument conditions) its program is an
-//! independent oracle: thousands of generated rule sets are compiled by both, and both
-//! programs run through the same interpreter on generated syscalls, at the boundaries
-//! of every compared value. Any disagreement is a bug in one of them.
+//! x86_64 or aarch64 section, one match action, any argument conditions) its program is
+//! an independent oracle: thousands of generated rule sets are compiled by both, and
+//! both programs run through the same interpreter on generated syscalls, at the
+//! boundaries of every compared value. Any disagreement is a bug in one of them.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +14,10 @@ use seccompiler::{
     SeccompRule, TargetArch,
 };
 
-use super::bpf::{self, ArchRules, ArgCheck, Cmp, Filter, Rule, SockFilter, AUDIT_ARCH_X86_64};
+use super::arch::AUDIT_ARCH_AARCH64;
+use super::bpf::{
+    self, ArchRules, ArgCheck, Cmp, Filter, Rule, Section, SockFilter, AUDIT_ARCH_X86_64,
+};
 
 const KILL_PROCESS: u32 = 0x8000_0000;
 
@@ -133,9 +136,9 @@ fn theirs_program(
     rules: BTreeMap<i64, Vec<SeccompRule>>,
     default: SeccompAction,
     matched: SeccompAction,
+    arch: TargetArch,
 ) -> Vec<SockFilter> {
-    let filter = SeccompFilter::new(rules, default, matched, TargetArch::x86_64)
-        .expect("seccompiler filter");
+    let filter = SeccompFilter::new(rules, default, matched, arch).expect("seccompiler filter");
     let prog: BpfProgram = filter.try_into().expect("seccompiler compiles");
     prog.iter()
         .map(|i| SockFilter {
@@ -161,6 +164,12 @@ fn probe_arg(rng: &mut Rng, values: &[u64]) -> u64 {
     }
 }
 
+/// The two architectures seccompiler compiles for, as the kernel names them.
+const ARCHES: [(TargetArch, u32); 2] = [
+    (TargetArch::x86_64, AUDIT_ARCH_X86_64),
+    (TargetArch::aarch64, AUDIT_ARCH_AARCH64),
+];
+
 #[test]
 fn single_action_programs_agree_with_seccompiler() {
     let actions: &[(u32, SeccompAction)] = &[
@@ -173,6 +182,7 @@ fn single_action_programs_agree_with_seccompiler() {
     let mut probes = 0usize;
     for seed in 1..=400u64 {
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let (target, audit) = ARCHES[seed as usize % 2];
         let (default, default_theirs) = actions[rng.below(2) as usize].clone();
         let (matched, matched_theirs) = loop {
             let a = rng.pick(&[0, 1, 2, 3, 4]);
@@ -185,11 +195,14 @@ fn single_action_programs_agree_with_seccompiler() {
         let ours = bpf::assemble(&Filter {
             default_action: default,
             bad_arch_action: KILL_PROCESS,
-            x86_64: Some(ours_rules),
-            ..Filter::default()
+            sections: vec![Section {
+                arch: audit,
+                rules: Some(ours_rules),
+                x32: None,
+            }],
         })
         .expect("our assembler");
-        let theirs = theirs_program(theirs_rules, default_theirs, matched_theirs);
+        let theirs = theirs_program(theirs_rules, default_theirs, matched_theirs, target);
         for _ in 0..300 {
             let nr = match rng.below(5) {
                 0 => rng.below(500) as u32,
@@ -198,22 +211,26 @@ fn single_action_programs_agree_with_seccompiler() {
             };
             let args: [u64; 6] = std::array::from_fn(|_| probe_arg(&mut rng, &values));
             let (a, b) = (
-                bpf::run(&ours, AUDIT_ARCH_X86_64, nr, args),
-                bpf::run(&theirs, AUDIT_ARCH_X86_64, nr, args),
+                bpf::run(&ours, audit, nr, args),
+                bpf::run(&theirs, audit, nr, args),
             );
             assert_eq!(
                 a, b,
-                "seed {seed}: syscall {nr} args {args:x?}: ours {a:#x}, seccompiler {b:#x}"
+                "seed {seed} arch {audit:#x}: syscall {nr} args {args:x?}: ours {a:#x}, seccompiler {b:#x}"
             );
             probes += 1;
         }
         // Another architecture is killed by both.
-        let other = bpf::run(&ours, bpf::AUDIT_ARCH_I386, 1, [0; 6]);
-        assert_eq!(
-            other,
-            bpf::run(&theirs, bpf::AUDIT_ARCH_I386, 1, [0; 6]),
-            "seed {seed}"
-        );
+        for other in [
+            bpf::AUDIT_ARCH_I386,
+            AUDIT_ARCH_X86_64 ^ AUDIT_ARCH_AARCH64 ^ audit,
+        ] {
+            assert_eq!(
+                bpf::run(&ours, other, 1, [0; 6]),
+                bpf::run(&theirs, other, 1, [0; 6]),
+                "seed {seed}"
+            );
+        }
     }
     assert_eq!(probes, 400 * 300);
 }
