@@ -16,6 +16,7 @@ use patina_imagetool::unpack::{unpack, UnpackOptions};
 #[derive(Parser)]
 #[command(
     name = "patina-imagetool",
+    version = concat!(env!("CARGO_PKG_VERSION"), "\ncommit: ", env!("PATINA_COMMIT")),
     about = "Unpack OCI images into runtime bundles"
 )]
 struct Cli {

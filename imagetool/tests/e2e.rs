@@ -167,3 +167,15 @@ fn busybox_overlay_bundles_share_cached_layers() {
         "one cache entry per layer"
     );
 }
+
+#[test]
+fn version_names_the_commit() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_patina-imagetool"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("patina-imagetool "), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("commit: ")), "{text}");
+}

@@ -227,5 +227,11 @@ fn version_in_runc_shape() {
             text.lines().any(|l| l.starts_with("spec: 1.")),
             "{flag}: {text}"
         );
+        // The commit line, as runc prints it: a hex id (or "unknown" outside git).
+        let commit = text.lines().find_map(|l| l.strip_prefix("commit: "));
+        assert!(
+            commit.is_some_and(|c| c == "unknown" || c.bytes().any(|b| b.is_ascii_hexdigit())),
+            "{flag}: {text}"
+        );
     }
 }

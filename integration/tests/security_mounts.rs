@@ -207,8 +207,14 @@ fn read_only_bind_stays_read_only_when_its_destination_is_swapped() {
             runc_hits += 1;
             continue;
         }
-        assert!(volume_ro, "create {i}: the volume is not read-only: {table:?}");
-        assert!(root_rw, "create {i}: the rootfs was remounted instead: {root:?}");
+        assert!(
+            volume_ro,
+            "create {i}: the volume is not read-only: {table:?}"
+        );
+        assert!(
+            root_rw,
+            "create {i}: the rootfs was remounted instead: {root:?}"
+        );
     }
     drop(swapper);
     eprintln!(

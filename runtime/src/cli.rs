@@ -18,8 +18,9 @@ use patina::{bail, Result};
 /// tools parse (docker's info reads the "version" line of its runtime).
 static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "version {}\nspec: {}",
+        "version {}\ncommit: {}\nspec: {}",
         env!("CARGO_PKG_VERSION"),
+        env!("PATINA_COMMIT"),
         patina::features::OCI_VERSION_MAX
     )
 });

@@ -1,0 +1,1 @@
+include!("../tools/build-commit.rs");
