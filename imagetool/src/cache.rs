@@ -157,6 +157,7 @@ impl Cache {
                 let applied = apply_one(&mut stream, &image.layers[i], |s| {
                     extract::apply_layer(&root, s, &opts, &lowers)
                 })?;
+                progress.layer_done(&short_label(&image.layers[i]), image.layers[i].size);
                 publish(&tmp, &dirs[i])?;
                 Ok(applied.devices_left_out)
             })();

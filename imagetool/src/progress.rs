@@ -1,24 +1,35 @@
-//! Per-layer progress bars, shown only on a terminal.
+//! Progress: per-layer bars on a terminal; without one (a CI log, a pipe), one plain line
+//! per layer as it is applied, as skopeo prints; nothing with `--quiet`.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub struct Progress {
-    multi: Option<MultiProgress>,
+    mode: Mode,
+}
+
+enum Mode {
+    Bars(MultiProgress),
+    Lines,
+    Quiet,
 }
 
 impl Progress {
     pub fn new(quiet: bool) -> Self {
-        let enabled = !quiet && std::io::stderr().is_terminal();
-        Self {
-            multi: enabled.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
-        }
+        let mode = if quiet {
+            Mode::Quiet
+        } else if std::io::stderr().is_terminal() {
+            Mode::Bars(MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
+        } else {
+            Mode::Lines
+        };
+        Self { mode }
     }
 
-    /// A bar counting a layer's compressed bytes; hidden when not enabled.
+    /// A bar counting a layer's compressed bytes; hidden unless on a terminal.
     pub fn layer(&self, label: &str, size: u64) -> ProgressBar {
-        let Some(multi) = &self.multi else {
+        let Mode::Bars(multi) = &self.mode else {
             return ProgressBar::hidden();
         };
         let bar = multi.add(ProgressBar::new(size));
@@ -30,5 +41,19 @@ impl Progress {
         bar.set_style(style);
         bar.set_prefix(label.to_string());
         bar
+    }
+
+    /// A layer is applied: a line of its own when there are no bars to show it.
+    pub fn layer_done(&self, label: &str, size: u64) {
+        if let Mode::Lines = self.mode {
+            self.line(&format!("applied layer {label} ({size} bytes)"));
+        }
+    }
+
+    /// A line on stderr, unless quiet.
+    pub fn line(&self, text: &str) {
+        if !matches!(self.mode, Mode::Quiet) {
+            let _ = writeln!(std::io::stderr(), "patina-imagetool: {text}");
+        }
     }
 }

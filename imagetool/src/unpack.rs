@@ -132,6 +132,12 @@ pub fn unpack(image_spec: &str, bundle: &Path, opts: &UnpackOptions) -> Result<R
     let text = serde_json::to_string_pretty(&spec)?;
     fs::write(tmp.path.join("config.json"), text).context("writing config.json")?;
     tmp.commit(&bundle, container_root_group(&ownership))?;
+    progress.line(&format!(
+        "unpacked {image_spec} ({} layers, {} bytes) into {}",
+        image.layers.len(),
+        image.layers.iter().map(|l| l.size).sum::<u64>(),
+        bundle.display()
+    ));
     Ok(report)
 }
 
@@ -224,6 +230,7 @@ fn apply_layers(
         let applied = apply_one(&mut stream, layer, |s| {
             extract::apply_layer(rootfs, s, &opts, &[])
         })?;
+        progress.layer_done(&short_label(layer), layer.size);
         left_out.extend(applied.devices_left_out);
     }
     Ok(left_out)

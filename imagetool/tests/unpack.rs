@@ -606,3 +606,31 @@ fn inspect_reports_manifest_config_and_layers() {
     assert_eq!(v["totalLayerSize"], blobs[0].size + blobs[1].size);
     assert_eq!(v["config"]["content"]["config"]["User"], "app");
 }
+
+#[test]
+fn without_a_terminal_progress_is_plain_lines() {
+    // stderr is a pipe here: one line per applied layer and a summary, as skopeo prints
+    // (bars need a terminal); nothing at all with --quiet.
+    let s = Scratch::new("lines");
+    let l1 = Tar::new().file("a", b"a", attrs(0o644)).finish();
+    let l2 = Tar::new().file("b", b"b", attrs(0o644)).finish();
+    Layout::single(
+        &s.join("img"),
+        "t",
+        &[(Comp::Gzip, l1), (Comp::Zstd, l2)],
+        cmd(),
+    );
+    let image = format!("{}:t", s.join("img").display());
+    let bundle = s.join("bundle").display().to_string();
+    let out = run(&["unpack", "--image", &image, &bundle]);
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.matches("applied layer ").count(), 2, "{err}");
+    assert!(
+        err.lines().last().unwrap_or_default().contains("unpacked"),
+        "{err}"
+    );
+    let quiet = s.join("quiet").display().to_string();
+    let out = run(&["unpack", "--quiet", "--image", &image, &quiet]);
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+}
