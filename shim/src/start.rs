@@ -38,8 +38,27 @@ pub struct Flags {
     pub debug: bool,
     pub version: bool,
     pub info: bool,
+    pub help: bool,
     pub action: Option<String>,
 }
+
+/// What `-h` prints, in the shape of Go's flag package (containerd's shims use it).
+pub const USAGE: &str = "\
+Usage of containerd-shim-patina-v2 (started by containerd, not by hand):
+  -namespace string   namespace of the container
+  -id string          id of the task (the container, or the pod's sandbox)
+  -address string     containerd's grpc address
+  -publish-binary string
+                      binary to publish events with (containerd's)
+  -bundle string      bundle directory (for delete)
+  -socket string      socket path to serve on (containerd 2.x)
+  -debug              debug logging
+  -v                  show the shim version and exit
+  -info               print the runtime's RuntimeInfo and exit
+Actions: start (start or find the daemon and print its address), delete (clean up
+after a dead shim). With no action, the daemon serves ttrpc on descriptor 3, which
+`start` sets up.
+";
 
 /// Go's flag syntax: `-name value`, `-name=value`, `--name`, booleans without a value.
 pub fn parse(args: &[String]) -> Result<Flags, String> {
@@ -58,6 +77,10 @@ pub fn parse(args: &[String]) -> Result<Flags, String> {
             None => (name, None),
         };
         match name {
+            "h" | "help" => {
+                f.help = true;
+                continue;
+            }
             "debug" | "v" | "info" => {
                 let on = inline
                     .as_deref()
@@ -98,10 +121,14 @@ pub fn main() -> i32 {
     let flags = match parse(&args) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("containerd-shim-patina-v2: {e}");
+            eprintln!("containerd-shim-patina-v2: {e}\n{USAGE}");
             return 2;
         }
     };
+    if flags.help {
+        eprint!("{USAGE}");
+        return 0;
+    }
     let result = if flags.version {
         println!(
             "containerd-shim-patina-v2:\n  Runtime: {RUNTIME_NAME}\n  Version: {}",
@@ -328,8 +355,32 @@ fn options_from(bytes: &[u8]) -> Options {
         })
 }
 
+/// A socket in the listening state (SO_ACCEPTCONN), so that taking ownership of the
+/// descriptor is sound; anything else (closed, a tty) is an error message instead.
+fn is_listening_socket(fd: i32) -> bool {
+    let mut on: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `on`; a descriptor that is not a
+    // socket just fails (EBADF, ENOTSOCK).
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ACCEPTCONN,
+            (&mut on as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    rc == 0 && on == 1
+}
+
 /// The daemon: subreaper, log FIFO, events, ttrpc on fd 3.
 fn serve(flags: &Flags) -> Result<(), String> {
+    if !is_listening_socket(3) {
+        return Err(format!(
+            "no listening socket on descriptor 3: the daemon is started by `start` (run by containerd), not by hand\n{USAGE}"
+        ));
+    }
     reaper::block_sigchld().map_err(|e| format!("block SIGCHLD: {e}"))?;
     keep_descriptors_from_children()?;
     // SAFETY: M_ARENA_MAX only limits glibc's malloc arenas; one arena keeps the
@@ -348,7 +399,8 @@ fn serve(flags: &Flags) -> Result<(), String> {
     crate::log::init(&bundle.join("log"), flags.debug);
     let defaults = options_from(&from_hex(&std::env::var(OPTIONS_ENV).unwrap_or_default()));
     std::env::remove_var(OPTIONS_ENV);
-    // SAFETY: `start` put the listening socket on fd 3 for us; nothing else owns it.
+    // SAFETY: `start` put the listening socket on fd 3 for us (checked above); nothing
+    // else owns it.
     let listener = unsafe { UnixListener::from_raw_fd(3) };
     let socket = listener
         .local_addr()
@@ -490,6 +542,27 @@ mod tests {
         );
         assert_eq!(f.action.as_deref(), Some("start"));
         assert!(parse(&["-id".to_string()]).is_err());
+    }
+
+    #[test]
+    fn help_is_a_flag_not_a_missing_value() {
+        for h in ["-h", "-help", "--help"] {
+            assert!(parse(&[h.to_string()]).unwrap().help, "{h}");
+        }
+    }
+
+    #[test]
+    fn only_a_listening_socket_is_taken_as_the_daemons() {
+        use std::os::fd::AsRawFd;
+        let dir = std::env::temp_dir().join(format!("shim-listen-{}", std::process::id()));
+        let listener = UnixListener::bind(&dir).unwrap();
+        let (a, _b) = UnixStream::pair().unwrap();
+        let file = std::fs::File::open("/dev/null").unwrap();
+        assert!(is_listening_socket(listener.as_raw_fd()));
+        assert!(!is_listening_socket(a.as_raw_fd()));
+        assert!(!is_listening_socket(file.as_raw_fd()));
+        assert!(!is_listening_socket(-1));
+        let _ = std::fs::remove_file(&dir);
     }
 
     #[test]
