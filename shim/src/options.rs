@@ -25,6 +25,37 @@ pub struct Options {
     pub io_gid: u32,
 }
 
+/// The TOML form: runc's Options field names, as containerd's runc shim reads them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+struct TomlOptions {
+    binary_name: String,
+    root: String,
+    systemd_cgroup: bool,
+    no_pivot_root: bool,
+    no_new_keyring: bool,
+    shim_cgroup: String,
+    io_uid: u32,
+    io_gid: u32,
+}
+
+/// toml's errors span several lines (the source line and a caret): keep the message, the
+/// key of the line it points at, and the line number, on one line.
+fn one_line(e: &toml::de::Error, body: &str) -> String {
+    let message = e.message().trim();
+    let Some(start) = e.span().map(|s| s.start.min(body.len())) else {
+        return message.to_owned();
+    };
+    let line_no = body[..start].matches('\n').count() + 1;
+    let line = body.lines().nth(line_no - 1).unwrap_or_default();
+    match line.split_once('=').map(|(k, _)| k.trim()) {
+        Some(key) if !key.is_empty() && !key.starts_with('[') => {
+            format!("{key} (line {line_no}): {message}")
+        }
+        _ => format!("line {line_no}: {message}"),
+    }
+}
+
 pub const RUNC_OPTIONS: &str = "containerd.runc.v1.Options";
 pub const RUNTIME_OPTIONS: &str = "runtimeoptions.v1.Options";
 
@@ -67,36 +98,22 @@ impl Options {
         }
     }
 
-    /// The keys of runc's options in a flat TOML document (`Key = "value"` / `true`).
+    /// runc's option keys at the top level of a TOML document (what `ctr
+    /// --runtime-config-path` and CRI's ConfigPath name); other keys and tables are
+    /// ignored, a key of the wrong type is an error naming it (`SystemdCgroup = "true"`).
     pub fn from_toml(body: &str) -> Result<Options, String> {
-        let mut o = Options::default();
-        for (n, line) in body.lines().enumerate() {
-            let line = line.split('#').next().unwrap_or_default().trim();
-            if line.is_empty() || line.starts_with('[') {
-                continue;
-            }
-            let Some((key, value)) = line.split_once('=') else {
-                return Err(format!(
-                    "runtime config line {}: expected key = value",
-                    n + 1
-                ));
-            };
-            let value = value.trim();
-            let text = value.trim_matches(|c| c == '"' || c == '\'').to_string();
-            let flag = value == "true";
-            match key.trim() {
-                "BinaryName" => o.binary_name = text,
-                "Root" => o.root = text,
-                "SystemdCgroup" => o.systemd_cgroup = flag,
-                "NoPivotRoot" => o.no_pivot_root = flag,
-                "NoNewKeyring" => o.no_new_keyring = flag,
-                "ShimCgroup" => o.shim_cgroup = text,
-                "IoUid" => o.io_uid = text.parse().map_err(|_| format!("IoUid {text:?}"))?,
-                "IoGid" => o.io_gid = text.parse().map_err(|_| format!("IoGid {text:?}"))?,
-                _ => {}
-            }
-        }
-        Ok(o)
+        let t: TomlOptions =
+            toml::from_str(body).map_err(|e| format!("runtime config: {}", one_line(&e, body)))?;
+        Ok(Options {
+            binary_name: t.binary_name,
+            root: t.root,
+            systemd_cgroup: t.systemd_cgroup,
+            no_pivot_root: t.no_pivot_root,
+            no_new_keyring: t.no_new_keyring,
+            shim_cgroup: t.shim_cgroup,
+            io_uid: t.io_uid,
+            io_gid: t.io_gid,
+        })
     }
 
     /// IoUid/IoGid as the owner of the stdio pipes; None for 0:0, the default, which
@@ -149,16 +166,27 @@ mod tests {
 
     #[test]
     fn runtimeoptions_toml() {
-        let body = "# c\nBinaryName = \"/usr/sbin/runc\"\nSystemdCgroup = true\n[x]\nRoot='/r'\n";
+        let body = "# c\nBinaryName = \"/usr/sbin/r#nc\" # a comment\nSystemdCgroup = true\nRoot='/r'\n[x]\nRoot='/other'\n";
         let ro = RuntimeOptions {
             config_body: body.as_bytes().to_vec(),
             ..Default::default()
         };
         let any = Any::pack("runtimeoptions.v1.Options", &ro);
         let o = Options::from_any(Some(&any)).unwrap();
-        assert_eq!(o.binary_name, "/usr/sbin/runc");
+        // '#' inside quotes is part of the value; keys of other tables stay there.
+        assert_eq!(o.binary_name, "/usr/sbin/r#nc");
         assert!(o.systemd_cgroup);
         assert_eq!(o.root, "/r");
+    }
+
+    #[test]
+    fn wrong_types_name_the_key() {
+        let err = Options::from_toml("SystemdCgroup = \"true\"").unwrap_err();
+        assert!(err.contains("SystemdCgroup (line 1)"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+        let err = Options::from_toml("IoUid = \"x\"").unwrap_err();
+        assert!(!err.contains('\n'), "{err}");
+        assert!(Options::from_toml("Root = ").is_err());
     }
 
     #[test]
