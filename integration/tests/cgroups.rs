@@ -153,17 +153,24 @@ fn cpu_quota_throttles_a_busy_loop() {
             "cpu/cpu.stat",
         )
     };
+    // The wall time comes from /proc/uptime too: on a loaded machine `sleep 1` can take
+    // much longer, and the quota is a share of the time that really passed.
     let out = c.sh_ok(&format!(
         "while :; do :; done & \
-         a=$({usage}); sleep 1; b=$({usage}); kill $!; \
-         echo $(( (b - a) / 1000 )); grep nr_throttled /sys/fs/cgroup/{stat}"
+         a=$({usage}); t0=$(cut -d' ' -f1 /proc/uptime); sleep 1; \
+         b=$({usage}); t1=$(cut -d' ' -f1 /proc/uptime); kill $!; \
+         echo $(( (b - a) / 1000 )) $t0 $t1; grep nr_throttled /sys/fs/cgroup/{stat}"
     ));
     let mut lines = out.lines();
-    let used_ms: u64 = lines.next().unwrap().parse().unwrap();
-    // 20% of one second, with slack for the timer granularity; unthrottled it would be ~1000.
+    let fields: Vec<&str> = lines.next().unwrap().split(' ').collect();
+    let used_ms: f64 = fields[0].parse().unwrap();
+    let wall_ms = (fields[2].parse::<f64>().unwrap() - fields[1].parse::<f64>().unwrap()) * 1000.0;
+    // 20% of the time that passed, with slack for the timer granularity; unthrottled it
+    // would be close to 100%.
+    let share = used_ms / wall_ms.max(1.0);
     assert!(
-        (50..400).contains(&used_ms),
-        "busy loop used {used_ms} ms of CPU in 1 s: {out}"
+        (0.05..0.40).contains(&share),
+        "busy loop used {used_ms} ms of CPU in {wall_ms} ms: {out}"
     );
     let throttled: u64 = lines
         .next()
