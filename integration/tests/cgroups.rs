@@ -108,6 +108,17 @@ fn memory_limit_oom_kills_and_events_reports_it() {
             .any(|e| e["type"] == "oom" && e["id"] == c.id.as_str())
             .then_some(())
     });
+    // Consumers (runc's own events.bats) match the text: runc's key order, an oom line
+    // without data, a stats line with it.
+    let oom_line = format!(r#"{{"type":"oom","id":"{}"}}"#, c.id);
+    let stats_head = format!(r#"{{"type":"stats","id":"{}","data":{{"#, c.id);
+    let text = std::fs::read_to_string(&events_out).unwrap_or_default();
+    assert!(text.lines().any(|l| l == oom_line), "{text}");
+    assert!(
+        text.lines()
+            .all(|l| l == oom_line || l.starts_with(&stats_head)),
+        "{text}"
+    );
     let _ = events.kill();
     let _ = events.wait();
     assert!(

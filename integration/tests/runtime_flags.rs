@@ -95,6 +95,40 @@ fn rootfs_propagation_private_is_seen_on_root() {
     );
 }
 
+/// runtime-tools' linux_rootfs_propagation: "unbindable" is a valid rootfsPropagation. The
+/// container's / ends up unbindable, and a volume whose source is on the host's own /
+/// mount (not the fixture's tmpfs, which the runtime makes private for the rootfs) is
+/// still bound: nothing may be unbindable while the root is being built.
+#[test]
+fn rootfs_propagation_unbindable_is_seen_on_root() {
+    let mut c = Container::new("rootunbind");
+    c.config["linux"]["rootfsPropagation"] = json!("unbindable");
+    let vol = std::env::temp_dir().join(format!("patina-it-unbind-{}", std::process::id()));
+    std::fs::create_dir_all(&vol).unwrap();
+    std::fs::write(vol.join("f"), "from the host").unwrap();
+    let cleanup = vol.clone();
+    c.on_teardown(move || {
+        let _ = std::fs::remove_dir_all(cleanup);
+    });
+    let src = vol.to_str().unwrap();
+    integration::spec::add_mount(&mut c.config, "/vol", "bind", src, &["rbind"]);
+    let out = c.sh("cat /vol/f; echo; awk '$5 == \"/\"' /proc/self/mountinfo");
+    if is_runc() {
+        // beyond runc: runc 1.1.5 makes the host's / unbindable before it binds the
+        // volume from it, which the kernel refuses (EINVAL).
+        out.assert_failed();
+        assert!(out.stderr.contains("invalid argument"), "{out:#?}");
+        return;
+    }
+    out.assert_ok();
+    let text = &out.stdout;
+    assert!(text.contains("from the host"), "{text}");
+    assert!(
+        text.contains(" unbindable "),
+        "root mount is not unbindable: {text}"
+    );
+}
+
 /// A mount that only the kernel can refuse (tmpfs with a malformed size) fails inside
 /// init; `create` must report the mount, and the errno, on one line.
 #[test]

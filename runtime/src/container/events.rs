@@ -11,13 +11,24 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use serde_json::json;
+use serde::Serialize;
 
 use crate::bail;
 use crate::cgroups::oom::OomNotifier;
 use crate::cgroups::stats;
 use crate::error::{Error, Result};
 use crate::state::{StateDir, Status};
+
+/// One line of `events`, its keys in runc's order (`type`, `id`, `data`): consumers and
+/// runc's own tests match the line's text, not only its JSON (`{"type":"oom","id":"x"}`).
+#[derive(Serialize)]
+struct Event<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<serde_json::Value>,
+}
 
 pub fn events(root: &Path, id: &str, interval: Duration, stats_once: bool) -> Result<()> {
     let dir = StateDir::new(root, id)?;
@@ -26,13 +37,19 @@ pub fn events(root: &Path, id: &str, interval: Duration, stats_once: bool) -> Re
         bail!("container {id:?} is not running");
     }
     let cg = super::pause::cgroup_of(&record)?;
-    let emit = |event: serde_json::Value| -> Result<()> {
+    let emit = |event: Event<'_>| -> Result<()> {
+        let line =
+            serde_json::to_string(&event).map_err(|e| Error::msg(format!("encode event: {e}")))?;
         let mut out = std::io::stdout().lock();
-        writeln!(out, "{event}")
+        writeln!(out, "{line}")
             .and_then(|()| out.flush())
             .map_err(|e| Error::from(e).wrap("write event"))
     };
-    let stats_event = || json!({ "type": "stats", "id": id, "data": stats::stats(cg) });
+    let stats_event = || Event {
+        kind: "stats",
+        id,
+        data: Some(stats::stats(cg)),
+    };
     if stats_once {
         return emit(stats_event());
     }
@@ -53,7 +70,11 @@ pub fn events(root: &Path, id: &str, interval: Duration, stats_once: bool) -> Re
     loop {
         let now_ooms = stats::oom_kills(cg);
         for _ in ooms..now_ooms {
-            emit(json!({ "type": "oom", "id": id }))?;
+            emit(Event {
+                kind: "oom",
+                id,
+                data: None,
+            })?;
         }
         ooms = now_ooms;
         if dir.status(&record) == Status::Stopped {

@@ -10,6 +10,9 @@
 //! rootfs is on is made private before the rootfs is bound onto itself, so nothing
 //! mounted at or under the rootfs reaches another namespace (and pivot_root, which
 //! refuses a shared parent, works); only a shared volume's own subtree propagates.
+//! `runbindable` waits until the root is built: nothing under an unbindable `/` could be
+//! bound, not the rootfs onto itself nor a volume's source, so the build runs under
+//! `rprivate` (what unbindable also is) and the new `/` is made unbindable at the end.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
@@ -25,6 +28,7 @@ use crate::error::{Context, Result};
 
 /// `/` as rootfsPropagation says, then the mount holding `rootfs` private.
 pub fn prepare_root(sys: &dyn Syscalls, rootfs: &Path, propagation: MsFlags) -> Result<()> {
+    let propagation = while_building(propagation);
     sys.mount(None, Path::new("/"), None, propagation, None)
         .with_context(|| format!("linux.rootfsPropagation: set {propagation:?} on /"))?;
     let dir = open(
@@ -36,6 +40,16 @@ pub fn prepare_root(sys: &dyn Syscalls, rootfs: &Path, propagation: MsFlags) -> 
     let mount_root = mount_root_of(dir).context("find the mount the rootfs is on")?;
     sys.mount(None, &fd_path(&mount_root), None, MsFlags::MS_PRIVATE, None)
         .context("make the mount the rootfs is on private")
+}
+
+/// The propagation `/` takes while the root is built: rootfsPropagation, except that
+/// unbindable becomes private until the end (binds from an unbindable tree fail EINVAL).
+fn while_building(propagation: MsFlags) -> MsFlags {
+    if propagation.contains(MsFlags::MS_UNBINDABLE) {
+        (propagation - MsFlags::MS_UNBINDABLE) | MsFlags::MS_PRIVATE
+    } else {
+        propagation
+    }
 }
 
 /// The root directory of the mount `dir` is on: up through `..` until the next step
@@ -76,6 +90,18 @@ mod tests {
             .find(|l| l.split(' ').next() == Some(id.as_str()))
             .expect("mount id in mountinfo");
         line.split(' ').nth(4).unwrap().to_owned()
+    }
+
+    #[test]
+    fn unbindable_is_private_while_the_root_is_built() {
+        let rec = MsFlags::MS_REC;
+        assert_eq!(
+            while_building(MsFlags::MS_UNBINDABLE | rec),
+            MsFlags::MS_PRIVATE | rec
+        );
+        for kept in [MsFlags::MS_SHARED, MsFlags::MS_SLAVE, MsFlags::MS_PRIVATE] {
+            assert_eq!(while_building(kept | rec), kept | rec);
+        }
     }
 
     #[test]
