@@ -176,6 +176,24 @@ fn unknown_option_on_a_bind_mount() {
 }
 
 #[test]
+fn filesystem_data_on_a_bind_mount_is_ignored_as_runc_does() {
+    // runtime-tools and configs written for runc put `mode=755` on binds: the kernel
+    // ignores data for a bind, so it is dropped (with a warning), not refused.
+    let mut c = Container::new("binddata");
+    let src = c.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), "seen").unwrap();
+    spec::add_mount(
+        &mut c.config,
+        "/v",
+        "bind",
+        src.to_str().unwrap(),
+        &["rbind", "mode=755"],
+    );
+    assert_eq!(c.sh_ok("cat /v/f"), "seen");
+}
+
+#[test]
 fn unknown_option_on_a_tmpfs_mount() {
     // Data of a filesystem mount goes to the kernel, which refuses what tmpfs does not know.
     let mut c = Container::new("tmpfsopt");

@@ -287,16 +287,26 @@ impl MountPlan {
     }
 
     /// The plan for `mounts[index]`, checked: errors name `mounts[N].options` and the
-    /// option. A bind mount takes no filesystem data, so there an option that is not a
-    /// mount option is refused (it would be dropped without a word otherwise).
+    /// option. A bind mount takes no filesystem data: there a word that is not a mount
+    /// option (a typo, `Z`) is refused, since it would be dropped without a word; a
+    /// `key=value` (`mode=755`, which configs written for runc put on binds and runc hands
+    /// to a kernel that ignores it) is dropped with a warning.
     pub fn for_entry(index: usize, m: &Mount) -> Result<MountPlan> {
         let options = m.options().as_deref().unwrap_or_default();
         let field = format!("mounts[{index}].options");
-        let plan = MountPlan::parse(options, &format!("{field} "))?;
+        let mut plan = MountPlan::parse(options, &format!("{field} "))?;
         if plan.is_bind(m) {
-            if let Some(unknown) = plan.data.split(',').find(|d| !d.is_empty()) {
+            let data: Vec<&str> = plan.data.split(',').filter(|d| !d.is_empty()).collect();
+            if let Some(unknown) = data.iter().find(|d| !d.contains('=')) {
                 bail!("{field} {unknown:?}: not a mount option patina knows (a bind mount takes no filesystem data)");
             }
+            if !data.is_empty() {
+                crate::logging::warn(&format!(
+                    "{field} {:?}: filesystem data on a bind mount, which the kernel ignores",
+                    data.join(",")
+                ));
+            }
+            plan.data.clear();
         }
         Ok(plan)
     }
@@ -493,9 +503,12 @@ mod tests {
 
     #[test]
     fn an_unknown_option_on_a_bind_is_refused_by_name() {
+        // Data (key=value) on a bind is dropped (with a warning), as the kernel drops it.
+        let m = json!({"destination": "/v", "source": "/s", "options": ["bind", "ro", "mode=755"]});
+        assert_eq!(MountPlan::for_entry(3, &entry(m)).unwrap().data, "");
         for (typ, options) in [
             (Some("bind"), json!(["rbind", "bogus"])),
-            (None, json!(["bind", "ro", "size=1m"])),
+            (None, json!(["bind", "ro", "nosuid", "exec2"])),
             (Some("none"), json!(["rbind", "Z"])),
         ] {
             let mut m = json!({"destination": "/v", "source": "/s", "options": options});
