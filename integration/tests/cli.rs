@@ -42,6 +42,19 @@ fn list_table_json_quiet() {
 
     let out = c.rt(&["list", "--format", "json"]);
     out.assert_ok();
+    // runc's key order (tools match on the raw text too): ociVersion, id, pid, status.
+    let keys = [
+        "\"ociVersion\"",
+        "\"id\"",
+        "\"pid\"",
+        "\"status\"",
+        "\"bundle\"",
+    ];
+    let at: Vec<usize> = keys
+        .iter()
+        .map(|k| out.stdout.find(k).unwrap_or(usize::MAX))
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{}", out.stdout);
     let v: Value = serde_json::from_str(&out.stdout).expect("list --format json is JSON");
     let arr = v.as_array().expect("array");
     assert_eq!(arr.len(), 2);

@@ -12,20 +12,63 @@ pub enum ListFormat {
     Quiet,
 }
 
+/// One container as runc's `list --format json` prints it, in its key order.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Row {
+    oci_version: String,
+    id: String,
+    pid: i32,
+    status: String,
+    bundle: String,
+    rootfs: String,
+    created: String,
+    #[serde(skip_serializing_if = "std::collections::HashMap::is_empty")]
+    annotations: std::collections::HashMap<String, String>,
+    owner: String,
+}
+
+impl Row {
+    fn of(record: &crate::state::Record, status: crate::state::Status) -> Row {
+        let state = record.oci_state(status);
+        Row {
+            oci_version: state.oci_version.to_owned(),
+            id: state.id.to_owned(),
+            pid: state.pid,
+            status: status.to_string(),
+            bundle: state.bundle.display().to_string(),
+            rootfs: state.rootfs.display().to_string(),
+            created: state.created.to_owned(),
+            annotations: state.annotations.clone(),
+            owner: state.owner.to_owned(),
+        }
+    }
+
+    /// A container with no readable state: only its id and a status.
+    fn bare(id: &str, status: &str) -> Row {
+        Row {
+            oci_version: String::new(),
+            id: id.to_owned(),
+            pid: 0,
+            status: status.to_owned(),
+            bundle: String::new(),
+            rootfs: String::new(),
+            created: String::new(),
+            annotations: Default::default(),
+            owner: String::new(),
+        }
+    }
+}
+
 pub fn list(root: &Path, format: ListFormat) -> Result<String> {
     let mut rows = Vec::new();
     for id in list_ids(root)? {
         let dir = StateDir::new(root, &id)?;
         match dir.load() {
-            Ok(record) => {
-                let status = dir.observed_status(&record);
-                rows.push(
-                    serde_json::to_value(record.oci_state(status)).expect("state serialises"),
-                );
-            }
+            Ok(record) => rows.push(Row::of(&record, dir.observed_status(&record))),
             // Made, but state.json not written yet: being created, or its create was
             // killed before anything but the dir existed (`delete --force` clears it).
-            Err(_) if !dir.exists() && dir.path.exists() => rows.push(bare_row(
+            Err(_) if !dir.exists() && dir.path.exists() => rows.push(Row::bare(
                 &id,
                 if dir.is_locked() {
                     "creating"
@@ -38,43 +81,29 @@ pub fn list(root: &Path, format: ListFormat) -> Result<String> {
             // Unreadable state is shown, not hidden: `delete --force` clears it.
             Err(e) => {
                 crate::logging::warn(&format!("load container {id}: {e}"));
-                rows.push(unknown_row(&id));
+                rows.push(Row::bare(&id, "unknown"));
             }
         }
     }
     Ok(match format {
-        ListFormat::Json => serde_json::Value::Array(rows).to_string() + "\n",
-        ListFormat::Quiet => rows
-            .iter()
-            .map(|r| format!("{}\n", r["id"].as_str().unwrap_or_default()))
-            .collect(),
+        ListFormat::Json => serde_json::to_string(&rows).expect("rows serialise") + "\n",
+        ListFormat::Quiet => rows.iter().map(|r| format!("{}\n", r.id)).collect(),
         ListFormat::Table => table(&rows),
     })
 }
 
-fn unknown_row(id: &str) -> serde_json::Value {
-    bare_row(id, "unknown")
-}
-
-/// A row for a container with no readable state: only its id and a status.
-fn bare_row(id: &str, status: &str) -> serde_json::Value {
-    serde_json::json!({
-        "ociVersion": "", "id": id, "status": status, "pid": 0,
-        "bundle": "", "rootfs": "", "created": "", "owner": "",
-    })
-}
-
-fn table(rows: &[serde_json::Value]) -> String {
+fn table(rows: &[Row]) -> String {
     let header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"];
     let cells: Vec<Vec<String>> = std::iter::once(header.iter().map(|h| h.to_string()).collect())
         .chain(rows.iter().map(|r| {
-            ["id", "pid", "status", "bundle", "created", "owner"]
-                .iter()
-                .map(|k| match &r[*k] {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-                .collect()
+            vec![
+                r.id.clone(),
+                r.pid.to_string(),
+                r.status.clone(),
+                r.bundle.clone(),
+                r.created.clone(),
+                r.owner.clone(),
+            ]
         }))
         .collect();
     let widths: Vec<usize> = (0..header.len())
