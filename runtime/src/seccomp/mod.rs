@@ -139,6 +139,16 @@ impl Seccomp {
         self.program.len()
     }
 
+    /// The assembled program, as seccomp(2) receives it (for tests and fuzz targets).
+    pub fn program(&self) -> &[SockFilter] {
+        &self.program
+    }
+
+    /// The seccomp(2) flags the program is installed with.
+    pub fn flags(&self) -> u32 {
+        self.flags
+    }
+
     /// seccomp(SECCOMP_SET_MODE_FILTER, flags, prog): not seccompiler's apply_filter, which
     /// would also set no_new_privs. Returns the listener fd when the profile notifies.
     pub fn install(&self) -> Result<Option<OwnedFd>> {
@@ -265,6 +275,12 @@ pub fn syscall_number(abi_name: &str, name: &str) -> Option<u32> {
         _ => return None,
     };
     lookup(abi, name)
+}
+
+/// Every syscall name the tables know (any ABI), in table order: the fuzz target's
+/// vocabulary for generated profiles.
+pub fn syscall_names() -> impl Iterator<Item = &'static str> {
+    syscalls::TABLE.iter().map(|(_, name, _)| *name)
 }
 
 fn lookup(abi: Abi, name: &str) -> Option<u32> {
