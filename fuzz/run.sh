@@ -48,7 +48,7 @@ for t in "${targets[@]}"; do
 	if cargo fuzz run "$t" "corpus/$t" "seeds/$t" -- "${opts[@]}" >"logs/$t.log" 2>&1; then
 		result=ok
 	else
-		result=CRASH
+		result=FAIL
 		failed+=("$t")
 		tail -40 "logs/$t.log"
 	fi
@@ -60,6 +60,8 @@ for t in "${targets[@]}"; do
 done
 printf '%s\n' "${summary[@]}"
 if [ ${#failed[@]} -gt 0 ]; then
-	echo "fuzz: crashes in ${failed[*]} (inputs in fuzz/artifacts/, logs in fuzz/logs/)" >&2
-	exit 1
+	echo "fuzz: ${failed[*]} failed (a crash input is in fuzz/artifacts/TARGET/, the log in fuzz/logs/)" >&2
 fi
+# The closing line CI reads: each target is one test.
+echo "fuzz: $(( ${#targets[@]} - ${#failed[@]} )) passed, ${#failed[@]} failed"
+[ ${#failed[@]} -eq 0 ]
