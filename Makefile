@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 APT_LISTS := .ci/apt-packages.txt $(wildcard integration/apt-packages.txt imagetool/apt-packages.txt shim/apt-packages.txt)
 
-.PHONY: rust deps build demo test lint unit integration integration-runc engines engines-runc test-vm bench clean fault-campaign
+.PHONY: rust deps build demo test lint unit integration integration-runc engines engines-runc test-vm bench clean fault-campaign fuzz fuzz-smoke
 
 deps:
 	@pkgs=$$(cat $(APT_LISTS) | grep -v '^#' | sort -u | tr '\n' ' '); \
@@ -34,6 +34,7 @@ demo: build
 
 lint: deps
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # imagetool's end-to-end tests run the patina binary: build it first.
@@ -68,7 +69,17 @@ fault-campaign: deps
 	$(CARGO) build -p patina
 	PATINA_FAULT_TRIES=300 $(CARGO) test -p integration --test fault_campaign -- --nocapture
 
-test: lint unit integration integration-runc test-vm
+test: lint unit integration integration-runc test-vm fuzz-smoke
+
+# The fuzz targets (fuzz/, docs/security.md "Fuzzing"), one after another, FUZZ_SECONDS
+# each; fuzz/run.sh installs cargo-fuzz if missing and builds with ASan (RUSTC_BOOTSTRAP
+# on the stable toolchain). fuzz-smoke: 30 s each, part of `make test`.
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	fuzz/run.sh $(FUZZ_SECONDS)
+
+fuzz-smoke: deps
+	fuzz/run.sh 30
 
 bench: build
 	bench/run.sh

@@ -215,7 +215,10 @@ const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
 
 /// Builds the decoder for a declared compression; `Detect` looks at the
 /// first bytes (docker save layers carry no media type).
-fn sniff<R: BufRead>(declared: &Compression, mut r: R) -> io::Result<(Decoder<R>, Compression)> {
+pub fn sniff<R: BufRead>(
+    declared: &Compression,
+    mut r: R,
+) -> io::Result<(Decoder<R>, Compression)> {
     let compression = match declared {
         Compression::Detect => {
             let head = r.fill_buf()?;

@@ -697,6 +697,41 @@ fn cgroups_path_with_dotdot_is_refused() {
     rejected(&mut c, "linux.cgroupsPath");
 }
 
+/// "/" is each hierarchy's root, "." the caller's own cgroup: the container's limits
+/// would go there and `delete` would kill every process in it. Found by the config_json
+/// fuzz target's placement check (docs/security.md, "Fuzzing").
+#[test]
+fn cgroups_path_naming_no_cgroup_of_its_own_is_refused() {
+    if is_runc() {
+        // beyond runc: runc 1.1.5 joins the hierarchy's root (or the test's own cgroup),
+        // outside anything the test created, so it is not run there.
+        eprintln!("cgroups_path_naming_no_cgroup_of_its_own_is_refused: skipped on runc");
+        return;
+    }
+    for path in ["/", ".", "/./"] {
+        let mut c = Container::new("cgnocgroup");
+        c.config["linux"]["cgroupsPath"] = json!(path);
+        rejected(&mut c, "linux.cgroupsPath");
+    }
+}
+
+#[test]
+fn huge_cpu_range_is_refused() {
+    let mut c = Container::new("cgcpurange");
+    c.config["linux"]["resources"] = json!({ "cpu": { "cpus": "0-4294967295" } });
+    if is_runc() {
+        // The kernel refuses the write to cpuset.cpus; runc fails create with it.
+        c.create().assert_failed();
+        assert!(
+            c.state().is_none(),
+            "container exists after a failed create"
+        );
+        return;
+    }
+    // beyond runc: refused before anything is created, instead of 16 GiB of CPU ids.
+    rejected(&mut c, "linux.resources.cpu.cpus");
+}
+
 #[test]
 fn systemd_cgroups_path_form_needs_systemd_cgroup() {
     if is_runc() {

@@ -35,9 +35,21 @@ impl Bundle {
     }
 }
 
-/// Parse config.json; serde's message carries the line and column of the fault.
+/// Parse config.json; serde's message carries the line and column of the fault. It
+/// also quotes the offending value as decoded, which may hold a newline or other control
+/// characters (`"type": "\nnet"`): they are escaped, so the error stays one line.
 pub fn parse_config(raw: &[u8]) -> Result<Spec> {
-    serde_json::from_slice::<Spec>(raw).map_err(|e| Error::msg(format!("parse config.json: {e}")))
+    serde_json::from_slice::<Spec>(raw).map_err(|e| {
+        let text: String = e
+            .to_string()
+            .chars()
+            .map(|c| match c.is_control() {
+                true => c.escape_default().to_string(),
+                false => c.to_string(),
+            })
+            .collect();
+        Error::msg(format!("parse config.json: {text}"))
+    })
 }
 
 fn resolve_rootfs(bundle: &Path, spec: &Spec) -> Result<PathBuf> {
@@ -299,6 +311,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 2") && err.contains("column"), "{err}");
+    }
+
+    /// Found by fuzz/fuzz_targets/config_json.rs: a JSON escape in an enum value came
+    /// back raw in serde's message, and `create` printed a two-line error.
+    #[test]
+    fn parse_errors_stay_on_one_line() {
+        let json = MINIMAL.replace(
+            r#""root""#,
+            r#""linux":{"namespaces":[{"type":"\nnet\twork\u0000"}]},"root""#,
+        );
+        let err = parse_config(json.as_bytes()).unwrap_err().to_string();
+        assert!(!err.contains(['\n', '\t', '\0']), "{err:?}");
+        assert!(err.contains(r"unknown variant `\nnet\twork\u{0}`"), "{err}");
     }
 
     #[test]

@@ -468,14 +468,17 @@ fn start_logger(
     Ok(())
 }
 
-fn percent_decode(s: &str) -> String {
+/// `%XX` escapes of a logger URI's path and query (pub for the fuzz target).
+pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
+    // On bytes: the two after a '%' need not end on a char boundary ("%a\u{e9}").
+    let hex = |c: u8| (c as char).to_digit(16);
     while i < b.len() {
         if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
+            if let (Some(hi), Some(lo)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((hi << 4 | lo) as u8);
                 i += 3;
                 continue;
             }
@@ -493,6 +496,22 @@ mod tests {
     fn owner_of(fd: &OwnedFd) -> (u32, u32) {
         let st = nix::sys::stat::fstat(fd).unwrap();
         (st.st_uid, st.st_gid)
+    }
+
+    /// Found by fuzz/fuzz_targets/shim_ttrpc.rs: a '%' followed by a multi-byte
+    /// character in a `binary://` logger URI panicked the shim (a str sliced inside a
+    /// character).
+    #[test]
+    fn percent_decode_takes_any_text() {
+        assert_eq!(percent_decode("%a\u{e9}"), "%a\u{e9}");
+        assert_eq!(percent_decode("\n%\u{e9}\n"), "\n%\u{e9}\n");
+        assert_eq!(
+            percent_decode("/usr/bin/log%20ger%2F%"),
+            "/usr/bin/log ger/%"
+        );
+        assert_eq!(percent_decode("%c3%a9%4"), "\u{e9}%4");
+        // Only hex digits: from_str_radix took a sign ("%+f" was "\x0f").
+        assert_eq!(percent_decode("%+f"), "%+f");
     }
 
     #[test]

@@ -170,9 +170,12 @@ pub fn check_path(path: &Path) -> Result<()> {
             path.display()
         );
     }
-    if path.is_absolute() && path.components().all(|c| c == Component::RootDir) {
+    // "/", "." and the like name the hierarchy's root or the caller's own cgroup: the
+    // container's limits would be written there, and `delete` would kill every process
+    // in it (the host's, or the engine's own).
+    if !path.components().any(|c| matches!(c, Component::Normal(_))) {
         bail!(
-            "linux.cgroupsPath {:?}: names the root of every hierarchy, which holds the host's processes",
+            "linux.cgroupsPath {:?}: names no cgroup of the container's own (the hierarchy's root or the runtime's own cgroup)",
             path.display()
         );
     }
@@ -750,14 +753,18 @@ fn page_size_ok(size: &str) -> std::result::Result<(), &'static str> {
     Ok(())
 }
 
+/// Above any CPU or memory node id a kernel has (NR_CPUS is at most 8192): a range in
+/// config.json is expanded, and `0-4294967295` would be 16 GiB of ids.
+const MAX_LIST_ID: u32 = 65_535;
+
 /// A cpu/mem list (`0-3,5`) as the set it names.
 pub fn parse_list(list: &str) -> std::result::Result<Vec<u32>, String> {
     let mut out = Vec::new();
     for part in list.trim().split(',') {
-        let num = |s: &str| {
-            s.trim()
-                .parse::<u32>()
-                .map_err(|_| format!("{s:?} is not a number"))
+        let num = |s: &str| match s.trim().parse::<u32>() {
+            Ok(n) if n > MAX_LIST_ID => Err(format!("{n} is above the highest id ({MAX_LIST_ID})")),
+            Ok(n) => Ok(n),
+            Err(_) => Err(format!("{s:?} is not a number")),
         };
         match part.split_once('-') {
             Some((a, b)) => {
@@ -839,6 +846,39 @@ mod tests {
         );
     }
 
+    /// Found by fuzz/fuzz_targets/config_json.rs (its cgroup placement check): these
+    /// paths put the container in the hierarchy's root or in the runtime's own cgroup,
+    /// whose processes `delete` then kills.
+    #[test]
+    fn cgroups_path_must_name_a_cgroup_of_its_own() {
+        let layout = Layout::from_mountinfo(HYBRID);
+        let own = "3:memory:/svc/a\n";
+        let memory =
+            |p: &str| Cgroup::resolve_with(&layout, own, Path::new(p)).v1["memory"].clone();
+        assert_eq!(memory("/"), Path::new("/sys/fs/cgroup/memory"));
+        assert_eq!(memory("."), Path::new("/sys/fs/cgroup/memory/svc/a"));
+        for p in ["/", ".", "./", "/./", "//", "./."] {
+            let err = check_path(Path::new(p)).unwrap_err().to_string();
+            assert!(
+                err.contains("linux.cgroupsPath") && err.contains("own"),
+                "{p}: {err}"
+            );
+        }
+    }
+
+    /// Found by fuzz/fuzz_targets/config_json.rs: `"cpus": "0-4294967295"` made validate
+    /// allocate 16 GiB (the target's malloc limit caught it).
+    #[test]
+    fn cpu_and_mem_lists_are_bounded() {
+        assert_eq!(parse_list("65534-65535").unwrap(), vec![65534, 65535]);
+        for list in ["0-4294967295", "65536", "1,0-70000"] {
+            let err = parse_list(list).unwrap_err();
+            assert!(err.contains("above the highest id"), "{list}: {err}");
+        }
+        let r: LinuxResources = serde_json::from_str(r#"{"cpu":{"mems":"0-4294967295"}}"#).unwrap();
+        assert!(validate(&r).unwrap_err().to_string().contains("cpu.mems"));
+    }
+
     #[test]
     fn bad_paths_and_values_are_named() {
         assert!(check_path(Path::new("a/../../b"))
@@ -850,6 +890,7 @@ mod tests {
             .to_string()
             .contains("--systemd-cgroup"));
         check_path(Path::new("/a/b")).unwrap();
+        check_path(Path::new("./a")).unwrap();
         assert_eq!(parse_list("0-2,5").unwrap(), vec![0, 1, 2, 5]);
         assert!(parse_list("2-1").is_err() && parse_list("x").is_err() && parse_list("").is_err());
         for (json, key) in [

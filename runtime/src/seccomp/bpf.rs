@@ -554,14 +554,15 @@ fn compare(asm: &mut Asm, check: &ArgCheck, args32: bool, fail: Label) {
     asm.mark(pass);
 }
 
-/// A tiny classic-BPF interpreter for the unit tests: runs `prog` on one syscall.
-#[cfg(test)]
+/// A tiny classic-BPF interpreter for the unit tests and the fuzz targets (fuzz/, with
+/// the `fuzzing` feature): runs `prog` on one syscall.
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn run(prog: &[SockFilter], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
     run_counted(prog, arch, nr, args).0
 }
 
 /// `run`, also returning how many instructions executed.
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn run_counted(prog: &[SockFilter], arch: u32, nr: u32, args: [u64; 6]) -> (u32, usize) {
     let mut data = [0u8; 64];
     data[0..4].copy_from_slice(&nr.to_le_bytes());

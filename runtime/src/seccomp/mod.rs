@@ -146,6 +146,16 @@ impl Seccomp {
         self.program.len()
     }
 
+    /// The assembled program, as seccomp(2) receives it (for tests and fuzz targets).
+    pub fn program(&self) -> &[SockFilter] {
+        &self.program
+    }
+
+    /// The seccomp(2) flags the program is installed with.
+    pub fn flags(&self) -> u32 {
+        self.flags
+    }
+
     /// seccomp(SECCOMP_SET_MODE_FILTER, flags, prog): not seccompiler's apply_filter, which
     /// would also set no_new_privs. Returns the listener fd when the profile notifies.
     pub fn install(&self) -> Result<Option<OwnedFd>> {
@@ -278,6 +288,12 @@ fn profile_arches(spec: &LinuxSeccomp) -> Vec<&'static ArchDef> {
         }
     }
     out
+}
+
+/// Every syscall name the tables know (any ABI), in table order: the fuzz target's
+/// vocabulary for generated profiles.
+pub fn syscall_names() -> impl Iterator<Item = &'static str> {
+    syscalls::ROWS.iter().map(|(name, _)| *name)
 }
 
 /// The rules of one `syscalls[]` entry, checked: all conditions on distinct arguments
