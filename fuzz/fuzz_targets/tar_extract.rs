@@ -26,6 +26,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
+use patina_imagetool::devices::Devices;
 use patina_imagetool::extract::{apply_layer, ExtractOptions};
 use patina_imagetool::idmap::{IdMap, Ownership};
 use patina_imagetool::image::Compression;
@@ -142,6 +143,13 @@ fuzz_target!(|data: &[u8]| {
             Whiteouts::Apply
         },
         ownership,
+        // Device entries are what an image may not bring to the host (left out by
+        // default); with the creating mode the nodes would land in the tmpfs root.
+        devices: if sel & 16 != 0 {
+            Devices::Create
+        } else {
+            Devices::LeaveOut
+        },
     };
     let lowers = if overlay && sel & 8 != 0 {
         vec![open_dir(&s.lower)]
