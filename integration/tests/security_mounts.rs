@@ -391,3 +391,42 @@ fn an_image_dev_null_that_is_not_the_null_device_does_not_unmask() {
         }
     }
 }
+
+#[test]
+fn no_pivot_does_not_expose_a_bare_procfs() {
+    // Without pivot_root the host's procfs stays in the container's mount namespace,
+    // below the chroot; the kernel lets a new user namespace mount a fresh procfs when a
+    // full one is there, and that one would have none of the masks. The host's
+    // util-linux unshare (bound in read-only with its libraries) maps root, which takes
+    // CAP_SETFCAP since Linux 5.12; busybox's cannot.
+    let mut c = Container::new("nopivotproc");
+    for d in ["usr/lib", "usr/lib64", "usr/bin"] {
+        fs::create_dir_all(c.rootfs.join(d)).unwrap();
+    }
+    for (link, target) in [("lib", "usr/lib"), ("lib64", "usr/lib64")] {
+        if !c.rootfs.join(link).exists() {
+            std::os::unix::fs::symlink(target, c.rootfs.join(link)).unwrap();
+        }
+    }
+    fs::write(c.rootfs.join("usr/bin/unshare"), "").unwrap();
+    for p in ["/usr/lib", "/usr/lib64", "/usr/bin/unshare"] {
+        spec::add_mount(&mut c.config, p, "bind", p, &["rbind", "ro"]);
+    }
+    for set in ["bounding", "effective", "permitted"] {
+        c.config["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_SETFCAP"));
+    }
+    c.set_sh(
+        "/usr/bin/unshare -mrpf /bin/busybox sh -c 'mount -t proc none /proc && echo mounted' 2>&1; echo done",
+    );
+    let out = c.run_with(&["--no-pivot"]);
+    out.assert_ok();
+    assert!(out.stdout.contains("done"), "{out:?}");
+    assert!(
+        !out.stdout.contains("mounted"),
+        "a fresh procfs was mounted: {out:?}"
+    );
+    assert!(out.stdout.contains("permission denied"), "{out:?}");
+}
