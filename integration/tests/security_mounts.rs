@@ -139,11 +139,18 @@ fn mount_destination_swapped_for_a_symlink_never_leaves_the_rootfs() {
         "{swaps} swaps; binds through the directory: {through_dir}, through the symlink \
          (kept inside the rootfs): {through_link}, creates refused: {refused}"
     );
-    assert_eq!(
-        fs::read_dir(&canary).unwrap().count(),
-        1,
-        "canary dir changed"
-    );
+    let in_canary: Vec<_> = fs::read_dir(&canary)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    if is_runc() && in_canary.len() != 1 {
+        // beyond runc: runc 1.1.5 creates the mount destination through the swapped
+        // symlink now and then, on the host (CVE-2024-45310, fixed in runc 1.1.14).
+        eprintln!("beyond runc: runc created {in_canary:?} in the host's canary directory");
+        return;
+    }
+    assert_eq!(in_canary.len(), 1, "canary dir changed: {in_canary:?}");
     assert_eq!(
         fs::read_to_string(canary.join("canary")).unwrap(),
         "untouched\n"
