@@ -260,7 +260,7 @@ fn small_root(c: &mut Container, name: &str, options: &str) -> String {
     dir.display().to_string()
 }
 
-fn assert_nothing_left(c: &Container, root: &str, id: &str) {
+fn assert_nothing_left(root: &str, id: &str) {
     for dir in procfs::own_cgroup_dirs() {
         assert!(
             !dir.join(id).exists(),
@@ -276,47 +276,40 @@ fn assert_nothing_left(c: &Container, root: &str, id: &str) {
         .filter(|n| n != "filler")
         .collect();
     assert!(entries.is_empty(), "left in {root}: {entries:?}");
-    let _ = c;
+}
+
+/// `create` with a --root on a tmpfs mounted with `options` (and filled with `fill`
+/// bytes): it must fail with `errno` named, and leave nothing anywhere.
+fn create_fails_cleanly_on(name: &str, options: &str, fill: usize, errno: &str) {
+    let mut c = Container::new(name);
+    let root = small_root(&mut c, "root", options);
+    if fill > 0 {
+        let _ = std::fs::write(Path::new(&root).join("filler"), vec![0u8; fill]);
+    }
+    c.write_config();
+    let b = bundle_args(&c);
+    let id = c.id.clone();
+    let out = c.exec(
+        Command::new(&c.runtime)
+            .args(["--root", &root, "create", "--bundle", &b, &id])
+            .current_dir(&c.dir),
+    );
+    out.assert_failed();
+    if !is_runc() {
+        assert!(out.stderr.contains(errno), "{out:?}");
+    }
+    assert_nothing_left(&root, &id);
 }
 
 #[test]
 fn a_full_state_root_fails_create_cleanly() {
-    let mut c = Container::new("faultenospc");
     // One page: the state dir fits (an inode), state.json does not.
-    let root = small_root(&mut c, "fullroot", "size=4k,mode=0700");
-    let _ = std::fs::write(Path::new(&root).join("filler"), vec![0u8; 4096]);
-    c.write_config();
-    let b = bundle_args(&c);
-    let id = c.id.clone();
-    let out = c.exec(
-        Command::new(&c.runtime)
-            .args(["--root", &root, "create", "--bundle", &b, &id])
-            .current_dir(&c.dir),
-    );
-    out.assert_failed();
-    if !is_runc() {
-        assert!(out.stderr.contains("ENOSPC"), "{out:?}");
-    }
-    assert_nothing_left(&c, &root, &id);
+    create_fails_cleanly_on("faultenospc", "size=4k,mode=0700", 4096, "ENOSPC");
 }
 
 #[test]
 fn a_read_only_state_root_fails_create_cleanly() {
-    let mut c = Container::new("faultrofs");
-    let root = small_root(&mut c, "roroot", "ro,size=64k,mode=0700");
-    c.write_config();
-    let b = bundle_args(&c);
-    let id = c.id.clone();
-    let out = c.exec(
-        Command::new(&c.runtime)
-            .args(["--root", &root, "create", "--bundle", &b, &id])
-            .current_dir(&c.dir),
-    );
-    out.assert_failed();
-    if !is_runc() {
-        assert!(out.stderr.contains("EROFS"), "{out:?}");
-    }
-    assert_nothing_left(&c, &root, &id);
+    create_fails_cleanly_on("faultrofs", "ro,size=64k,mode=0700", 0, "EROFS");
 }
 
 /// Cuts the container's state.json to `keep` of its length.

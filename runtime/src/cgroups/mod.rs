@@ -287,9 +287,6 @@ impl Cgroup {
     pub fn plan_creation(&mut self) -> Result<()> {
         let mut missing: Vec<PathBuf> = Vec::new();
         for dir in self.dirs() {
-            if dir.exists() {
-                check_joinable(dir)?;
-            }
             let mut cur = dir;
             let mut chain = Vec::new();
             while !cur.exists() {
@@ -299,7 +296,9 @@ impl Cgroup {
                     None => break,
                 }
             }
-            if !chain.is_empty() {
+            if chain.is_empty() {
+                check_joinable(dir)?;
+            } else {
                 // A new cgroup below a frozen one is born frozen.
                 check_not_frozen(cur)?;
             }
