@@ -244,7 +244,8 @@ struct AbiRules {
     /// reached through a multiplexer as that call (`through_mux`), made only when the
     /// section is built, and only if no rule before it already decides the syscall.
     keys: Vec<u64>,
-    /// The largest number a name of the profile resolves to (ENOSYS above it).
+    /// The largest number a name of the profile resolves to, directly or through its
+    /// multiplexer (ENOSYS above it).
     max: Option<u32>,
     /// socketcall(2) and ipc(2) on this ABI (`NONE`: it has no such multiplexer).
     socketcall: u32,
@@ -496,6 +497,10 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Seccomp> {
                 }
                 if let Some((via, call)) = mux.and_then(|m| a.via(m)) {
                     known = true;
+                    // The multiplexer counts as a number the name reaches: ENOSYS
+                    // starts above it, never shadowing (or leaving a gap below) its
+                    // rules in a profile whose direct names are all smaller.
+                    a.max = a.max.max(Some(via));
                     a.keys.extend(new_rules.clone().map(|r| key(via, r, call)));
                 }
             }
