@@ -111,6 +111,20 @@ fn exec_process_json_file() {
     assert_eq!(out.stdout, "from-json 42\n/etc\n");
 }
 
+/// A process.json without `user` runs as root, as runc takes it (engines and scripts
+/// write such minimal files).
+#[test]
+fn exec_process_json_without_user_runs_as_root() {
+    let mut c = Container::new("execnouser");
+    running(&mut c);
+    let process = json!({ "args": ["sh", "-c", "id -u; id -g"], "env": ["PATH=/bin"], "cwd": "/" });
+    let file = c.path("process.json");
+    std::fs::write(&file, process.to_string()).unwrap();
+    let out = exec(&c, &["--process", file.to_str().unwrap(), &c.id]);
+    out.assert_ok();
+    assert_eq!(out.stdout, "0\n0\n");
+}
+
 #[test]
 fn exec_detached_writes_pid_file() {
     let mut c = Container::new("execdetach");

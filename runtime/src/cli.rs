@@ -176,6 +176,10 @@ enum Command {
         /// Return once started
         #[arg(short, long)]
         detach: bool,
+        /// Do not delete the container after it exits (its state and cgroup stay for
+        /// `state`, `events --stats` and `delete`)
+        #[arg(long)]
+        keep: bool,
         #[command(flatten)]
         create: CreateArgs,
     },
@@ -247,7 +251,11 @@ struct UpdateArgs {
     /// Memory plus swap limit
     #[arg(long = "memory-swap", allow_hyphen_values = true)]
     memory_swap: Option<String>,
-    #[arg(long = "cpu-shares", allow_hyphen_values = true)]
+    #[arg(
+        long = "cpu-share",
+        visible_alias = "cpu-shares",
+        allow_hyphen_values = true
+    )]
     cpu_shares: Option<String>,
     #[arg(long = "cpu-quota", allow_hyphen_values = true)]
     cpu_quota: Option<String>,
@@ -386,12 +394,21 @@ fn dispatch(cli: Cli) -> Result<i32> {
             container_id,
         } => delete::delete(&root, &container_id, force)?,
         Command::Exec(args) => return exec_command(&root, args),
-        Command::Run { detach, create } => {
+        Command::Run {
+            detach,
+            keep,
+            create,
+        } => {
+            let after = match (detach, keep) {
+                (true, _) => run::After::Detach,
+                (false, true) => run::After::Keep,
+                (false, false) => run::After::Delete,
+            };
             return run::run(
                 &root,
                 &create.container_id,
                 &create_options(&create)?,
-                detach,
+                after,
             );
         }
         Command::List { format, quiet } => {

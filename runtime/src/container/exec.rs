@@ -331,6 +331,14 @@ fn add_caps(
 pub fn read_process_file(path: &Path) -> Result<Process> {
     let raw =
         std::fs::read(path).with_context(|| format!("read --process {:?}", path.display()))?;
-    serde_json::from_slice(&raw)
-        .map_err(|e| Error::msg(format!("parse --process {:?}: {e}", path.display())))
+    let parse_error =
+        |e: serde_json::Error| Error::msg(format!("parse --process {:?}: {e}", path.display()));
+    let mut value: serde_json::Value = serde_json::from_slice(&raw).map_err(parse_error)?;
+    // The spec makes `user` required in config.json, but runc (and engines that write
+    // a minimal process.json) take a missing one as uid 0, gid 0.
+    if let Some(obj) = value.as_object_mut() {
+        obj.entry("user")
+            .or_insert_with(|| serde_json::json!({ "uid": 0, "gid": 0 }));
+    }
+    serde_json::from_value(value).map_err(parse_error)
 }

@@ -8,7 +8,12 @@ use crate::signal::parse_signal;
 use crate::state::{Record, StateDir, Status};
 
 pub fn kill(root: &Path, id: &str, signal: &str, all: bool) -> Result<()> {
-    let signal = parse_signal(signal)?;
+    // Signal 0 delivers nothing: it asks whether the container's process is still
+    // there (kill(2)'s existence check), as `runc kill ID 0` does.
+    let signal = match signal {
+        "0" => 0,
+        other => parse_signal(other)?,
+    };
     let dir = StateDir::new(root, id)?;
     let _lock = dir.lock()?;
     let record = dir.load()?;

@@ -50,7 +50,11 @@ pub fn prepare(
     let mut root = open_root()?;
 
     let all = spec.mounts().as_deref().unwrap_or_default();
+    let mut dev_read_only = false;
     for (i, m) in all.iter().enumerate() {
+        let rw = writable_dev_first(m);
+        dev_read_only |= rw.is_some();
+        let m = rw.as_ref().unwrap_or(m);
         mounts::apply(root.as_fd(), mount_ctx, i, m)?;
         if m.destination() == Path::new("/") {
             // A mount on "/" itself (an overlay of image layers): later ones go on top of it.
@@ -67,7 +71,26 @@ pub fn prepare(
     if !dev_from_host {
         populate_dev(sys, &root, spec, in_user_ns)?;
     }
+    if dev_read_only {
+        let dev = paths::open_in_root(&root, Path::new("/dev"), OFlag::O_PATH | OFlag::O_DIRECTORY)
+            .context("open /dev to make it read-only")?;
+        mounts::remount_read_only(sys, &paths::fd_path(&dev)).context("remount /dev read-only")?;
+    }
     Ok(())
+}
+
+/// A fresh /dev asked read-only (`ro` on a non-bind mount at /dev) is mounted writable
+/// first and made read-only once its nodes, links and submounts (/dev/pts, /dev/shm)
+/// are in place, as runc does; mounted read-only at once, nothing could be made in it.
+fn writable_dev_first(m: &oci_spec::runtime::Mount) -> Option<oci_spec::runtime::Mount> {
+    let opts = m.options().as_deref().unwrap_or_default();
+    let bind = opts.iter().any(|o| o == "bind" || o == "rbind");
+    if m.destination() != Path::new("/dev") || bind || !opts.iter().any(|o| o == "ro") {
+        return None;
+    }
+    let mut rw = m.clone();
+    rw.set_options(Some(opts.iter().filter(|o| *o != "ro").cloned().collect()));
+    Some(rw)
 }
 
 fn populate_dev(sys: &dyn Syscalls, root: &OwnedFd, spec: &Spec, in_user_ns: bool) -> Result<()> {

@@ -263,6 +263,14 @@ pub fn remount_bind(sys: &dyn Syscalls, target: &Path, flags: MsFlags) -> Result
     }
 }
 
+/// Make the mount at `target` read-only, keeping its other flags (nosuid, noexec...).
+pub fn remount_read_only(sys: &dyn Syscalls, target: &Path) -> Result<()> {
+    let flags = locked_flags(sys, target)? | MsFlags::MS_RDONLY;
+    let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
+    sys.mount(None, target, None, remount | flags, None)
+        .context("remount read-only")
+}
+
 fn locked_flags(sys: &dyn Syscalls, target: &Path) -> Result<MsFlags> {
     use nix::sys::statvfs::FsFlags;
     let st_flags = sys.statvfs_flags(target).context("statvfs")?;
