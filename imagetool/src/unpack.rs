@@ -54,8 +54,20 @@ const LOOKAHEAD: usize = 2;
 
 pub fn unpack(image_spec: &str, bundle: &Path, opts: &UnpackOptions) -> Result<Report> {
     let (src, reference) = split_source_ref(image_spec);
-    let source = Source::open(&src)?;
-    let image = source.resolve(reference.as_deref(), &opts.platform)?;
+    unpack_source(&src, reference.as_deref(), image_spec, bundle, opts)
+}
+
+/// Unpacks the image `reference` names in the source at `src`; `image_spec`
+/// is how the summary line names it.
+pub fn unpack_source(
+    src: &Path,
+    reference: Option<&str>,
+    image_spec: &str,
+    bundle: &Path,
+    opts: &UnpackOptions,
+) -> Result<Report> {
+    let source = Source::open(src)?;
+    let image = source.resolve(reference, &opts.platform)?;
     if opts.overlay && opts.cache.is_none() {
         bail!("--overlay needs --cache DIR: the overlay's lower layers live in the cache");
     }
