@@ -239,11 +239,16 @@ fn read_small(resp: &mut Response<Body>) -> String {
         .unwrap_or_default()
 }
 
-/// ureq's message, with rustls's certificate complaints kept whole.
+/// ureq's message; a certificate refusal says what would fix it.
 fn http_error(e: &ureq::Error) -> String {
-    match e {
+    let msg = match e {
         ureq::Error::Io(io) => format!("{io}"),
         other => format!("{other}"),
+    };
+    if msg.contains("certificate") {
+        format!("{msg} (--cert-dir DIR with the registry's CA as *.crt, or --tls-verify=false)")
+    } else {
+        msg
     }
 }
 
