@@ -1,15 +1,22 @@
-//! `pull`: registry -> local layout (the store) -> bundle. The store keeps
-//! the blobs, so a second pull of the same image downloads nothing, and the
-//! image stays there for `unpack --image STORE:REF`, `inspect` and `list`.
+//! `pull`: registry -> local layout (the store) -> bundle. The layers
+//! unpack while they download (`registry/follow.rs`); index.json names the
+//! image only once every blob is in. The store keeps the blobs, so a second
+//! pull of the same image downloads nothing, and the image stays there for
+//! `unpack --image STORE:REF`, `inspect` and `list`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use oci_spec::image::{ImageIndexBuilder, MediaType};
 
+use crate::image::Source;
+use crate::layout::DirStore;
 use crate::progress::Progress;
-use crate::registry::{self, CopyOptions, Reference};
+use crate::registry::follow::FollowStore;
+use crate::registry::{self, blob, Client, CopyOptions, Reference, Tracks};
 use crate::store::LayoutWriter;
-use crate::unpack::{unpack_source, Report, UnpackOptions};
+use crate::unpack::{unpack_opened, Report, UnpackOptions};
 
 /// Where `pull` keeps images unless `--store` says otherwise:
 /// `$XDG_CACHE_HOME/patina-imagetool/images`, else
@@ -38,14 +45,64 @@ pub fn pull(
     let name = reference.to_string();
     let layout = LayoutWriter::create(store, true)?;
     let progress = Progress::new(unpack_opts.quiet);
-    let copied = registry::copy(&reference, &layout, Some(&name), copy_opts, &progress)?;
+    let client = Client::connect(&reference, &copy_opts.client)?;
+    let plan = registry::resolve(&client, &reference, copy_opts)?;
+    // Manifest and config first: resolving the image for unpack reads them.
+    let (config, size, kind) = &plan.blobs[0];
+    let bar = progress.layer(config.short(), *size);
+    let how = blob::fetch(&client, &layout, config, *size, &bar, None)?;
+    progress.fetched(kind, config.short(), *size, &how);
+    let config_bytes = match how {
+        blob::Fetched::Present => 0,
+        blob::Fetched::Downloaded { resumed_from } => size - resumed_from,
+    };
+    plan.store_manifest(&layout)?;
+
+    let layers = &plan.blobs[1..];
+    let tracks = Arc::new(Tracks::new(layers.iter().map(|b| &b.0)));
+    let follow = FollowStore {
+        dir: DirStore::open_layout(store)?,
+        tracks: tracks.clone(),
+        root: layout.root().to_path_buf(),
+    };
+    let index = ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(vec![plan.descriptor(Some(&name))?])
+        .build()
+        .context("building the pull's index")?;
+    let source = Source::with_index(store, Arc::new(follow), index);
+
+    let (downloaded, report) = std::thread::scope(|s| {
+        let downloads = s.spawn(|| {
+            registry::fetch_all(
+                &client,
+                &layout,
+                layers,
+                copy_opts.jobs,
+                &progress,
+                Some(&tracks),
+            )
+        });
+        let report = unpack_opened(source, Some(&name), &name, bundle, unpack_opts);
+        // Downloads run to their end even when the unpack failed: a corrupt
+        // layer often breaks decompression before its digest can be
+        // checked, and the digest is the error to report; blobs that do
+        // check out stay in the store for the next pull.
+        let downloaded = downloads.join().expect("download thread panicked");
+        (downloaded, report)
+    });
+    let downloaded = downloaded? + config_bytes;
+    let report = report?;
+    layout.set_ref(plan.descriptor(None)?, Some(&name))?;
+    layout.tidy();
     progress.line(&format!(
         "pulled {name} ({}, {} layers, {} bytes, {} downloaded) into {}",
-        copied.manifest,
-        copied.layers,
-        copied.bytes,
-        copied.downloaded,
+        plan.manifest_digest(),
+        plan.layer_count(),
+        plan.layer_bytes(),
+        downloaded,
         store.display()
     ));
-    unpack_source(store, Some(&name), &name, bundle, unpack_opts)
+    Ok(report)
 }

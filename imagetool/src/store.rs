@@ -64,7 +64,11 @@ impl LayoutWriter {
     }
 
     pub fn ingest_path(&self, d: &Digest) -> PathBuf {
-        self.root.join(INGEST).join(format!("sha256-{}", d.hex()))
+        Self::ingest_path_in(&self.root, d)
+    }
+
+    pub fn ingest_path_in(root: &Path, d: &Digest) -> PathBuf {
+        root.join(INGEST).join(format!("sha256-{}", d.hex()))
     }
 
     /// A blob counts as present when it has the descriptor's size: blobs

@@ -66,7 +66,17 @@ pub fn unpack_source(
     bundle: &Path,
     opts: &UnpackOptions,
 ) -> Result<Report> {
-    let source = Source::open(src)?;
+    unpack_opened(Source::open(src)?, reference, image_spec, bundle, opts)
+}
+
+/// Unpacks from an opened source (`pull` passes one that follows downloads).
+pub fn unpack_opened(
+    source: Source,
+    reference: Option<&str>,
+    image_spec: &str,
+    bundle: &Path,
+    opts: &UnpackOptions,
+) -> Result<Report> {
     let image = source.resolve(reference, &opts.platform)?;
     if opts.overlay && opts.cache.is_none() {
         bail!("--overlay needs --cache DIR: the overlay's lower layers live in the cache");

@@ -508,7 +508,9 @@ fn killed_download_resumes_with_a_range_request() {
     let r = Registry::start(&s, &Config::default());
     r.push(&layout, "busybox:latest", &["--dest-tls-verify=false"]);
     let proxy = Proxy::start(r.port);
-    const CUT: usize = 300_000;
+    // Of the 1088025-byte layer: enough that its decompressed part passes
+    // the 1 MiB chunk the layer thread hands on, so extraction has begun.
+    const CUT: usize = 700_000;
     proxy.set(&hex, Alter::StallAfter(CUT));
     let store = s.join("store");
     let image = format!("docker://{}/busybox:latest", proxy.host());
@@ -537,6 +539,23 @@ fn killed_download_resumes_with_a_range_request() {
         assert!(
             child.try_wait().unwrap().is_none(),
             "pull ended before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The unpack follows the download: files of the layer's first bytes
+    // are in the bundle being built before the rest has arrived.
+    let building = || -> usize {
+        fs::read_dir(&s.0)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".b1.unpack-"))
+            .map(|e| fs::read_dir(e.path().join("rootfs")).map_or(0, |d| d.count()))
+            .sum()
+    };
+    while building() == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "unpack did not start on the partial layer"
         );
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -12,6 +12,7 @@ use indicatif::ProgressBar;
 use nix::fcntl::{Flock, FlockArg};
 
 use super::client::{describe_failure, Client};
+use super::follow::Track;
 use crate::digest::{Digest, Hasher};
 use crate::store::LayoutWriter;
 
@@ -32,6 +33,7 @@ pub fn fetch(
     digest: &Digest,
     size: u64,
     bar: &ProgressBar,
+    track: Option<&Track>,
 ) -> Result<Fetched> {
     if store.has_blob(digest, size) {
         bar.inc(size);
@@ -63,7 +65,7 @@ pub fn fetch(
     loop {
         let have = file.metadata()?.len();
         let resumed_from = if have > size { 0 } else { have };
-        match attempt(client, &mut file, digest, size, resumed_from, bar)? {
+        match attempt(client, &mut file, digest, size, resumed_from, bar, track)? {
             Ok(()) => {
                 store.commit_ingest(digest)?;
                 return Ok(Fetched::Downloaded { resumed_from });
@@ -98,6 +100,7 @@ fn attempt(
     size: u64,
     from: u64,
     bar: &ProgressBar,
+    track: Option<&Track>,
 ) -> Result<std::result::Result<(), Digest>> {
     file.set_len(from)?;
     let mut hasher = Hasher::default();
@@ -112,6 +115,9 @@ fn attempt(
         file.set_len(0)?;
         hasher = Hasher::default();
         bar.set_position(0);
+        if let Some(t) = track {
+            t.streaming();
+        }
     }
     file.seek(SeekFrom::Start(from))?;
     let mut body = resp.body_mut().as_reader();
@@ -138,6 +144,9 @@ fn attempt(
         file.write_all(&buf[..n])
             .with_context(|| format!("blob {digest}: writing the download"))?;
         bar.inc(n as u64);
+        if let Some(t) = track {
+            t.wrote(seen);
+        }
     }
     if seen != size {
         bail!(

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod blob;
 pub mod client;
+pub mod follow;
 pub mod reference;
 
 use std::collections::VecDeque;
@@ -25,6 +26,7 @@ use crate::progress::Progress;
 use crate::store::LayoutWriter;
 pub use blob::Fetched;
 pub use client::{Client, ClientOptions};
+pub use follow::{Track, Tracks};
 pub use reference::Reference;
 
 /// Manifests and configs are small; anything bigger is hostile.
@@ -51,18 +53,57 @@ pub struct Copied {
     pub downloaded: u64,
 }
 
-/// Copies `reference` (the host platform's image, or `opts.platform`'s)
-/// into the layout, naming it `name` in index.json.
-pub fn copy(
-    reference: &Reference,
-    store: &LayoutWriter,
-    name: Option<&str>,
-    opts: &CopyOptions,
-    progress: &Progress,
-) -> Result<Copied> {
-    let client = Client::connect(reference, &opts.client)?;
+/// An image resolved on the registry: its manifest (kept to store as is)
+/// and the blobs it needs.
+pub struct Plan {
+    manifest: Manifest,
+    platform: OciPlatform,
+    /// The config first, then the layers in order.
+    pub blobs: Vec<(Digest, u64, &'static str)>,
+}
+
+impl Plan {
+    pub fn manifest_digest(&self) -> &Digest {
+        &self.manifest.digest
+    }
+
+    pub fn layer_count(&self) -> usize {
+        self.blobs.len() - 1
+    }
+
+    pub fn layer_bytes(&self) -> u64 {
+        self.blobs[1..].iter().map(|b| b.1).sum()
+    }
+
+    /// The manifest's descriptor for index.json, named `name`.
+    pub fn descriptor(&self, name: Option<&str>) -> Result<Descriptor> {
+        let mut desc = DescriptorBuilder::default()
+            .media_type(MediaType::from(self.manifest.media_type.as_str()))
+            .digest(oci_spec::image::Digest::try_from(
+                self.manifest.digest.to_string(),
+            )?)
+            .size(self.manifest.data.len() as u64)
+            .platform(self.platform.clone())
+            .build()
+            .context("building the manifest descriptor")?;
+        if let Some(n) = name {
+            let mut ann = std::collections::HashMap::new();
+            ann.insert(crate::image::REF_NAME.to_string(), n.to_string());
+            desc.set_annotations(Some(ann));
+        }
+        Ok(desc)
+    }
+
+    /// Stores the manifest blob (index.json is the caller's last step).
+    pub fn store_manifest(&self, store: &LayoutWriter) -> Result<()> {
+        store.put_verified(&self.manifest.digest, &self.manifest.data)
+    }
+}
+
+/// Resolves `reference` to the host platform's image (or `opts.platform`'s).
+pub fn resolve(client: &Client, reference: &Reference, opts: &CopyOptions) -> Result<Plan> {
     let wanted = reference.digest.as_ref();
-    let mut m = fetch_manifest(&client, &reference.manifest_ref(), wanted, None)?;
+    let mut m = fetch_manifest(client, &reference.manifest_ref(), wanted, None)?;
     let mut platform = None;
     for _depth in 0..4 {
         if !is_index(&m.media_type) {
@@ -77,7 +118,7 @@ pub fn copy(
             .with_context(|| format!("{reference}: index {}", m.digest))?;
         platform = chosen.platform().clone();
         let d = Digest::parse(chosen.digest().as_ref())?;
-        m = fetch_manifest(&client, &d.to_string(), Some(&d), Some(chosen.size()))?;
+        m = fetch_manifest(client, &d.to_string(), Some(&d), Some(chosen.size()))?;
     }
     if !is_manifest(&m.media_type) {
         bail!(
@@ -96,30 +137,40 @@ pub fn copy(
             config.size()
         );
     }
-    let mut blobs = vec![(config_digest, config.size(), "config".to_string())];
+    let mut blobs = vec![(config_digest, config.size(), "config")];
     for l in manifest.layers() {
         let d = Digest::parse(l.digest().as_ref())?;
         let mt = l.media_type().to_string();
         if layer_compression(&mt).is_none() {
             bail!("layer {d}: unsupported media type {mt:?}");
         }
-        blobs.push((d, l.size(), "layer".to_string()));
+        blobs.push((d, l.size(), "layer"));
     }
-    let downloaded = fetch_all(&client, store, &blobs, opts.jobs.max(1), progress)?;
-    store.put_verified(&m.digest, &m.data)?;
-    let desc = DescriptorBuilder::default()
-        .media_type(MediaType::from(m.media_type.as_str()))
-        .digest(oci_spec::image::Digest::try_from(m.digest.to_string())?)
-        .size(m.data.len() as u64)
-        .platform(platform.unwrap_or_else(|| host_platform(&opts.platform)))
-        .build()
-        .context("building the manifest descriptor")?;
-    store.set_ref(desc, name)?;
+    Ok(Plan {
+        manifest: m,
+        platform: platform.unwrap_or_else(|| host_platform(&opts.platform)),
+        blobs,
+    })
+}
+
+/// Copies `reference` into the layout, naming it `name` in index.json.
+pub fn copy(
+    reference: &Reference,
+    store: &LayoutWriter,
+    name: Option<&str>,
+    opts: &CopyOptions,
+    progress: &Progress,
+) -> Result<Copied> {
+    let client = Client::connect(reference, &opts.client)?;
+    let plan = resolve(&client, reference, opts)?;
+    let downloaded = fetch_all(&client, store, &plan.blobs, opts.jobs, progress, None)?;
+    plan.store_manifest(store)?;
+    store.set_ref(plan.descriptor(None)?, name)?;
     store.tidy();
     Ok(Copied {
-        manifest: m.digest,
-        layers: manifest.layers().len(),
-        bytes: manifest.layers().iter().map(|l| l.size()).sum(),
+        manifest: plan.manifest.digest.clone(),
+        layers: plan.layer_count(),
+        bytes: plan.layer_bytes(),
         downloaded,
     })
 }
@@ -202,13 +253,15 @@ fn fetch_manifest(
 /// Downloads the blobs with `jobs` threads; the first failure (in blob
 /// order) is returned once running downloads have stopped. Returns the
 /// bytes that came over the network.
-fn fetch_all(
+pub fn fetch_all(
     client: &Client,
     store: &LayoutWriter,
-    blobs: &[(Digest, u64, String)],
+    blobs: &[(Digest, u64, &'static str)],
     jobs: usize,
     progress: &Progress,
+    tracks: Option<&Tracks>,
 ) -> Result<u64> {
+    let jobs = jobs.max(1);
     let queue: Mutex<VecDeque<usize>> = Mutex::new((0..blobs.len()).collect());
     let results: Mutex<Vec<Option<Result<u64>>>> =
         Mutex::new((0..blobs.len()).map(|_| None).collect());
@@ -224,7 +277,8 @@ fn fetch_all(
                 };
                 let (d, size, kind) = &blobs[i];
                 let bar = progress.layer(d.short(), *size);
-                let r = blob::fetch(client, store, d, *size, &bar).map(|f| {
+                let track = tracks.and_then(|t| t.get(d));
+                let r = blob::fetch(client, store, d, *size, &bar, track).map(|f| {
                     bar.finish();
                     progress.fetched(kind, d.short(), *size, &f);
                     match f {
@@ -232,6 +286,9 @@ fn fetch_all(
                         Fetched::Downloaded { resumed_from } => size - resumed_from,
                     }
                 });
+                if let Some(t) = track {
+                    t.finish(r.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));
+                }
                 if r.is_err() {
                     failed.store(true, Ordering::Relaxed);
                 }
@@ -239,6 +296,9 @@ fn fetch_all(
             });
         }
     });
+    if let Some(t) = tracks {
+        t.finish_rest("not downloaded: another blob failed first");
+    }
     let mut total = 0;
     for r in results.into_inner().expect("results").into_iter().flatten() {
         total += r?;
