@@ -368,6 +368,97 @@ fn pull_with_a_bearer_token_from_the_token_endpoint() {
     );
 }
 
+/// A TLS registry whose token endpoint is plain HTTP: the credentials are
+/// not sent there (beyond docker and skopeo, which send them).
+#[test]
+fn credentials_never_go_to_a_plain_http_token_endpoint() {
+    if !reg::available("credentials_never_go_to_a_plain_http_token_endpoint") {
+        return;
+    }
+    let s = Scratch::new("reg-realm");
+    let (signer, signer_key) = reg::self_signed(&s.join("signer"), "patina-test-token-signer");
+    let tokens = TokenServer::start(&signer, &signer_key, "tester", "t0ken-pw");
+    let (cert, key) = reg::self_signed(&s.join("tls"), "patina-test-registry");
+    let certs = s.join("certs");
+    fs::create_dir_all(&certs).unwrap();
+    fs::copy(&cert, certs.join("ca.crt")).unwrap();
+    let r = Registry::start(
+        &s,
+        &Config {
+            tls: Some((cert, key)),
+            token: Some((tokens.realm(), signer)),
+            ..Default::default()
+        },
+    );
+    let image = format!("docker://{}/busybox:latest", r.host());
+    let st = s.join("store");
+    let err = fails(
+        &s,
+        &[
+            "pull",
+            "--store",
+            st.to_str().unwrap(),
+            "--cert-dir",
+            certs.to_str().unwrap(),
+            "--creds",
+            "tester:t0ken-pw",
+            &image,
+            s.join("b0").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        err.contains("is not HTTPS: not sending credentials"),
+        "{err}"
+    );
+    assert!(
+        tokens.log.lock().unwrap().is_empty(),
+        "the endpoint was asked"
+    );
+    // Beyond skopeo 1.9.3: it hands the same credentials to that endpoint.
+    let _ = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--cert-dir",
+            certs.to_str().unwrap(),
+            "--creds",
+            "tester:t0ken-pw",
+            &image,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let log = tokens.log.lock().unwrap().clone();
+    assert!(
+        log.iter().any(|l| l.ends_with("authorized=true")),
+        "skopeo: {log:?}"
+    );
+}
+
+/// A store another user owns is refused before anything is fetched: its
+/// blobs and index could be that user's.
+#[test]
+fn store_owned_by_another_user_is_refused() {
+    let s = Scratch::new("reg-store-owner");
+    let st = s.join("store");
+    fs::create_dir_all(&st).unwrap();
+    nix::unistd::chown(&st, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    let err = fails(
+        &s,
+        &pull_args(
+            "docker://127.0.0.1:1/busybox:latest",
+            &s.join("b0"),
+            st.to_str().unwrap(),
+        ),
+        &[],
+    );
+    assert!(
+        err.contains("owned by uid 65534, not by this user"),
+        "{err}"
+    );
+    assert!(!s.join("b0").exists());
+}
+
 /// An index with the host's image and another platform's: the host's by
 /// default, `--platform` for the other.
 #[test]

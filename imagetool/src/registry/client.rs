@@ -60,6 +60,9 @@ impl Client {
             .tls_config(tls_config(reference, opts)?)
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_per_read(Some(READ_TIMEOUT))
+            // A redirect keeps the Authorization header only on the same
+            // host (not to a blob store elsewhere, not down to http).
+            .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
             .user_agent(concat!("patina-imagetool/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
@@ -171,6 +174,18 @@ impl Client {
         service: Option<String>,
         scope: Option<String>,
     ) -> Result<String> {
+        if self.creds.is_some()
+            && self.base.starts_with("https://")
+            && !realm.starts_with("https://")
+        {
+            // Credentials the user gave for a TLS registry must not cross
+            // the network in clear because the registry (or whoever
+            // answered for it) named a plain-HTTP token endpoint.
+            bail!(
+                "registry {}: token endpoint {realm} is not HTTPS: not sending credentials to it",
+                self.registry()
+            );
+        }
         let scope =
             scope.unwrap_or_else(|| format!("repository:{}:pull", self.reference.repository));
         let mut url = format!(
