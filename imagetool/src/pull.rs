@@ -16,7 +16,7 @@ use crate::progress::Progress;
 use crate::registry::follow::FollowStore;
 use crate::registry::{self, blob, Client, CopyOptions, Reference, Tracks};
 use crate::store::LayoutWriter;
-use crate::unpack::{unpack_opened, Report, UnpackOptions};
+use crate::unpack::{check_bundle, unpack_opened, Report, UnpackOptions};
 
 /// Where `pull` keeps images unless `--store` says otherwise:
 /// `$XDG_CACHE_HOME/patina-imagetool/images`, else
@@ -43,6 +43,8 @@ pub fn pull(
 ) -> Result<Report> {
     let reference = Reference::parse(image)?;
     let name = reference.to_string();
+    // A bundle path in the way fails now, not after the download.
+    check_bundle(bundle)?;
     let layout = LayoutWriter::create(store, true)?;
     let progress = Progress::new(unpack_opts.quiet);
     let client = Client::connect(&reference, &copy_opts.client)?;

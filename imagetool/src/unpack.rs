@@ -161,6 +161,12 @@ pub fn unpack_opened(
     Ok(report)
 }
 
+/// Checks that `bundle` can be created, as the unpack will: `pull` asks
+/// before it downloads anything.
+pub fn check_bundle(bundle: &Path) -> Result<()> {
+    check_target(&absolute(bundle)?)
+}
+
 /// The bundle path must be free, or an empty directory for the finished
 /// bundle to replace: rename(2) swaps in the new directory, so the old
 /// one's owner and mode (perhaps another user's, or 0777) do not survive.

@@ -163,6 +163,17 @@ fn pull_over_plain_http_runs_and_reuses_blobs() {
     assert!(leftovers(&ours, &["oci-layout", "index.json", "blobs"]).is_empty());
     unpack(&format!("{}:v1", ours.display()), &s.join("b4"), &[]);
 
+    // A bundle path in the way is refused before anything is fetched.
+    fs::create_dir_all(s.join("full/x")).unwrap();
+    let other_store = s.join("store-unused");
+    let err = fails(
+        &s,
+        &pull_args(&image, &s.join("full"), other_store.to_str().unwrap()),
+        &[],
+    );
+    assert!(err.contains("already exists and is not empty"), "{err}");
+    assert!(!other_store.exists());
+
     let missing = format!("docker://{}/busybox:nosuch", r.host());
     let err = fails(&s, &pull_args(&missing, &s.join("b5"), st), &[]);
     assert!(err.contains("MANIFEST_UNKNOWN"), "{err}");
