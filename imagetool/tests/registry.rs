@@ -379,6 +379,59 @@ fn pull_with_a_bearer_token_from_the_token_endpoint() {
     );
 }
 
+/// Three pulls of one image into one store at once: one downloads each
+/// blob, the others wait for it (flock on the ingest file) and use it.
+#[test]
+fn concurrent_pulls_share_one_store() {
+    if !reg::available("concurrent_pulls_share_one_store") {
+        return;
+    }
+    let s = Scratch::new("reg-concurrent");
+    let layout = busybox_layout(&s);
+    let hex = layer_hex(&layout);
+    let r = Registry::start(&s, &Config::default());
+    r.push(&layout, "busybox:latest", &["--dest-tls-verify=false"]);
+    let proxy = Proxy::start(r.port);
+    let image = format!("docker://{}/busybox:latest", proxy.host());
+    let store = s.join("store");
+    let children: Vec<_> = (0..3)
+        .map(|i| {
+            Command::new(BIN)
+                .args(["pull", "--store", store.to_str().unwrap(), &image])
+                .arg(s.join(&format!("b{i}")))
+                .env("HOME", s.join("home"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for i in 0..3 {
+        assert!(s.join(&format!("b{i}/rootfs/bin/busybox")).exists());
+    }
+    let blob = fs::read(layout.join("blobs/sha256").join(&hex)).unwrap();
+    assert_eq!(
+        fs::read(store.join("blobs/sha256").join(&hex)).unwrap(),
+        blob
+    );
+    assert!(leftovers(&store, &["oci-layout", "index.json", "blobs"]).is_empty());
+    let index: Value =
+        serde_json::from_slice(&fs::read(store.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1, "{index}");
+    // One download in all: whoever waited on the lock, or came later,
+    // found the blob in place.
+    let layer_gets = proxy.requests().iter().filter(|l| l.contains(&hex)).count();
+    assert_eq!(layer_gets, 1, "{:?}", proxy.requests());
+}
+
 /// A TLS registry whose token endpoint is plain HTTP: the credentials are
 /// not sent there (beyond docker and skopeo, which send them).
 #[test]

@@ -5,7 +5,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::ProgressBar;
@@ -40,6 +40,15 @@ pub fn fetch(
         return Ok(Fetched::Present);
     }
     let path = store.ingest_path(digest);
+    // Another pull into this layout may have just removed the (empty)
+    // ingest directory as it finished.
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("blob {digest}: mkdir {}", dir.display()))?;
+    }
     let file = OpenOptions::new()
         .read(true)
         .write(true)

@@ -183,3 +183,81 @@ impl Read for Follow {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn store(tag: &str, digest: &Digest) -> (PathBuf, FollowStore) {
+        let root = std::env::temp_dir().join(format!("patina-follow-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let layout = LayoutWriter::create(&root, true).unwrap();
+        drop(layout);
+        let s = FollowStore {
+            dir: DirStore::open_layout(&root).unwrap(),
+            tracks: Arc::new(Tracks::new([digest])),
+            root: root.clone(),
+        };
+        (root, s)
+    }
+
+    /// The reader gets what the writer appends, waits for more, and ends
+    /// only when the download says the blob is done.
+    #[test]
+    fn reader_follows_a_growing_download() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let d = Digest::of_bytes(&data);
+        let (root, s) = store("grow", &d);
+        let tracks = s.tracks.clone();
+        let ingest = LayoutWriter::ingest_path_in(&root, &d);
+        let (data2, d2) = (data.clone(), d.clone());
+        let writer = std::thread::spawn(move || {
+            let t = tracks.get(&d2).unwrap();
+            let mut f = File::create(&ingest).unwrap();
+            t.streaming();
+            for (i, chunk) in data2.chunks(70_000).enumerate() {
+                f.write_all(chunk).unwrap();
+                t.wrote((i * 70_000 + chunk.len()) as u64);
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            std::fs::rename(&ingest, root_blob(&ingest, &d2)).unwrap();
+            t.finish(Ok(()));
+        });
+        let (mut r, _) = s.open_path(&crate::layout::blob_path(&d)).unwrap();
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).unwrap();
+        writer.join().unwrap();
+        assert_eq!(got, data);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    /// A failed download ends its reader with the download's error.
+    #[test]
+    fn reader_gets_the_download_error() {
+        let d = Digest::of_bytes(b"x");
+        let (root, s) = store("fail", &d);
+        let ingest = LayoutWriter::ingest_path_in(&root, &d);
+        std::fs::write(&ingest, b"partial").unwrap();
+        let t = s.tracks.get(&d).unwrap();
+        t.streaming();
+        t.wrote(7);
+        let (mut r, _) = s.open_path(&crate::layout::blob_path(&d)).unwrap();
+        let mut buf = [0u8; 7];
+        r.read_exact(&mut buf).unwrap();
+        t.finish(Err("blob sha256:x: digest mismatch".into()));
+        let e = r.read(&mut buf).unwrap_err();
+        assert!(e.to_string().contains("digest mismatch"), "{e}");
+        // Tracks of blobs never started end too.
+        let d2 = Digest::of_bytes(b"y");
+        let tracks = Tracks::new([&d2]);
+        tracks.finish_rest("not downloaded");
+        assert!(tracks.get(&d2).unwrap().wait(|s| s.done.clone()).is_err());
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    fn root_blob(ingest: &std::path::Path, d: &Digest) -> PathBuf {
+        let root = ingest.parent().unwrap().parent().unwrap();
+        root.join(crate::layout::blob_path(d))
+    }
+}
