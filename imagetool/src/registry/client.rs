@@ -17,6 +17,10 @@ use super::reference::Reference;
 /// A stalled registry fails the pull rather than hanging it.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The first request, which also finds out whether the registry speaks TLS:
+/// a plain-HTTP server that waits for a request line never answers a TLS
+/// hello, and the fallback should not wait a full read timeout for it.
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
 /// Error bodies and token answers are small.
 const SMALL_BODY: u64 = 1 << 20;
 
@@ -95,8 +99,18 @@ impl Client {
         let resp = self
             .agent
             .get(&url)
+            .config()
+            .timeout_global(Some(PING_TIMEOUT))
+            .build()
             .call()
-            .map_err(|e| anyhow!("registry {}: {}", self.reference.registry, http_error(&e)))?;
+            .map_err(|e| match e {
+                ureq::Error::Timeout(_) => anyhow!(
+                    "registry {}: no answer to GET /v2/ within {} s",
+                    self.reference.registry,
+                    PING_TIMEOUT.as_secs()
+                ),
+                e => anyhow!("registry {}: {}", self.reference.registry, http_error(&e)),
+            })?;
         match resp.status().as_u16() {
             200 | 401 => Ok(()),
             s => bail!(
