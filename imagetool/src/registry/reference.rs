@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::digest::Digest;
 
@@ -28,7 +28,10 @@ impl Reference {
     pub fn parse(input: &str) -> Result<Self> {
         let s = input.strip_prefix("docker://").unwrap_or(input);
         let (name, digest) = match s.split_once('@') {
-            Some((n, d)) => (n, Some(Digest::parse(d)?)),
+            Some((n, d)) => (
+                n,
+                Some(Digest::parse(d).with_context(|| format!("image reference {input:?}"))?),
+            ),
             None => (s, None),
         };
         let last_slash = name.rfind('/').map_or(0, |i| i + 1);
