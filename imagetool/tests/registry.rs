@@ -163,6 +163,29 @@ fn pull_over_plain_http_runs_and_reuses_blobs() {
     assert!(leftovers(&ours, &["oci-layout", "index.json", "blobs"]).is_empty());
     unpack(&format!("{}:v1", ours.display()), &s.join("b4"), &[]);
 
+    // Into the layer cache, the rootfs an overlay of it (the layers stream
+    // into the cache the same way).
+    let cache = s.join("cache");
+    ok(
+        &s,
+        &[
+            "pull",
+            "--store",
+            st,
+            "--cache",
+            cache.to_str().unwrap(),
+            "--overlay",
+            &image,
+            s.join("b-overlay").to_str().unwrap(),
+        ],
+        &[],
+    );
+    let cfg: Value =
+        serde_json::from_slice(&fs::read(s.join("b-overlay/config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["mounts"][0]["type"], "overlay", "{}", cfg["mounts"][0]);
+    let cached = fs::read_dir(cache.join("layers")).unwrap().count();
+    assert_eq!(cached, 1, "one layer in the cache");
+
     // A bundle path in the way is refused before anything is fetched.
     fs::create_dir_all(s.join("full/x")).unwrap();
     let other_store = s.join("store-unused");
