@@ -163,15 +163,16 @@ fn pull_over_plain_http_runs_and_reuses_blobs() {
     assert!(leftovers(&ours, &["oci-layout", "index.json", "blobs"]).is_empty());
     unpack(&format!("{}:v1", ours.display()), &s.join("b4"), &[]);
 
-    // Into the layer cache, the rootfs an overlay of it (the layers stream
-    // into the cache the same way).
+    // Into the layer cache, the rootfs an overlay of it (a fresh store, so
+    // the layer streams into the cache as it downloads).
     let cache = s.join("cache");
+    let st2 = s.join("store-for-cache");
     ok(
         &s,
         &[
             "pull",
             "--store",
-            st,
+            st2.to_str().unwrap(),
             "--cache",
             cache.to_str().unwrap(),
             "--overlay",
