@@ -177,6 +177,17 @@ pub fn proc_path(dir: &impl AsFd, name: &OsStr) -> PathBuf {
     p
 }
 
+/// Opens a directory of the host by its path (the bundle, the cache), not
+/// inside a rootfs.
+pub fn open_host_dir(path: &Path) -> anyhow::Result<OwnedFd> {
+    nix::fcntl::open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| anyhow::anyhow!("open {}: {}", path.display(), std::io::Error::from(e)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
