@@ -62,7 +62,7 @@ fn kill_by_name_prefixed_name_and_number() {
 
 /// Signal 0 asks whether the container is alive and delivers nothing (runc: `kill ID 0`,
 /// what its kill.bats uses to check a detached container): it succeeds while the process
-/// lives, leaves it running, and fails once it has stopped.
+/// lives, leaves it running, and fails once it has stopped (but with --all, as runc).
 #[test]
 fn kill_signal_zero_checks_the_container_is_alive() {
     let mut c = Container::new("killzero");
@@ -83,6 +83,10 @@ fn kill_signal_zero_checks_the_container_is_alive() {
     c.kill("KILL").assert_ok();
     c.wait_status("stopped");
     c.kill("0").assert_failed();
+    // With --all, what is left in the cgroup (nothing here) is signalled: runc succeeds.
+    c.rt(&["kill", "--all", &c.id, "0"]).assert_ok();
+    c.rt(&["kill", "--all", &c.id, "KILL"]).assert_ok();
+    assert_eq!(c.status(), "stopped");
 }
 
 #[test]

@@ -18,10 +18,24 @@ pub fn kill(root: &Path, id: &str, signal: &str, all: bool) -> Result<()> {
     let _lock = dir.lock()?;
     let record = dir.load()?;
     match dir.status(&record) {
-        Status::Created | Status::Running | Status::Paused => {}
+        Status::Created | Status::Running | Status::Paused => {
+            signal_container(&record, signal, all)
+        }
+        // As runc: `kill --all` of a stopped container signals what is left in its
+        // cgroup (nothing, with a pid namespace of its own) and succeeds.
+        Status::Stopped if all => signal_leftovers(&record, signal),
         other => bail!("cannot kill container {id:?}: it is {other}"),
     }
-    signal_container(&record, signal, all)
+}
+
+fn signal_leftovers(record: &Record, signal: i32) -> Result<()> {
+    if let Some(cg) = record.cgroup.as_ref().filter(|_| !record.own_pid_ns) {
+        for pid in cg.procs()? {
+            // SAFETY: kill(2) with a pid and signal number; a vanished pid gives ESRCH.
+            unsafe { libc::kill(pid, signal) };
+        }
+    }
+    Ok(())
 }
 
 pub fn signal_container(record: &Record, signal: i32, all: bool) -> Result<()> {
