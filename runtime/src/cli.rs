@@ -290,7 +290,7 @@ pub fn main() -> i32 {
     // Before anything is opened (the log file included): the preserved range must hold
     // the caller's descriptors, or the runtime's own would be handed to the container.
     if let Err(e) = check_inherited_fds(&cli.command) {
-        logging::error(&e.to_string());
+        logging::failure(&e);
         return 1;
     }
     logging::init(cli.log.clone(), format, cli.debug);
@@ -298,14 +298,17 @@ pub fn main() -> i32 {
     // behind (CVE-2019-5736): this re-execs unless the image is already read-only.
     if let Command::Create(_) | Command::Run { .. } | Command::Exec(_) = cli.command {
         if let Err(e) = patina::exe_protect::run_from_read_only_image() {
-            logging::error(&e.to_string());
+            logging::failure(&e);
             return 1;
         }
     }
     match dispatch(cli) {
         Ok(code) => code,
+        // Every kind exits 1, as runc does for every error (docs/cli.md "Exit codes"):
+        // `run` and `exec` pass the container's own status through, which any other
+        // number could be; the kind is in the JSON log line.
         Err(e) => {
-            logging::error(&e.to_string());
+            logging::failure(&e);
             1
         }
     }
@@ -326,12 +329,21 @@ fn check_inherited_fds(command: &Command) -> Result<()> {
 
 fn check_global_flags(cli: &Cli) -> Result<()> {
     if cli.systemd_cgroup {
-        bail!("--systemd-cgroup: not supported; patina manages cgroups through cgroupfs");
+        bail!(
+            Unsupported,
+            "--systemd-cgroup: not supported; patina manages cgroups through cgroupfs"
+        );
     }
     match cli.rootless.as_deref() {
         None | Some("false") | Some("auto") => {}
-        Some("true") => bail!("--rootless=true: rootless mode is not supported by patina yet"),
-        Some(other) => bail!("--rootless {other:?}: expected true, false or auto"),
+        Some("true") => bail!(
+            Unsupported,
+            "--rootless=true: rootless mode is not supported by patina yet"
+        ),
+        Some(other) => bail!(
+            InvalidConfig,
+            "--rootless {other:?}: expected true, false or auto"
+        ),
     }
     if let Some(criu) = &cli.criu {
         logging::debug(&format!(
@@ -344,7 +356,11 @@ fn check_global_flags(cli: &Cli) -> Result<()> {
 
 fn create_options(args: &CreateArgs) -> Result<CreateOptions> {
     if args.preserve_fds < 0 {
-        bail!("--preserve-fds {}: must not be negative", args.preserve_fds);
+        bail!(
+            InvalidConfig,
+            "--preserve-fds {}: must not be negative",
+            args.preserve_fds
+        );
     }
     Ok(CreateOptions {
         bundle: args.bundle.clone(),
@@ -404,7 +420,10 @@ fn dispatch(cli: Cli) -> Result<i32> {
         }
         Command::Spec { bundle, rootless } => {
             if rootless {
-                bail!("spec --rootless: rootless containers are not supported by patina yet");
+                bail!(
+                    Unsupported,
+                    "spec --rootless: rootless containers are not supported by patina yet"
+                );
             }
             write_spec(&bundle)?;
         }
@@ -453,7 +472,10 @@ fn dispatch(cli: Cli) -> Result<i32> {
             events::events(&root, &container_id, interval, stats)?;
         }
         Command::Checkpoint { .. } | Command::Restore { .. } => {
-            bail!("checkpoint/restore: not supported by patina (no CRIU integration yet)");
+            bail!(
+                Unsupported,
+                "checkpoint/restore: not supported by patina (no CRIU integration yet)"
+            );
         }
     }
     Ok(0)
@@ -461,7 +483,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
 
 fn exec_command(root: &Path, args: ExecArgs) -> Result<i32> {
     if args.preserve_fds < 0 {
-        bail!("--preserve-fds {}: must not be negative", args.preserve_fds);
+        bail!(
+            InvalidConfig,
+            "--preserve-fds {}: must not be negative",
+            args.preserve_fds
+        );
     }
     let (dir, record) = exec::load(root, &args.container_id)?;
     let process = match &args.process {
@@ -496,7 +522,11 @@ fn exec_command(root: &Path, args: ExecArgs) -> Result<i32> {
 fn write_spec(bundle: &Path) -> Result<()> {
     let path = bundle.join("config.json");
     if path.exists() {
-        bail!("spec: {:?} already exists; remove it first", path.display());
+        bail!(
+            AlreadyExists,
+            "spec: {:?} already exists; remove it first",
+            path.display()
+        );
     }
     let json = serde_json::to_string_pretty(&patina::default_spec::default_spec())
         .expect("spec serialises");

@@ -14,14 +14,14 @@ pub fn kill(root: &Path, id: &str, signal: &str, all: bool) -> Result<()> {
     let record = dir.load()?;
     match dir.status(&record) {
         Status::Created | Status::Running | Status::Paused => {}
-        other => bail!("cannot kill container {id:?}: it is {other}"),
+        other => bail!(WrongState, "cannot kill container {id:?}: it is {other}"),
     }
     signal_container(&record, signal, all)
 }
 
 pub fn signal_container(record: &Record, signal: i32, all: bool) -> Result<()> {
     let Some(pidfd) = super::pidfd_of(record.pid, record.pid_start)? else {
-        bail!("container {:?} is not running", record.id);
+        bail!(WrongState, "container {:?} is not running", record.id);
     };
     // SIGKILL to the init of a pid namespace kills every process in it: no scan needed.
     // Otherwise every process of the container is in its cgroup.
