@@ -130,7 +130,7 @@ pub fn check_id(id: &str) -> Result<()> {
     if id.is_empty() {
         return Err(Error::invalid(
             "container id",
-            format!("invalid container id: must not be empty"),
+            "invalid container id: must not be empty",
         ));
     }
     if id.len() > MAX_ID_LEN {
