@@ -74,6 +74,11 @@ pub fn create_from_bundle(
 ) -> Result<Created> {
     crate::exe_protect::protect()?;
     let dir = StateDir::new(root, id)?;
+    // A taken id says so before its cgroup does ("already has 1 process"): engines
+    // rely on the AlreadyExists kind. dir.create() below stays what makes ids unique.
+    if dir.path.exists() {
+        bail!(AlreadyExists, "container {id:?} already exists");
+    }
     let listen_fds = pass_socket_activation(&mut bundle);
     let linux = bundle.spec.linux().as_ref();
     let plan = Plan::from_spec(linux)?;
