@@ -19,7 +19,7 @@ use patina_imagetool::unpack::{unpack, UnpackOptions};
     version = concat!(env!("CARGO_PKG_VERSION"), "\ncommit: ", env!("PATINA_COMMIT")),
     about = "Unpack OCI images into runtime bundles"
 )]
-struct Cli {
+pub struct Cli {
     #[command(subcommand)]
     command: Command,
 }
