@@ -618,7 +618,7 @@ impl Service {
     fn stats(&self, req: StatsRequest) -> RpcResult<StatsResponse> {
         let c = self.container(&req.id)?;
         let pid = c.init.pid();
-        let stats = crate::stats::collect(pid).map_err(unknown)?;
+        let stats = crate::stats::collect(pid).map_err(failed)?;
         Ok(StatsResponse { stats: Some(stats) })
     }
 
