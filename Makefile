@@ -50,7 +50,7 @@ integration: deps
 integration-runc: deps
 	PATINA_RUNTIME=/usr/sbin/runc integration/runc-guard.sh $(CARGO) test -p integration
 
-# The suite again inside a QEMU guest with a pure cgroup v2 kernel (about 100 s warm, 179 tests).
+# The suite again inside a QEMU guest with a pure cgroup v2 kernel (time: docs/cgroups.md).
 test-vm: deps
 	integration/vm/run.sh
 
