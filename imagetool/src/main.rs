@@ -28,6 +28,7 @@ pub struct Cli {
 enum CacheMode {
     /// Reflink where the filesystem supports it, else copy.
     Auto,
+    /// Copy every file out of the cache.
     Copy,
     /// Hard-link files from the cache (shares inodes with the cache).
     Hardlink,
@@ -73,8 +74,9 @@ enum Command {
     },
     /// Show an image's manifest, config and layers.
     Inspect {
-        /// SRC[:REF]
+        /// SRC[:REF]: OCI layout dir, oci-archive or docker save tarball.
         image: String,
+        /// os/arch[/variant] to pick from a multi-platform index (default: this host).
         #[arg(long)]
         platform: Option<String>,
         /// Machine-readable output.
@@ -82,7 +84,10 @@ enum Command {
         json: bool,
     },
     /// List the references in an image source.
-    List { source: String },
+    List {
+        /// OCI layout dir, oci-archive or docker save tarball.
+        source: String,
+    },
 }
 
 fn platform(p: &Option<String>) -> Result<Platform> {

@@ -88,3 +88,45 @@ fn completions(cmd: &mut clap::Command, out: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a man page or `--help` would show without a description.
+    fn undescribed(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        let path = format!("{path} {}", cmd.get_name());
+        if cmd.get_about().is_none() {
+            out.push(path.clone());
+        }
+        for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                out.push(format!("{path} {}", arg.get_id()));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            undescribed(sub, &path, out);
+        }
+    }
+
+    #[test]
+    fn every_command_flag_and_argument_is_described() {
+        let mut missing = Vec::new();
+        for cmd in [patina_cli::Cli::command(), imagetool_cli::Cli::command()] {
+            let mut cmd = cmd.disable_help_subcommand(true);
+            cmd.build();
+            undescribed(&cmd, "", &mut missing);
+        }
+        assert!(missing.is_empty(), "no description: {missing:#?}");
+    }
+
+    #[test]
+    fn shim_page_names_every_flag() {
+        let page = shim_man::render();
+        for (name, _, what) in containerd_shim_patina::start::FLAGS {
+            let flag = format!("\\-{}", name.replace('-', "\\-"));
+            assert!(page.contains(&flag), "-{name}");
+            assert!(page.contains(&what.replace('-', "\\-")), "{what}");
+        }
+    }
+}
