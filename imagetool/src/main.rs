@@ -24,7 +24,7 @@ use patina_imagetool::unpack::{unpack, Report, UnpackOptions};
     version = concat!(env!("CARGO_PKG_VERSION"), "\ncommit: ", env!("PATINA_COMMIT")),
     about = "Fetch OCI images from registries and unpack them into runtime bundles"
 )]
-struct Cli {
+pub struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -33,6 +33,7 @@ struct Cli {
 enum CacheMode {
     /// Reflink where the filesystem supports it, else copy.
     Auto,
+    /// Copy every file out of the cache.
     Copy,
     /// Hard-link files from the cache (shares inodes with the cache).
     Hardlink,
@@ -144,8 +145,9 @@ enum Command {
     },
     /// Show an image's manifest, config and layers.
     Inspect {
-        /// SRC[:REF]
+        /// SRC[:REF]: OCI layout dir, oci-archive or docker save tarball.
         image: String,
+        /// os/arch[/variant] to pick from a multi-platform index (default: this host).
         #[arg(long)]
         platform: Option<String>,
         /// Machine-readable output.
@@ -153,7 +155,10 @@ enum Command {
         json: bool,
     },
     /// List the references in an image source.
-    List { source: String },
+    List {
+        /// OCI layout dir, oci-archive or docker save tarball.
+        source: String,
+    },
 }
 
 fn platform(p: &Option<String>) -> Result<Platform> {

@@ -329,7 +329,11 @@ fn update_changes_live_limits() {
 #[test]
 fn pause_freezes_and_resume_continues() {
     let mut c = Container::new("cgpause");
-    c.set_sh("i=0; while :; do i=$((i+1)); echo $i > /count; sleep 0.02; done");
+    // Written aside and renamed: a freeze between `>`'s truncate and the write would
+    // leave the file empty for as long as the container is paused.
+    c.set_sh(
+        "i=0; while :; do i=$((i+1)); echo $i > /count.new; mv /count.new /count; sleep 0.02; done",
+    );
     c.create().assert_ok();
     c.start().assert_ok();
     wait_file(&c, "count", |s| s.parse::<u64>().is_ok_and(|n| n > 2));

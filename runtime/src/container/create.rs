@@ -74,11 +74,16 @@ pub fn create_from_bundle(
 ) -> Result<Created> {
     crate::exe_protect::protect()?;
     let dir = StateDir::new(root, id)?;
+    // A taken id says so before its cgroup does ("already has 1 process"): engines
+    // rely on the AlreadyExists kind. dir.create() below stays what makes ids unique.
+    if dir.path.exists() {
+        bail!(AlreadyExists, "container {id:?} already exists");
+    }
     let listen_fds = pass_socket_activation(&mut bundle);
     let linux = bundle.spec.linux().as_ref();
     let plan = Plan::from_spec(linux)?;
     if !plan.mount_ns() {
-        bail!("linux.namespaces: a mount namespace is required (patina will not pivot the host's root)");
+        bail!(InvalidConfig, "linux.namespaces: a mount namespace is required (patina will not pivot the host's root)");
     }
     let process = bundle.spec.process().as_ref().expect("validated");
     let caps = process
@@ -88,7 +93,11 @@ pub fn create_from_bundle(
         .transpose()?;
     for limit in process.rlimits().iter().flatten() {
         if crate::rlimits::resource(&limit.typ().to_string()).is_none() {
-            bail!("process.rlimits: unknown type {}", limit.typ());
+            bail!(
+                InvalidConfig,
+                "process.rlimits: unknown type {}",
+                limit.typ()
+            );
         }
     }
     let seccomp = linux
@@ -100,7 +109,7 @@ pub fn create_from_bundle(
         (_, Some(fd)) => Some(fd),
         (Some(path), None) => Some(connect_console(path)?),
         (None, None) if terminal => {
-            bail!("process.terminal: cannot allocate a tty without --console-socket (patina would not be there to relay it)")
+            bail!(InvalidConfig, "process.terminal: cannot allocate a tty without --console-socket (patina would not be there to relay it)")
         }
         (None, None) => None,
     };
@@ -315,7 +324,7 @@ fn spawn(
     let pid = clone_in_cgroup(plan.clone_flags, Some(cgroup), |joined| {
         parent.close_copy_in_child();
         if let Err(e) = joined {
-            let _ = child.send(&Message::Failed(e.to_string()));
+            let _ = child.send(&Message::failed(&e));
             return 1;
         }
         init::run(&ctx, &child)

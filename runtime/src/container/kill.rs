@@ -24,7 +24,7 @@ pub fn kill(root: &Path, id: &str, signal: &str, all: bool) -> Result<()> {
         // As runc: `kill --all` of a stopped container signals what is left in its
         // cgroup (nothing, with a pid namespace of its own) and succeeds.
         Status::Stopped if all => signal_leftovers(&record, signal),
-        other => bail!("cannot kill container {id:?}: it is {other}"),
+        other => bail!(WrongState, "cannot kill container {id:?}: it is {other}"),
     }
 }
 
@@ -40,7 +40,7 @@ fn signal_leftovers(record: &Record, signal: i32) -> Result<()> {
 
 pub fn signal_container(record: &Record, signal: i32, all: bool) -> Result<()> {
     let Some(pidfd) = super::pidfd_of(record.pid, record.pid_start)? else {
-        bail!("container {:?} is not running", record.id);
+        bail!(WrongState, "container {:?} is not running", record.id);
     };
     // SIGKILL to the init of a pid namespace kills every process in it: no scan needed.
     // Otherwise every process of the container is in its cgroup.

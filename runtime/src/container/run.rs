@@ -42,7 +42,7 @@ pub fn run(root: &Path, id: &str, opts: &CreateOptions, after: After) -> Result<
         .unwrap_or(false);
     let relay = terminal && opts.console_socket.is_none();
     if relay && detach {
-        bail!("process.terminal: cannot allocate a tty for a detached container without --console-socket");
+        bail!(InvalidConfig, "process.terminal: cannot allocate a tty for a detached container without --console-socket");
     }
     if relay {
         terminal::require_controlling_terminal("process.terminal")?;

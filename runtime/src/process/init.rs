@@ -63,7 +63,7 @@ pub fn run(ctx: &InitContext<'_>, channel: &Channel) -> ! {
             127
         }
         Err(err) => {
-            let _ = channel.send(&Message::Failed(err.to_string()));
+            let _ = channel.send(&Message::failed(&err));
             1
         }
     };
@@ -177,7 +177,10 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
     keep_only_needed(ctx, channel, false)?;
     if process.terminal().unwrap_or(false) {
         let socket = ctx.console_socket.ok_or_else(|| {
-            Error::msg("process.terminal is true but no --console-socket was given")
+            Error::new(
+                crate::Kind::InvalidConfig,
+                "process.terminal is true but no --console-socket was given",
+            )
         })?;
         let size = process
             .console_size()
@@ -318,10 +321,13 @@ pub(crate) fn prepare_cwd(process: &Process) -> Result<()> {
 pub(crate) fn check_cwd_inside(cwd: &Path) -> Result<()> {
     match std::env::current_dir() {
         Ok(dir) if dir.is_absolute() => Ok(()),
-        _ => Err(Error::msg(format!(
-            "process.cwd {:?}: resolves outside the container's root",
-            cwd.display()
-        ))),
+        _ => Err(Error::new(
+            crate::Kind::InvalidConfig,
+            format!(
+                "process.cwd {:?}: resolves outside the container's root",
+                cwd.display()
+            ),
+        )),
     }
 }
 
