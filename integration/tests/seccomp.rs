@@ -544,3 +544,28 @@ fn log_flag_makes_the_kernel_log_errno_actions() {
         1
     ));
 }
+
+/// A startContainer hook runs in the container, under its filter (as runc): a hook
+/// that makes a directory the profile forbids fails, and so does the start; the same
+/// hook without the rule makes it.
+#[test]
+fn start_container_hook_runs_under_the_filter() {
+    for (forbid, want_dir) in [(true, false), (false, true)] {
+        let rules = match forbid {
+            true => json!([{ "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO" }]),
+            false => json!([{ "names": ["reboot"], "action": "SCMP_ACT_ERRNO" }]),
+        };
+        let mut c = with_profile("schook", allow_all_but(rules));
+        c.config["hooks"] = json!({ "startContainer": [
+            { "path": "/bin/sh", "args": ["sh", "-c", "mkdir /made-by-hook"] }
+        ]});
+        c.set_args(&["true"]);
+        let out = c.run();
+        assert_eq!(out.success(), want_dir, "forbid {forbid}: {out:?}");
+        assert_eq!(
+            c.rootfs.join("made-by-hook").is_dir(),
+            want_dir,
+            "forbid {forbid}"
+        );
+    }
+}

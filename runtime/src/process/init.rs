@@ -477,6 +477,15 @@ fn wait_and_exec(ctx: &InitContext<'_>, ready: Ready<'_>) -> Error {
             )
         }
     };
+    // startContainer hooks run in the container, so under its filter, as runc's do: a
+    // profile then binds everything that runs there. Without such hooks the filter
+    // waits until just before execve (fewer of patina's own calls need its leave).
+    let filter_hooks = !ready.start_hooks.is_empty();
+    if let Some(filter) = ready.seccomp.filter(|_| filter_hooks) {
+        if let Err(e) = filter.install() {
+            return e;
+        }
+    }
     if let Err(e) = hooks::run_all(
         "startContainer",
         &ready.start_hooks,
@@ -497,7 +506,7 @@ fn wait_and_exec(ctx: &InitContext<'_>, ready: Ready<'_>) -> Error {
         }
     }
     // Last: from here on the profile filters every syscall, the exec included.
-    if let Some(filter) = ready.seccomp {
+    if let Some(filter) = ready.seccomp.filter(|_| !filter_hooks) {
         if let Err(e) = filter.install() {
             return e;
         }
