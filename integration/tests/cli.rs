@@ -1,6 +1,6 @@
 //! Command-line surface: list, spec, state, --log/--log-format, default bundle.
 
-use integration::{spec, Container};
+use integration::{is_runc, spec, Container};
 use serde_json::{json, Value};
 use std::fs;
 
@@ -115,6 +115,21 @@ fn spec_writes_runnable_config() {
     assert!(cfg["process"]["args"]
         .as_array()
         .is_some_and(|a| !a.is_empty()));
+    // A cgroup namespace only on a pure cgroup v2 host, as runc's spec (tools add one to
+    // the output on other hosts).
+    let pure_v2 = nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
+    let cgroupns = cfg["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|ns| ns["type"] == "cgroup");
+    if is_runc() {
+        // runc 1.1.5 never adds it; later runc as patina.
+        assert!(!cgroupns || pure_v2, "{cfg}");
+    } else {
+        assert_eq!(cgroupns, pure_v2, "{cfg}");
+    }
     // A second spec does not overwrite it.
     c.exec(c.command().arg("spec").current_dir(&c.bundle))
         .assert_failed();

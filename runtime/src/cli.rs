@@ -602,7 +602,7 @@ fn write_spec(bundle: &Path) -> Result<()> {
             path.display()
         );
     }
-    let json = serde_json::to_string_pretty(&patina::default_spec::default_spec())
+    let json = serde_json::to_string_pretty(&patina::default_spec::default_spec_for_host())
         .expect("spec serialises");
     std::fs::write(&path, json + "\n")
         .map_err(|e| patina::Error::from(e).wrap(format!("write {:?}", path.display())))

@@ -54,6 +54,21 @@ pub fn default_spec() -> Value {
     })
 }
 
+/// The default config for this host: as runc's `spec`, a cgroup namespace only where
+/// /sys/fs/cgroup is cgroup2 (pure v2). On v1 and hybrid hosts runc leaves it out, and
+/// tools that add one to its output (runc's own suite) would list it twice.
+pub fn default_spec_for_host() -> Value {
+    let mut spec = default_spec();
+    let pure_v2 = nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
+    if !pure_v2 {
+        if let Some(list) = spec["linux"]["namespaces"].as_array_mut() {
+            list.retain(|ns| ns["type"] != "cgroup");
+        }
+    }
+    spec
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
