@@ -74,3 +74,25 @@ fn linux_devices_entry() {
         "character special file 1 3 640 1000 2001\ncharacter special file 1 5 604 0 0\n3\n"
     );
 }
+
+/// A `linux.devices` entry makes the node, not a permission: under a deny-all device
+/// cgroup it cannot be opened until `linux.resources.devices` allows it (as runc; the
+/// node is /dev/kmsg, opened write-only and written nothing, so no log line results).
+#[test]
+fn linux_devices_entry_is_not_an_allow_rule() {
+    for (allow, want) in [(false, "Operation not permitted"), (true, "opened")] {
+        let mut c = Container::new("devdeny");
+        let mut rules = vec![json!({ "allow": false, "access": "rwm" })];
+        if allow {
+            rules.push(
+                json!({ "allow": true, "type": "c", "major": 1, "minor": 11, "access": "w" }),
+            );
+        }
+        c.config["linux"]["resources"] = json!({ "devices": rules });
+        c.config["linux"]["devices"] =
+            json!([{ "path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11 }]);
+        let out = c.sh_ok("exec 2>&1; stat -c '%t %T' /dev/kmsg; true > /dev/kmsg && echo opened; true");
+        assert!(out.starts_with("1 b\n"), "allow {allow}: {out}");
+        assert!(out.contains(want), "allow {allow}: {out}");
+    }
+}

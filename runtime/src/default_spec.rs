@@ -1,6 +1,6 @@
 //! `spec`: the default config.json, as `runc spec` writes it, so that users can start
 //! from the same file, including runc's deny-all device rule (the default devices and
-//! `linux.devices` are allowed after it, as runc does).
+//! allowed after it, as runc does).
 
 use serde_json::{json, Value};
 

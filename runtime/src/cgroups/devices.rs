@@ -2,14 +2,16 @@
 //! controller, or on v2 an eBPF program of type CGROUP_DEVICE attached to the cgroup.
 //!
 //! The rule list is the config's rules, then runc's default allow list (so that a
-//! config that starts with "deny all" still has /dev/null, /dev/pts, ...), then one
-//! allow rule per `linux.devices` entry. Later rules win over earlier ones.
+//! config that starts with "deny all" still has /dev/null, /dev/pts, ...). Later rules
+//! win over earlier ones. A `linux.devices` entry is a node in /dev, not a permission:
+//! as runc, patina allows it only if `linux.resources.devices` does (engines add the
+//! rule for each device they pass).
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType};
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 
 use super::set;
 use crate::bail;
@@ -138,30 +140,13 @@ pub const DEFAULT_ALLOWED: [Rule; 11] = [
 ];
 
 /// The container's full rule list (see the module doc).
-pub fn container_rules(
-    spec_rules: Option<&[LinuxDeviceCgroup]>,
-    devices: Option<&[LinuxDevice]>,
-) -> Result<Vec<Rule>> {
+pub fn container_rules(spec_rules: Option<&[LinuxDeviceCgroup]>) -> Result<Vec<Rule>> {
     let mut rules = Vec::new();
     for (i, d) in spec_rules.unwrap_or_default().iter().enumerate() {
         rules
             .push(Rule::from_spec(d).map_err(|e| e.wrap(format!("linux.resources.devices[{i}]")))?);
     }
     rules.extend(DEFAULT_ALLOWED);
-    for d in devices.unwrap_or_default() {
-        let kind = match d.typ() {
-            LinuxDeviceType::B => 'b',
-            LinuxDeviceType::C | LinuxDeviceType::U => 'c',
-            _ => continue,
-        };
-        rules.push(Rule {
-            allow: true,
-            kind,
-            major: u32::try_from(d.major()).ok(),
-            minor: u32::try_from(d.minor()).ok(),
-            access: ACC_ALL,
-        });
-    }
     Ok(rules)
 }
 

@@ -247,10 +247,7 @@ fn in_cgroup<T>(
     let resources = linux
         .and_then(|l| l.resources().as_ref())
         .unwrap_or(&no_resources);
-    let rules = devices::container_rules(
-        resources.devices().as_deref(),
-        linux.and_then(|l| l.devices().as_deref()),
-    )?;
+    let rules = devices::container_rules(resources.devices().as_deref())?;
     let replanned = record.cgroup.as_mut().expect("planned").create()?;
     let result = (|| {
         if replanned {
