@@ -91,7 +91,8 @@ fn linux_devices_entry_is_not_an_allow_rule() {
         c.config["linux"]["resources"] = json!({ "devices": rules });
         c.config["linux"]["devices"] =
             json!([{ "path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11 }]);
-        let out = c.sh_ok("exec 2>&1; stat -c '%t %T' /dev/kmsg; true > /dev/kmsg && echo opened; true");
+        let out =
+            c.sh_ok("exec 2>&1; stat -c '%t %T' /dev/kmsg; true > /dev/kmsg && echo opened; true");
         assert!(out.starts_with("1 b\n"), "allow {allow}: {out}");
         assert!(out.contains(want), "allow {allow}: {out}");
     }

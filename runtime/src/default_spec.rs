@@ -1,5 +1,5 @@
 //! `spec`: the default config.json, as `runc spec` writes it, so that users can start
-//! from the same file, including runc's deny-all device rule (the default devices and
+//! from the same file, including runc's deny-all device rule (the default devices are
 //! allowed after it, as runc does).
 
 use serde_json::{json, Value};
