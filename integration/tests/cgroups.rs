@@ -1045,3 +1045,26 @@ fn delete_force_kills_every_process_in_the_cgroup() {
         assert!(!d.exists(), "{} left after delete --force", d.display());
     }
 }
+
+/// `update --memory -1` after a memory+swap limit: both limits are lifted (as runc);
+/// on v1 the kernel refuses a memory limit above memory+swap, so -1 alone would fail.
+#[test]
+fn update_memory_unlimited_after_a_swap_limit() {
+    let mut c = Container::new("cgmemunl");
+    c.config["linux"]["resources"] = json!({ "memory": { "limit": 32 << 20, "swap": 48 << 20 } });
+    c.set_args(&["sleep", "100"]);
+    c.create().assert_ok();
+    let mem = host_dir(&c, "memory").unwrap();
+    if !v2() && !mem.join("memory.memsw.limit_in_bytes").exists() {
+        eprintln!("update_memory_unlimited_after_a_swap_limit: skipped, no swap accounting (memory.memsw) on this host");
+        return;
+    }
+    c.rt(&["update", "--memory", "-1", &c.id]).assert_ok();
+    if v2() {
+        assert_eq!(read(mem.join("memory.max")), "max");
+    } else {
+        let unlimited = |f: &str| read(mem.join(f)).parse::<u64>().unwrap() > 1 << 60;
+        assert!(unlimited("memory.limit_in_bytes"));
+        assert!(unlimited("memory.memsw.limit_in_bytes"));
+    }
+}

@@ -97,7 +97,13 @@ pub fn pids_max(limit: i64) -> String {
 
 fn memory(dir: &Path, m: &LinuxMemory) -> Result<()> {
     let limit = m.limit().filter(|v| *v != 0);
-    let swap = m.swap().filter(|v| *v != 0);
+    // Lifting the memory limit lifts memory+swap too unless the caller set that (as
+    // runc): the kernel refuses a memory limit above memsw, so -1 alone would fail
+    // whenever a swap limit was set before.
+    let swap = match m.swap().filter(|v| *v != 0) {
+        None if limit == Some(-1) && dir.join("memory.memsw.limit_in_bytes").exists() => Some(-1),
+        swap => swap,
+    };
     let write_limit = |v: i64| set(dir, "memory.limit_in_bytes", &v.to_string(), "memory.limit");
     let write_swap = |v: i64| {
         set(
