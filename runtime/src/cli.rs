@@ -47,7 +47,7 @@ struct Cli {
     /// Log debug messages
     #[arg(long, global = true)]
     debug: bool,
-    /// Manage cgroups through systemd (not supported: patina manages cgroupfs itself)
+    /// Make the container's cgroup a systemd unit (cgroupsPath "slice:prefix:name"); later commands use what create recorded
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
     /// Rootless mode: true, false or auto
@@ -325,9 +325,6 @@ fn check_inherited_fds(command: &Command) -> Result<()> {
 }
 
 fn check_global_flags(cli: &Cli) -> Result<()> {
-    if cli.systemd_cgroup {
-        bail!("--systemd-cgroup: not supported; patina manages cgroups through cgroupfs");
-    }
     match cli.rootless.as_deref() {
         None | Some("false") | Some("auto") => {}
         Some("true") => bail!("--rootless=true: rootless mode is not supported by patina yet"),
@@ -342,7 +339,7 @@ fn check_global_flags(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
-fn create_options(args: &CreateArgs) -> Result<CreateOptions> {
+fn create_options(args: &CreateArgs, systemd_cgroup: bool) -> Result<CreateOptions> {
     if args.preserve_fds < 0 {
         bail!("--preserve-fds {}: must not be negative", args.preserve_fds);
     }
@@ -354,6 +351,7 @@ fn create_options(args: &CreateArgs) -> Result<CreateOptions> {
         no_pivot: args.no_pivot,
         no_new_keyring: args.no_new_keyring,
         preserve_fds: args.preserve_fds,
+        systemd_cgroup,
     })
 }
 
@@ -370,7 +368,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
     let root = absolute(&cli.root);
     match cli.command {
         Command::Create(args) => {
-            create::create(&root, &args.container_id, &create_options(&args)?)?;
+            create::create(
+                &root,
+                &args.container_id,
+                &create_options(&args, cli.systemd_cgroup)?,
+            )?;
         }
         Command::Start { container_id } => start::start(&root, &container_id)?,
         Command::State { container_id } => {
@@ -390,7 +392,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             return run::run(
                 &root,
                 &create.container_id,
-                &create_options(&create)?,
+                &create_options(&create, cli.systemd_cgroup)?,
                 detach,
             );
         }
