@@ -11,10 +11,10 @@ use super::{Connection, BUS_NAME};
 
 const BUS_PATH: &str = "/org/freedesktop/DBus";
 
-struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     dir: PathBuf,
-    address: String,
+    pub address: String,
 }
 
 impl Drop for Daemon {
@@ -27,7 +27,7 @@ impl Drop for Daemon {
 
 /// A bus of our own, or None (the test then says it skips, by name) when the host
 /// has no dbus-daemon.
-fn daemon(test: &str) -> Option<Daemon> {
+pub(crate) fn daemon(test: &str) -> Option<Daemon> {
     if Command::new("dbus-daemon")
         .arg("--version")
         .output()

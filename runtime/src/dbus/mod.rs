@@ -9,7 +9,7 @@
 //! The socket is close-on-exec and dropped before the operation returns.
 
 #[cfg(test)]
-mod daemon_tests;
+pub(crate) mod daemon_tests;
 pub mod wire;
 
 use std::collections::VecDeque;
@@ -175,7 +175,8 @@ impl Connection {
         Ok(msg.serial)
     }
 
-    fn read(&mut self) -> Result<Message> {
+    /// The next message of any kind (a test's fake service reads calls with it).
+    pub fn read(&mut self) -> Result<Message> {
         let mut head = [0u8; 16];
         self.stream
             .read_exact(&mut head)

@@ -4,6 +4,8 @@
 //! properties and into the scope's files (through the cgroupfs code), and `delete`
 //! stops the unit. See docs/cgroups.md "The systemd driver".
 
+#[cfg(test)]
+mod bus_tests;
 pub mod properties;
 pub mod unit;
 
@@ -58,8 +60,17 @@ impl Unit {
         description: &str,
         resources: Vec<properties::Property>,
     ) -> Result<()> {
-        let mut bus = self.connect()?;
-        subscribe_jobs(&mut bus)?;
+        self.start_on(&mut self.connect()?, pid, description, resources)
+    }
+
+    fn start_on(
+        &self,
+        bus: &mut Connection,
+        pid: u32,
+        description: &str,
+        resources: Vec<properties::Property>,
+    ) -> Result<()> {
+        subscribe_jobs(bus)?;
         let mut props = vec![
             prop("Description", Value::str(description)),
             prop("Slice", Value::str(&self.slice)),
@@ -92,7 +103,7 @@ impl Unit {
         let what = format!("start systemd unit {:?}", self.name);
         let reply = match bus.call(call(), &what) {
             Err(e) if is(&e, "UnitExists") => {
-                reset_failed(&mut bus, &self.name);
+                reset_failed(bus, &self.name);
                 bus.call(call(), &what).map_err(|e| {
                     if is(&e, "UnitExists") {
                         e.wrap("a live unit has the container's unit name (another container's?)")
@@ -103,9 +114,9 @@ impl Unit {
             }
             other => other?,
         };
-        wait_job(&mut bus, &reply, &what).inspect_err(|_| {
+        wait_job(bus, &reply, &what).inspect_err(|_| {
             // A unit whose start failed stays as "failed" under its name: free it.
-            reset_failed(&mut bus, &self.name);
+            reset_failed(bus, &self.name);
         })
     }
 
@@ -132,17 +143,20 @@ impl Unit {
     /// `delete`: stop the unit (gone already is fine: an empty scope is collected
     /// when its last process exits) and reset it if it failed, so the name is free.
     pub fn stop(&self) -> Result<()> {
-        let mut bus = self.connect()?;
-        subscribe_jobs(&mut bus)?;
+        self.stop_on(&mut self.connect()?)
+    }
+
+    fn stop_on(&self, bus: &mut Connection) -> Result<()> {
+        subscribe_jobs(bus)?;
         let what = format!("stop systemd unit {:?}", self.name);
         let m = Message::method_call(SYSTEMD, SYSTEMD_PATH, MANAGER, "StopUnit")
             .with_body(vec![Value::str(&self.name), Value::str("replace")]);
         match bus.call(m, &what) {
-            Ok(reply) => wait_job(&mut bus, &reply, &what)?,
+            Ok(reply) => wait_job(bus, &reply, &what)?,
             Err(e) if is(&e, "NoSuchUnit") => {}
             Err(e) => return Err(e),
         }
-        reset_failed(&mut bus, &self.name);
+        reset_failed(bus, &self.name);
         Ok(())
     }
 }
