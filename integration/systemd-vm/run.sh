@@ -28,7 +28,9 @@ timeout_s=${PATINA_SYSTEMD_VM_TIMEOUT:-900}
 list_file=$here/tests.txt
 [ "${PATINA_SYSTEMD_VM_LIST:-}" = full ] && list_file=$here/tests-full.txt
 if [ $# -gt 0 ]; then entries=("$@"); else mapfile -t entries < <(grep -v '^#' "$list_file" | grep .); fi
-bin=$repo/target/x86_64-unknown-linux-gnu/debug
+# PATINA_SYSTEMD_VM_PROFILE=release: patina and the shim from a release build (benchmarks).
+profile=${PATINA_SYSTEMD_VM_PROFILE:-debug}
+bin=$repo/target/x86_64-unknown-linux-gnu/$profile
 
 log() { echo "systemd-vm: $*" >&2; }
 now() { date +%s; }
@@ -47,7 +49,9 @@ ensure_qemu() {
 
 # The test binaries named by the entries, from cargo's build messages.
 build() {
-    (cd "$repo" && cargo build -q -p patina -p containerd-shim-patina)
+    local release=()
+    [ "$profile" = release ] && release=(--release)
+    (cd "$repo" && cargo build -q "${release[@]}" -p patina -p containerd-shim-patina)
     local json names
     json=$(cd "$repo" && cargo test -q -p integration --no-run --message-format=json 2>/dev/null)
     names=$(for e in "${entries[@]}"; do read -r b _ <<<"$e"; [ "${b#@}" = "$b" ] && echo "$b"; done | sort -u)

@@ -106,7 +106,10 @@ impl Unit {
                 reset_failed(bus, &self.name);
                 bus.call(call(), &what).map_err(|e| {
                     if is(&e, "UnitExists") {
-                        e.wrap("a live unit has the container's unit name (another container's?)")
+                        e.wrap(format!(
+                            "systemd unit {:?} is live already (another container's?)",
+                            self.name
+                        ))
                     } else {
                         e
                     }
