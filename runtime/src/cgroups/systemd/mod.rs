@@ -28,7 +28,11 @@ const JOB_TIMEOUT: Duration = Duration::from_secs(90);
 /// `--systemd-cgroup` needs systemd as the host's init (sd_booted: /run/systemd/system
 /// exists) and cgroup v2.
 pub fn check_host(layout: &super::Layout) -> Result<()> {
-    if !Path::new("/run/systemd/system").is_dir() {
+    check_host_with(layout, Path::new("/run/systemd/system").is_dir())
+}
+
+fn check_host_with(layout: &super::Layout, booted: bool) -> Result<()> {
+    if !booted {
         bail!("--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); drop the flag to use cgroupfs");
     }
     if !matches!(layout, super::Layout::V2 { .. }) {
@@ -208,5 +212,33 @@ fn wait_job(bus: &mut Connection, reply: &Message, what: &str) -> Result<()> {
             result.unwrap_or("?"),
             removed.body.get(2).and_then(Value::as_str).unwrap_or("?")
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroups::Layout;
+
+    #[test]
+    fn hosts_without_systemd_or_with_v1_are_refused_by_name() {
+        let v2 = Layout::from_mountinfo(
+            "30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n",
+        );
+        let hybrid = Layout::from_mountinfo(
+            "25 24 0:22 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n\
+             30 24 0:27 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n",
+        );
+        check_host_with(&v2, true).unwrap();
+        let err = check_host_with(&v2, false).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--systemd-cgroup: systemd is not running"),
+            "{err}"
+        );
+        let err = check_host_with(&hybrid, true).unwrap_err().to_string();
+        assert!(
+            err.contains("v1 or hybrid") && err.contains("unified_cgroup_hierarchy"),
+            "{err}"
+        );
     }
 }
