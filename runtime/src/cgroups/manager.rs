@@ -140,3 +140,32 @@ fn unified_dir_of(pid: i32) -> Result<Option<std::path::PathBuf>> {
         .find_map(|l| l.strip_prefix("0::"))
         .map(|p| Path::new(CGROUP_ROOT).join(p.trim_start_matches('/'))))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The manager travels in state.json: later commands (sent without the flag by
+    /// docker's shim and podman) must find the unit; an older state is cgroupfs.
+    #[test]
+    fn the_manager_is_recorded_in_the_state() {
+        let unit = Unit::from_cgroups_path(Some("system.slice:docker:abc"), "abc", None).unwrap();
+        let cg = Cgroup {
+            unified: Some(unit.cgroup_dir(Path::new(CGROUP_ROOT))),
+            systemd: Some(unit.clone()),
+            created: Some(Vec::new()),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&cg).unwrap();
+        assert!(
+            json.contains(r#""systemd":{"name":"docker-abc.scope","slice":"system.slice"}"#),
+            "{json}"
+        );
+        let back: Cgroup = serde_json::from_str(&json).unwrap();
+        assert!(matches!(back.manager(), Manager::Systemd(u) if *u == unit));
+        assert!(back.is_own() && back.clone_target().is_none());
+        let old: Cgroup = serde_json::from_str(r#"{"unified":"/sys/fs/cgroup/x"}"#).unwrap();
+        assert!(matches!(old.manager(), Manager::Cgroupfs));
+        assert!(old.clone_target().is_some());
+    }
+}
