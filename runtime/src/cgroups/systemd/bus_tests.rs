@@ -23,6 +23,8 @@ enum Script {
     ExistsOnce,
     /// The job ends "failed".
     JobFails,
+    /// Another peer sends the caller a JobRemoved "failed" for the job first, directly.
+    Spoofed,
 }
 
 /// Serve systemd's name until told to stop; every call received goes to `seen`.
@@ -35,6 +37,7 @@ fn fake_systemd(address: &str, script: Script, seen: mpsc::Sender<Message>) -> m
         bus.call(take, "RequestName").unwrap().body,
         vec![Value::U32(1)]
     );
+    let mut impostor = Connection::open(address).unwrap();
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     thread::spawn(move || {
         let mut starts = 0;
@@ -98,6 +101,15 @@ fn fake_systemd(address: &str, script: Script, seen: mpsc::Sender<Message>) -> m
                             bus.send(removed("done")).unwrap();
                             bus.send(reply(vec![Value::Path(path.clone())])).unwrap();
                         }
+                        (Script::Spoofed, _) => {
+                            let mut fake = removed("failed");
+                            fake.destination = m.sender.clone();
+                            impostor.send(fake).unwrap();
+                            // Let the forgery arrive first.
+                            thread::sleep(std::time::Duration::from_millis(50));
+                            bus.send(reply(vec![Value::Path(path.clone())])).unwrap();
+                            bus.send(removed("done")).unwrap();
+                        }
                         (Script::JobFails, _) => {
                             bus.send(reply(vec![Value::Path(path.clone())])).unwrap();
                             bus.send(removed("failed")).unwrap();
@@ -132,7 +144,7 @@ fn unit() -> Unit {
 #[test]
 fn start_sends_runcs_properties_and_waits_for_the_job() {
     let Some(d) = daemon("sd_start") else { return };
-    for script in [Script::Done, Script::SignalFirst] {
+    for script in [Script::Done, Script::SignalFirst, Script::Spoofed] {
         let (tx, rx) = mpsc::channel();
         let stop = fake_systemd(&d.address, script, tx);
         let mut bus = Connection::open(&d.address).unwrap();

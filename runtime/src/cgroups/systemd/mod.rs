@@ -199,9 +199,14 @@ fn wait_job(bus: &mut Connection, reply: &Message, what: &str) -> Result<()> {
         bail!("{what}: systemd's reply names no job");
     };
     let deadline = Instant::now() + JOB_TIMEOUT;
+    // Only systemd's word counts: another peer on the bus may send us a signal directly
+    // (no match rule needed for that), so the sender must be whoever answered the call.
+    let systemd = reply.sender.clone();
     let removed = bus
         .wait_signal(deadline, |m| {
-            m.member.as_deref() == Some("JobRemoved")
+            m.sender == systemd
+                && m.interface.as_deref() == Some(MANAGER)
+                && m.member.as_deref() == Some("JobRemoved")
                 && m.body.get(1).and_then(Value::as_str) == Some(&job)
         })
         .map_err(|e| e.wrap(format!("{what}: wait for job {job}")))?;
