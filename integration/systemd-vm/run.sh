@@ -90,7 +90,8 @@ boot() {
     serial=(-serial "file:$log")
     [ "${PATINA_SYSTEMD_VM_SHELL:-}" = 1 ] && serial=(-serial mon:stdio)
     local append="root=/dev/vda rw console=ttyS0 systemd.unified_cgroup_hierarchy=1"
-    append+=" quiet panic=-1 fsck.mode=skip systemd.show_status=error"
+    # loglevel=1: no kernel messages (an OOM kill the tests cause) amid the results.
+    append+=" quiet loglevel=1 panic=-1 fsck.mode=skip systemd.show_status=error"
     set +e
     if [ "${PATINA_SYSTEMD_VM_SHELL:-}" = 1 ]; then
         qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m 4096 \
