@@ -49,7 +49,17 @@ packages() { grep -v '^#' "$here/packages.txt" | grep . | sort -u | paste -sd, -
 
 key=$( { packages; cat "$here/image-setup.sh"; sources; } | sha256sum | cut -c1-16)
 out=$cache/$key
-if [ -s "$out/base.img" ] && [ -s "$out/vmlinuz" ] && [ -s "$out/initrd.img" ]; then
+ready() { [ -s "$out/base.img" ] && [ -s "$out/vmlinuz" ] && [ -s "$out/initrd.img" ]; }
+if ready; then
+    echo "$out"
+    exit 0
+fi
+# One build at a time (several worktrees share the cache): wait for another's, then
+# look again. A guest still running on a removed image keeps its open file.
+mkdir -p "$cache"
+exec 9>"$cache/.lock"
+flock 9
+if ready; then
     echo "$out"
     exit 0
 fi

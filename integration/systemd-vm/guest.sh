@@ -17,12 +17,18 @@ state=$(systemctl is-system-running --wait 2>&1)
 echo "guest: system $state at $(cut -d' ' -f1 /proc/uptime)s uptime; $(uname -r);" \
     "$(systemctl --version | head -1); cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 [ "$state" = running ] || systemctl --failed --no-legend --plain | sed 's/^/guest: failed unit: /'
+# Where the boot went (TCG makes every unit slow): the total and the slowest units.
+{ systemd-analyze time | head -1; systemd-analyze blame --no-pager | head -6; } 2>&1 | sed 's/^ */guest: boot: /'
 
 # The tests make their cgroups beneath their own (the harness's rule on shared hosts). On
 # cgroup v2 a cgroup that holds a process cannot hand controllers to children (the
 # no-internal-processes rule), so the runner leaves this unit's cgroup for the root, as in
 # the busybox guest; the engines' systemd-driver tests create their scopes through systemd.
 echo $$ > /sys/fs/cgroup/cgroup.procs
+# The tests keep their bundles in /dev/shm, which systemd mounts nodev: a device node the
+# tests mknod there could not be opened whatever the device cgroup says (the busybox guest
+# and this machine mount it without nodev).
+mount -o remount,dev /dev/shm
 
 criu_check() {
     local out rc

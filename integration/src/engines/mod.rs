@@ -803,6 +803,24 @@ pub fn counter_motion(pid: i32) -> String {
     }
 }
 
+/// `advancing` once the counter of `pid` moves (within 5 s: a thawed counter on a slow
+/// machine, such as a TCG guest, can take longer than [`counter_motion`]'s 400 ms to tick),
+/// else `frozen`.
+pub fn counter_resumed(pid: i32) -> String {
+    let Some(a) = read_counter(pid) else {
+        return "unreadable counter".into();
+    };
+    let moved = wait_for(Duration::from_secs(5), || {
+        std::thread::sleep(Duration::from_millis(50));
+        read_counter(pid).filter(|&b| b > a).map(|_| ())
+    });
+    if moved.is_some() {
+        "advancing".into()
+    } else {
+        "frozen".into()
+    }
+}
+
 /// Waits (at most 5 s) until the counter of `pid` has reached at least 1.
 pub fn wait_counter(pid: i32) -> bool {
     wait_for(Duration::from_secs(5), || {
