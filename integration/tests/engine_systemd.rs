@@ -8,8 +8,8 @@
 //!
 //! Needs a host that runs systemd on cgroup v2: the systemd guest
 //! (`integration/systemd-vm/run.sh 'engine_systemd runc'`). Elsewhere each test says that
-//! it is skipped, by name. patina refuses `--systemd-cgroup` until its driver lands: run
-//! these with `PATINA_RUNTIME=/usr/sbin/runc` (the guest's list does).
+//! it is skipped, by name. `PATINA_RUNTIME=/usr/sbin/runc` checks runc alone; with patina
+//! each scenario runs on runc first, then on patina's driver (`--systemd-cgroup`).
 
 use integration::engines::systemd::{self, ScopeView};
 use integration::engines::{containerd, docker, gone, podman, verify, Step, COUNTER};
