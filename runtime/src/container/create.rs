@@ -331,12 +331,16 @@ fn spawn(
     })?;
     drop(child);
     // systemd: the scope is made now, with init (waiting for Go) in it.
-    let cgroup = record.cgroup.as_mut().expect("made");
-    if let Err(e) = cgroup.adopt(pid.as_raw(), &dir.id, resources_of(bundle), rules) {
+    let adopted = record.cgroup.as_mut().expect("made");
+    if let Err(e) = adopted.adopt(pid.as_raw(), &dir.id, resources_of(bundle), rules) {
         kill_and_reap(pid);
         return Err(e);
     }
-    let cgroup = &cgroup.clone();
+    let cgroup = match adopted.systemd {
+        Some(_) => adopted.clone(),
+        None => cgroup,
+    };
+    let cgroup = &cgroup;
     let result = drive_init(dir, bundle, plan, &parent, pid, security.seccomp, record);
     if result.is_err() {
         kill_and_reap(pid);
