@@ -363,6 +363,11 @@ pub fn split_type(sig: &str) -> Result<(&str, &str), WireError> {
                 match b.get(j) {
                     Some(b'(') | Some(b'{') => depth += 1,
                     Some(b')') | Some(b'}') => {
+                        // An empty struct has no wire form: an array of them would be
+                        // read forever without consuming a byte.
+                        if matches!(b[j - 1], b'(' | b'{') {
+                            return bad(format!("signature {sig:?} has an empty group"));
+                        }
                         depth -= 1;
                         if depth == 0 {
                             break j + 1;
@@ -674,6 +679,45 @@ mod tests {
         assert_eq!(w.buf.len(), 24);
     }
 
+    /// Every single-byte corruption and every truncation of a real message decodes to
+    /// a value or an error: no panic, no endless loop (a peer on the bus can send us a
+    /// signal with any signature, e.g. an array of empty structs).
+    #[test]
+    fn corrupted_messages_never_panic_or_hang() {
+        let good = Message::method_call("org.x", "/o", "i.f", "M")
+            .with_body(vec![
+                Value::Array(
+                    "(sv)".into(),
+                    vec![Value::Struct(vec![
+                        Value::str("PIDs"),
+                        Value::variant(Value::Array("u".into(), vec![Value::U32(1)])),
+                    ])],
+                ),
+                Value::Array(
+                    "{st}".into(),
+                    vec![Value::Dict(
+                        Box::new(Value::str("k")),
+                        Box::new(Value::U64(1)),
+                    )],
+                ),
+                Value::Sig("a(sv)".into()),
+            ])
+            .encode();
+        for len in 0..good.len() {
+            let _ = Message::decode(&good[..len]);
+        }
+        for i in 0..good.len() {
+            for v in [0u8, 1, 0x28, 0x29, 0x61, 0x7f, 0xff] {
+                let mut bad = good.clone();
+                bad[i] = v;
+                let _ = Message::decode(&bad);
+            }
+        }
+        // The hostile case itself: body signature "a()" with an 8-byte array.
+        let mut r = Reader::new(&[8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0, false);
+        assert!(r.values("a()").is_err());
+    }
+
     #[test]
     fn big_endian_messages_are_read() {
         // A signal "S" with body (u 5) sent by a big-endian peer.
@@ -711,6 +755,7 @@ mod tests {
         assert!(split_type("a").is_err());
         assert!(split_type("(su").is_err());
         assert!(split_type("h").is_err());
+        assert!(split_type("a()").is_err() && split_type("a{}").is_err());
         assert_eq!(split_type("a{sv}u").unwrap(), ("a{sv}", "u"));
         assert_eq!(split_type("(ssa(sv))x").unwrap(), ("(ssa(sv))", "x"));
         let mut deep = Reader::new(&[0u8; 1024], 0, false);
