@@ -254,3 +254,56 @@ fn a_refused_authentication_is_named() {
         "{err}"
     );
 }
+
+/// Any peer may send our connection signals directly (no match rule needed): one with
+/// a type we do not decode (a double), one of 2 MiB, then a flood while we wait for a
+/// reply. None of them may end or break the conversation with the bus.
+#[test]
+fn hostile_signals_from_another_peer_are_skipped() {
+    let Some(d) = daemon("hostile") else {
+        return;
+    };
+    let mut a = Connection::open(&d.address).unwrap();
+    let mut b = Connection::open(&d.address).unwrap();
+    let direct = |body: Vec<Value>, member: &str| {
+        let mut s = Message::method_call("", "/x", "org.patina.Evil", member).with_body(body);
+        s.kind = Kind::Signal;
+        s.destination = Some(a.unique_name.clone());
+        s
+    };
+    if Command::new("dbus-send")
+        .args([
+            &format!("--bus={}", d.address),
+            &format!("--dest={}", a.unique_name),
+            "--type=signal",
+            "/x",
+            "org.patina.Evil.Double",
+            "double:1.5",
+        ])
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        eprintln!("hostile: sent a double");
+    }
+    let big = vec![Value::Byte(7); 2 << 20];
+    b.send(direct(vec![Value::Array("y".into(), big)], "Big"))
+        .unwrap();
+    for i in 0..300 {
+        b.send(direct(vec![Value::U32(i)], "Flood")).unwrap();
+    }
+    b.send(direct(vec![Value::str("last")], "Last")).unwrap();
+    // Our own conversation goes on, and what we wait for still comes.
+    let reply = a
+        .call(
+            bus_call("GetNameOwner", vec![Value::str(BUS_NAME)]),
+            "GetNameOwner",
+        )
+        .unwrap();
+    assert_eq!(reply.first_str(), Some(BUS_NAME));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let last = a
+        .wait_signal(deadline, |m| m.member.as_deref() == Some("Last"))
+        .unwrap();
+    assert_eq!(last.first_str(), Some("last"));
+    assert!(a.pending.len() <= super::MAX_PENDING);
+}

@@ -31,6 +31,13 @@ pub const SYSTEM_BUS_DEFAULT: &str = "unix:path=/run/dbus/system_bus_socket";
 /// guest) answers in milliseconds to seconds; a minute means it is stuck.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// systemd's replies and signals are a few hundred bytes; anything this big is not
+/// for us (the spec allows 128 MiB, which we would not hold as values).
+const MAX_ACCEPTED: usize = 1 << 20;
+
+/// Signals kept while a reply is awaited.
+const MAX_PENDING: usize = 256;
+
 pub struct Connection {
     stream: BufReader<UnixStream>,
     serial: u32,
@@ -176,18 +183,47 @@ impl Connection {
     }
 
     /// The next message of any kind (a test's fake service reads calls with it).
+    /// Messages nobody asked for (signals, calls to us) that are oversized or that the
+    /// decoder refuses are skipped: any peer on the bus may send them to our connection,
+    /// and they must not end the wait for systemd.
     pub fn read(&mut self) -> Result<Message> {
-        let mut head = [0u8; 16];
-        self.stream
-            .read_exact(&mut head)
-            .map_err(|e| timeout_named(e, "read a message"))?;
-        let total = Message::total_len(&head).map_err(|e| Error::msg(format!("D-Bus: {e}")))?;
-        let mut buf = head.to_vec();
-        buf.resize(total, 0);
-        self.stream
-            .read_exact(&mut buf[16..])
-            .map_err(|e| timeout_named(e, "read a message"))?;
-        Message::decode(&buf).map_err(|e| Error::msg(format!("D-Bus: {e}")))
+        loop {
+            let mut head = [0u8; 16];
+            self.stream
+                .read_exact(&mut head)
+                .map_err(|e| timeout_named(e, "read a message"))?;
+            let total = Message::total_len(&head).map_err(|e| Error::msg(format!("D-Bus: {e}")))?;
+            let unsolicited = matches!(head[1], 1 | 4);
+            if total > MAX_ACCEPTED {
+                self.discard(total - 16)?;
+                if unsolicited {
+                    continue;
+                }
+                bail!("D-Bus: a reply of {total} bytes (more than systemd ever sends)");
+            }
+            let mut buf = head.to_vec();
+            buf.resize(total, 0);
+            self.stream
+                .read_exact(&mut buf[16..])
+                .map_err(|e| timeout_named(e, "read a message"))?;
+            match Message::decode(&buf) {
+                Ok(m) => return Ok(m),
+                Err(_) if unsolicited => continue,
+                Err(e) => bail!("D-Bus: {e}"),
+            }
+        }
+    }
+
+    fn discard(&mut self, mut left: usize) -> Result<()> {
+        let mut chunk = [0u8; 8192];
+        while left > 0 {
+            let n = left.min(chunk.len());
+            self.stream
+                .read_exact(&mut chunk[..n])
+                .map_err(|e| timeout_named(e, "read a message"))?;
+            left -= n;
+        }
+        Ok(())
     }
 
     /// Send a method call and wait for its reply; signals that arrive meanwhile are
@@ -198,7 +234,13 @@ impl Connection {
         loop {
             let m = self.read().map_err(|e| e.wrap(what.to_owned()))?;
             match m.kind {
-                Kind::Signal => self.pending.push_back(m),
+                Kind::Signal => {
+                    // Kept for wait_signal, bounded: other peers can send us signals.
+                    if self.pending.len() == MAX_PENDING {
+                        self.pending.pop_front();
+                    }
+                    self.pending.push_back(m)
+                }
                 _ if m.reply_serial != Some(serial) => {}
                 Kind::Error => {
                     let name = m.error_name.as_deref().unwrap_or("?");
