@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 APT_LISTS := .ci/apt-packages.txt $(wildcard integration/apt-packages.txt imagetool/apt-packages.txt shim/apt-packages.txt)
 
-.PHONY: rust deps build demo test lint unit integration integration-runc engines engines-runc test-vm bench clean fault-campaign fuzz fuzz-smoke install test-install
+.PHONY: rust deps build demo test lint unit integration integration-runc engines engines-runc test-vm test-systemd test-systemd-full bench clean fault-campaign fuzz fuzz-smoke install test-install
 
 deps:
 	@pkgs=$$(cat $(APT_LISTS) | grep -v '^#' | sort -u | tr '\n' ' '); \
@@ -54,6 +54,16 @@ integration-runc: deps
 test-vm: deps
 	integration/vm/run.sh
 
+# The engines at their defaults in a Debian 12 guest with systemd as PID 1 (pure cgroup v2):
+# integration/systemd-vm/tests.txt; -full adds tests-full.txt's longer entries. The image
+# and its .debs are cached in PATINA_SYSTEMD_VM_CACHE (docs/cgroups.md).
+PATINA_SYSTEMD_VM_CACHE ?= /var/cache/patina-systemd-vm
+test-systemd: deps
+	PATINA_SYSTEMD_VM_CACHE=$(PATINA_SYSTEMD_VM_CACHE) integration/systemd-vm/run.sh
+
+test-systemd-full: deps
+	PATINA_SYSTEMD_VM_CACHE=$(PATINA_SYSTEMD_VM_CACHE) PATINA_SYSTEMD_VM_LIST=full integration/systemd-vm/run.sh
+
 # Only the engine tests (podman, containerd, docker; about 15 s), against patina / against runc.
 ENGINE_TESTS := --test engine_podman --test engine_containerd --test engine_docker
 engines: deps
@@ -69,7 +79,7 @@ fault-campaign: deps
 	$(CARGO) build -p patina
 	PATINA_FAULT_TRIES=300 $(CARGO) test -p integration --test fault_campaign -- --nocapture
 
-test: lint unit test-install integration integration-runc test-vm fuzz-smoke
+test: lint unit test-install integration integration-runc test-vm test-systemd fuzz-smoke
 
 # The fuzz targets (fuzz/, docs/security.md "Fuzzing"), one after another, FUZZ_SECONDS
 # each; fuzz/run.sh installs cargo-fuzz if missing and builds with ASan (RUSTC_BOOTSTRAP

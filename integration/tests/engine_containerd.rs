@@ -11,7 +11,8 @@
 
 use integration::engines::containerd::engine;
 use integration::engines::{
-    counter_motion, failure, gone, tty_summary, verify, wait_counter, Step, COUNTER, TTY_CHECK,
+    counter_motion, counter_resumed, failure, gone, tty_summary, verify, wait_counter, Step,
+    COUNTER, TTY_CHECK,
 };
 use integration::runtime::wait_for;
 use std::time::Duration;
@@ -126,7 +127,7 @@ fn engine_containerd_exec_pause_resume_kill() {
                 "status after resume",
                 e.task(name).map(|x| x.1).unwrap_or_default(),
             );
-            t.note("counter after resume", counter_motion(pid));
+            t.note("counter after resume", counter_resumed(pid));
             t.ok("ctr task kill (SIGTERM)", &e.ctr(&["task", "kill", name]))?;
             let status = wait_for(Duration::from_secs(5), || {
                 e.task(name).map(|x| x.1).filter(|s| s == "STOPPED")

@@ -27,7 +27,9 @@ fn engine_docker_run_tty() {
 fn engine_docker_exec_top_update_pause_stop() {
     let scenario = ExecScenario {
         top_and_update: true,
-        stop_grace_secs: 2,
+        // Long enough for a slow machine (the TCG guests) to finish the stop within it;
+        // honoured at once anyway: the counter traps TERM.
+        stop_grace_secs: 10,
     };
     docker_like::exec_pause_stop(engine(), scenario);
 }

@@ -28,7 +28,9 @@ fn engine_podman_run_tty() {
 fn engine_podman_exec_pause_stop() {
     let scenario = ExecScenario {
         top_and_update: false,
-        stop_grace_secs: 1,
+        // Long enough for a slow machine (the TCG guests) to finish the stop within it;
+        // honoured at once anyway: the counter traps TERM.
+        stop_grace_secs: 10,
     };
     docker_like::exec_pause_stop(engine(), scenario);
 }

@@ -42,20 +42,6 @@ fn preserve_fds_passes_exactly_the_given_count() {
 }
 
 #[test]
-fn systemd_cgroup_flag_is_refused_with_a_reason() {
-    let mut c = Container::new("systemdcg");
-    c.set_args(&["true"]);
-    c.write_config();
-    let bundle = c.bundle.to_str().unwrap().to_owned();
-    let out = c.rt(&["--systemd-cgroup", "run", "--bundle", &bundle, &c.id]);
-    out.assert_failed();
-    if !is_runc() {
-        assert_eq!(out.stderr_lines().len(), 1, "{out:?}");
-        assert!(out.stderr.contains("--systemd-cgroup"), "{out:?}");
-    }
-}
-
-#[test]
 fn rootless_true_is_refused_not_ignored() {
     let mut c = Container::new("rootless");
     c.set_args(&["true"]);

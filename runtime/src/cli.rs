@@ -55,7 +55,7 @@ pub struct Cli {
     /// Log debug messages
     #[arg(long, help_heading = GLOBAL)]
     debug: bool,
-    /// Manage cgroups through systemd (not supported: patina manages cgroupfs itself)
+    /// Make the container's cgroup a systemd unit (cgroupsPath "slice:prefix:name"); later commands use what create recorded
     #[arg(long = "systemd-cgroup", help_heading = GLOBAL)]
     systemd_cgroup: bool,
     /// Rootless mode: true, false or auto
@@ -393,12 +393,6 @@ fn check_inherited_fds(command: &Command) -> Result<()> {
 }
 
 fn check_global_flags(cli: &Cli) -> Result<()> {
-    if cli.systemd_cgroup {
-        bail!(
-            Unsupported,
-            "--systemd-cgroup: not supported; patina manages cgroups through cgroupfs"
-        );
-    }
     match cli.rootless.as_deref() {
         None | Some("false") | Some("auto") => {}
         Some("true") => bail!(
@@ -419,7 +413,7 @@ fn check_global_flags(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
-fn create_options(args: &CreateArgs) -> Result<CreateOptions> {
+fn create_options(args: &CreateArgs, systemd_cgroup: bool) -> Result<CreateOptions> {
     if args.preserve_fds < 0 {
         bail!(
             InvalidConfig,
@@ -435,6 +429,7 @@ fn create_options(args: &CreateArgs) -> Result<CreateOptions> {
         no_pivot: args.no_pivot,
         no_new_keyring: args.no_new_keyring,
         preserve_fds: args.preserve_fds,
+        systemd_cgroup,
     })
 }
 
@@ -451,7 +446,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
     let root = absolute(&cli.root);
     match cli.command {
         Command::Create(args) => {
-            create::create(&root, &args.container_id, &create_options(&args)?)?;
+            create::create(
+                &root,
+                &args.container_id,
+                &create_options(&args, cli.systemd_cgroup)?,
+            )?;
         }
         Command::Start { container_id } => start::start(&root, &container_id)?,
         Command::State { container_id } => {
@@ -480,7 +479,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             return run::run(
                 &root,
                 &create.container_id,
-                &create_options(&create)?,
+                &create_options(&create, cli.systemd_cgroup)?,
                 after,
             );
         }

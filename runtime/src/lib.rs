@@ -6,6 +6,7 @@
 pub mod capabilities;
 pub mod cgroups;
 pub mod container;
+pub mod dbus;
 pub mod default_spec;
 pub mod error;
 pub mod exe_protect;

@@ -49,18 +49,29 @@ impl Containerd {
         self.p.run(&self.ctr_argv(args), &[])
     }
 
-    /// Options of `ctr run` for container `name` with runtime `rt`.
+    /// Options of `ctr run` for container `name` with runtime `rt`. With the systemd driver,
+    /// `--runc-systemd-cgroup` and the cgroup `system.slice:ctr:<name>` (the scope
+    /// `ctr-<name>.scope` in system.slice), as Kubernetes' `SystemdCgroup = true` does.
     pub fn run_opts(&self, rt: &Rt, name: &str) -> Vec<String> {
-        vec![
+        let mut v: Vec<String> = vec![
             "--runc-binary".into(),
             rt.path_str(),
             "--runc-root".into(),
             self.p.path("runc-root"),
-            "--cgroup".into(),
-            format!("{}/{name}", self.p.cgroup_parent),
-            "--fifo-dir".into(),
-            self.p.path("fifo"),
-        ]
+        ];
+        match super::systemd::driver() {
+            super::systemd::Driver::Cgroupfs => v.extend([
+                "--cgroup".into(),
+                format!("{}/{name}", self.p.cgroup_parent),
+            ]),
+            super::systemd::Driver::Systemd => v.extend([
+                "--runc-systemd-cgroup".into(),
+                "--cgroup".into(),
+                format!("system.slice:ctr:{name}"),
+            ]),
+        }
+        v.extend(["--fifo-dir".into(), self.p.path("fifo")]);
+        v
     }
 
     fn run_argv<'a>(

@@ -1,7 +1,8 @@
 //! Docker 20.10 (Debian `docker.io`): a private dockerd (data-root, exec-root, pidfile, unix
 //! socket, `--config-file`), no networking of its own (`bridge: none`, `iptables: false`,
 //! no ip-forward/masquerade, no userland proxy), cgroupfs with `cgroup-parent` beneath our
-//! cgroup, and two runtimes: `patina` (the runtime under test) and `ref-runc` (Debian's runc).
+//! cgroup (or, with the systemd driver of [`super::systemd`], docker's default driver and
+//! parent: system.slice), and two runtimes: `patina` (the runtime under test) and `ref-runc` (Debian's runc).
 //! dockerd starts and stops its own containerd (config, socket and state in the exec-root).
 //! The client is Debian's `/usr/bin/docker` (not whatever else is first in PATH).
 //!
@@ -44,7 +45,7 @@ impl Docker {
         let p = Private::new("docker");
         let socket = p.path("d.sock");
         let config = p.dir.join("daemon.json");
-        let json = serde_json::json!({
+        let mut json = serde_json::json!({
             "data-root": p.path("root"),
             "exec-root": p.path("exec"),
             "pidfile": p.path("dockerd.pid"),
@@ -65,6 +66,14 @@ impl Docker {
                 "ref-runc": {"path": p.reference.path},
             },
         });
+        if super::systemd::driver() == super::systemd::Driver::Systemd {
+            // docker's defaults on a systemd host with cgroup v2: the systemd driver,
+            // containers in system.slice (engine_systemd checks that it chose them).
+            super::systemd::require("docker");
+            let obj = json.as_object_mut().unwrap();
+            obj.remove("exec-opts");
+            obj.remove("cgroup-parent");
+        }
         std::fs::write(&config, serde_json::to_string_pretty(&json).unwrap()).unwrap();
         for path in [
             "/etc/docker/key.json",

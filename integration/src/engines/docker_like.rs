@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use super::{
-    counter_motion, gone, tty_summary, verify, wait_counter, Engine, Rt, Step, COUNTER, TTY_CHECK,
+    counter_motion, counter_resumed, gone, tty_summary, verify, wait_counter, Engine, Rt, Step,
+    COUNTER, TTY_CHECK,
 };
 use crate::Output;
 
@@ -150,7 +151,7 @@ pub fn exec_pause_stop(e: &impl DockerLike, scenario: ExecScenario) {
         t.note("status after pause", status);
         t.note("counter while paused", counter_motion(pid));
         t.ok(&s("unpause"), &e.cli(&["unpause", name]))?;
-        t.note("counter after unpause", counter_motion(pid));
+        t.note("counter after unpause", counter_resumed(pid));
         let start = Instant::now();
         let grace = scenario.stop_grace_secs.to_string();
         t.ok(&stop, &e.cli(&["stop", "-t", &grace, name]))?;

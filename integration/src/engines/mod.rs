@@ -17,6 +17,7 @@ pub mod containerd;
 pub mod docker;
 pub mod docker_like;
 pub mod podman;
+pub mod systemd;
 
 use crate::container::{init_process, reap};
 use crate::procfs;
@@ -79,6 +80,8 @@ pub struct Private {
     outside: Mutex<Vec<(PathBuf, bool)>>,
     netns_before: Vec<String>,
     cgroup: CgroupParent,
+    /// Container scopes before the engine started (systemd driver).
+    scopes: systemd::ScopeWatch,
 }
 
 /// A cgroup parent for an engine's containers (a path relative to each hierarchy's root),
@@ -212,6 +215,7 @@ impl Private {
             outside: Mutex::new(Vec::new()),
             netns_before: netns_entries(),
             cgroup,
+            scopes: systemd::ScopeWatch::new(),
         }
     }
 
@@ -301,6 +305,7 @@ impl Private {
         reap_zombie_children();
         unmount_under(&dir, &mut leaks);
         self.cgroup.remove(&mut leaks);
+        leaks.extend(self.scopes.leaks());
         // Paths outside the private dir the engine created.
         for (p, existed) in self.outside.lock().unwrap().iter() {
             if *existed || !p.exists() {
@@ -795,6 +800,24 @@ pub fn counter_motion(pid: i32) -> String {
         (Some(a), Some(b)) if a == b => "frozen".into(),
         (Some(a), Some(b)) if b > a => "advancing".into(),
         other => format!("unreadable counter {other:?}"),
+    }
+}
+
+/// `advancing` once the counter of `pid` moves (within 5 s: a thawed counter on a slow
+/// machine, such as a TCG guest, can take longer than [`counter_motion`]'s 400 ms to tick),
+/// else `frozen`.
+pub fn counter_resumed(pid: i32) -> String {
+    let Some(a) = read_counter(pid) else {
+        return "unreadable counter".into();
+    };
+    let moved = wait_for(Duration::from_secs(5), || {
+        std::thread::sleep(Duration::from_millis(50));
+        read_counter(pid).filter(|&b| b > a).map(|_| ())
+    });
+    if moved.is_some() {
+        "advancing".into()
+    } else {
+        "frozen".into()
     }
 }
 

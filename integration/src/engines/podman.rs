@@ -30,6 +30,14 @@ impl Podman {
         let p = Private::new("podman");
         let conf = p.dir.join("containers.conf");
         let storage = p.dir.join("storage.conf");
+        // podman's default manager on a systemd host is systemd (machine.slice).
+        let manager = match super::systemd::driver() {
+            super::systemd::Driver::Cgroupfs => "cgroupfs",
+            super::systemd::Driver::Systemd => {
+                super::systemd::require("podman");
+                "systemd"
+            }
+        };
         std::fs::write(
             &conf,
             format!(
@@ -41,7 +49,7 @@ netns = "none"
 network_config_dir = "{net}"
 
 [engine]
-cgroup_manager = "cgroupfs"
+cgroup_manager = "{manager}"
 events_logger = "file"
 events_logfile_path = "{events}"
 lock_type = "file"
@@ -52,6 +60,7 @@ volume_path = "{vol}"
 runtime_supports_json = ["crun", "runc", "patina"]
 "#,
                 net = p.path("net"),
+                manager = manager,
                 events = p.path("events.log"),
                 tmp = p.path("tmp"),
                 stat = p.path("storage/libpod"),
@@ -105,16 +114,19 @@ runtime_supports_json = ["crun", "runc", "patina"]
         self.p.run(&argv, &self.env())
     }
 
-    /// Options for `podman run`/`create` with runtime `rt`: private network and cgroup parent.
+    /// Options for `podman run`/`create` with runtime `rt`: private network and cgroup parent
+    /// (none with the systemd driver: podman's default slice).
     pub fn run_opts(&self, rt: &Rt) -> Vec<String> {
-        vec![
+        let mut v: Vec<String> = vec![
             "--runtime".into(),
             rt.path_str(),
             "--network".into(),
             "none".into(),
-            "--cgroup-parent".into(),
-            self.p.cgroup_parent.clone(),
-        ]
+        ];
+        if super::systemd::driver() == super::systemd::Driver::Cgroupfs {
+            v.extend(["--cgroup-parent".into(), self.p.cgroup_parent.clone()]);
+        }
+        v
     }
 
     /// `podman run <run_opts> <extra> IMAGE <cmd>`.

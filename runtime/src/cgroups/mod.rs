@@ -12,8 +12,10 @@
 //! the caller's own cgroup (which may differ).
 
 pub mod devices;
+pub mod manager;
 pub mod oom;
 pub mod stats;
+pub mod systemd;
 pub mod v1;
 pub mod v2;
 
@@ -69,6 +71,11 @@ pub struct Cgroup {
     /// patina from before this field, which removed every leaf.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<Vec<PathBuf>>,
+    /// The systemd unit that owns the cgroup (`--systemd-cgroup` at create); absent
+    /// for cgroupfs. Later commands go by this, not by their own flags: engines send
+    /// the flag to create only (docs/cgroups.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<systemd::Unit>,
 }
 
 /// The host's layout as seen from /proc/self/mountinfo.
@@ -161,8 +168,7 @@ fn unescape(s: &str) -> String {
         .replace("\\134", "\\")
 }
 
-/// Refuse cgroupsPath values that could leave the hierarchy or name its root, or that
-/// use systemd's form.
+/// Refuse cgroupsPath values that could leave the hierarchy or name its root.
 pub fn check_path(path: &Path) -> Result<()> {
     if path.components().any(|c| c == Component::ParentDir) {
         bail!(
@@ -180,9 +186,15 @@ pub fn check_path(path: &Path) -> Result<()> {
             path.display()
         );
     }
+    Ok(())
+}
+
+/// Under cgroupfs, refuse the systemd form (an engine configured for systemd talking to
+/// a runtime without the flag), rather than make a directory named `a.slice:b:c`.
+fn check_not_systemd_form(path: &Path) -> Result<()> {
     let text = path.to_string_lossy();
     if !path.is_absolute() && !text.contains('/') && text.split(':').count() == 3 {
-        bail!(Unsupported, "linux.cgroupsPath {text:?}: the systemd form slice:prefix:name needs --systemd-cgroup, which patina does not support (use a cgroupfs path)");
+        bail!(InvalidConfig, "linux.cgroupsPath {text:?}: the systemd form slice:prefix:name needs --systemd-cgroup (or give a cgroupfs path)");
     }
     Ok(())
 }
@@ -195,6 +207,7 @@ impl Cgroup {
         let inner = match cgroups_path.filter(|p| !p.as_os_str().is_empty()) {
             Some(p) => {
                 check_path(p)?;
+                check_not_systemd_form(p)?;
                 p.to_path_buf()
             }
             None => PathBuf::from(id),
@@ -231,9 +244,8 @@ impl Cgroup {
         };
         match layout {
             Layout::V2 { mount } => Cgroup {
-                v1: BTreeMap::new(),
                 unified: Some(place(mount, &[])),
-                created: None,
+                ..Default::default()
             },
             Layout::V1 {
                 hierarchies,
@@ -249,7 +261,7 @@ impl Cgroup {
                 Cgroup {
                     v1,
                     unified: unified.as_ref().map(|m| place(m, &[])),
-                    created: None,
+                    ..Default::default()
                 }
             }
         }
@@ -286,6 +298,11 @@ impl Cgroup {
     /// 1.2): its processes would otherwise share the container's limits, be killed with
     /// it, or freeze the container at birth.
     pub fn plan_creation(&mut self) -> Result<()> {
+        if self.systemd.is_some() {
+            // systemd makes (and removes) the scope's directory.
+            self.created = Some(Vec::new());
+            return Ok(());
+        }
         let mut missing: Vec<PathBuf> = Vec::new();
         for dir in self.dirs() {
             let mut cur = dir;
@@ -923,7 +940,7 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains(".."));
-        assert!(check_path(Path::new("system.slice:runc:x"))
+        assert!(check_not_systemd_form(Path::new("system.slice:runc:x"))
             .unwrap_err()
             .to_string()
             .contains("--systemd-cgroup"));

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{open, Flock, OFlag};
 use nix::sys::stat::Mode;
 use nix::unistd::{chown, mkfifo, Gid, Pid, Uid};
-use oci_spec::runtime::{Hooks, LinuxIdMapping, LinuxNamespaceType, Spec};
+use oci_spec::runtime::{Hooks, LinuxIdMapping, LinuxNamespaceType, LinuxResources, Spec};
 
 use crate::bail;
 use crate::capabilities::CapSets;
@@ -33,6 +33,8 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
+    /// `--systemd-cgroup`: the cgroup is a systemd unit (recorded for later commands).
+    pub systemd_cgroup: bool,
 }
 
 /// A container in the `created` state; `pid` is a child of this process. `lock` is the
@@ -51,7 +53,7 @@ impl Created {
         kill_and_reap(self.pid);
         if let Some(cg) = &self.record.cgroup {
             let _ = cg.kill_all();
-            let _ = cg.remove();
+            let _ = cg.release();
         }
         let _ = self.dir.remove();
     }
@@ -114,7 +116,7 @@ pub fn create_from_bundle(
         (None, None) => None,
     };
     let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref());
-    let cgroup = Cgroup::resolve(&Layout::detect()?, cgroups_path, id)?;
+    let cgroup = Cgroup::for_container(&Layout::detect()?, cgroups_path, id, opts.systemd_cgroup)?;
     let idmapped = crate::rootfs::idmap::prepare_trees(&bundle.spec, &bundle.dir)?;
     dir.create()?;
     let lock = dir.lock().inspect_err(|_| {
@@ -134,7 +136,7 @@ pub fn create_from_bundle(
         // From here on the container is on record: `list` shows it and `delete --force`
         // removes whatever a create killed at any later point leaves (cgroups).
         dir.save(&record)?;
-        let pid = in_cgroup(&mut record, &dir, &bundle, |record| {
+        let pid = in_cgroup(&mut record, &dir, &bundle, |record, rules| {
             spawn(
                 &dir,
                 &bundle,
@@ -142,7 +144,7 @@ pub fn create_from_bundle(
                 &security,
                 console.as_ref(),
                 opts,
-                record,
+                (record, rules),
             )
         })?;
         Ok((record, pid))
@@ -234,35 +236,42 @@ pub fn socket_activation_fds() -> i32 {
     }
 }
 
-/// Make the container's cgroup with its resources, run `f`, and remove the cgroup
-/// again if `f` fails (by then `f` has killed init), so a failed create leaves nothing.
+/// Make the container's cgroup with its resources (under systemd: only once init
+/// exists, see [`Cgroup::adopt`]), run `f` with the device rules, and remove the
+/// cgroup (stop the unit) again if `f` fails (by then `f` has killed init), so a
+/// failed create leaves nothing.
 fn in_cgroup<T>(
     record: &mut Record,
     dir: &StateDir,
     bundle: &Bundle,
-    f: impl FnOnce(&mut Record) -> Result<T>,
+    f: impl FnOnce(&mut Record, &[devices::Rule]) -> Result<T>,
 ) -> Result<T> {
-    let linux = bundle.spec.linux().as_ref();
-    let no_resources = Default::default();
-    let resources = linux
-        .and_then(|l| l.resources().as_ref())
-        .unwrap_or(&no_resources);
-    let rules = devices::container_rules(resources.devices().as_deref())?;
-    let replanned = record.cgroup.as_mut().expect("planned").create()?;
+    let rules = devices::container_rules(resources_of(bundle).devices().as_deref())?;
+    let replanned = record.cgroup.as_mut().expect("planned").prepare()?;
     let result = (|| {
         if replanned {
             dir.save(record)?;
         }
         let cgroup = record.cgroup.as_ref().expect("made");
-        cgroup.apply(resources, Some(&rules))?;
-        f(record)
+        cgroup.apply_before_clone(resources_of(bundle), &rules)?;
+        f(record, &rules)
     })();
     if result.is_err() {
         if let Some(cgroup) = &record.cgroup {
-            let _ = cgroup.remove();
+            let _ = cgroup.release();
         }
     }
     result
+}
+
+fn resources_of(bundle: &Bundle) -> &LinuxResources {
+    static NONE: std::sync::LazyLock<LinuxResources> = std::sync::LazyLock::new(Default::default);
+    bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .unwrap_or(&NONE)
 }
 
 fn connect_console(path: &Path) -> Result<OwnedFd> {
@@ -289,10 +298,9 @@ fn spawn(
     security: &Prepared<'_>,
     console: Option<&OwnedFd>,
     opts: &CreateOptions,
-    record: &mut Record,
+    (record, rules): (&mut Record, &[devices::Rule]),
 ) -> Result<Pid> {
     let cgroup = record.cgroup.clone().expect("made");
-    let cgroup = &cgroup;
     let spec = &bundle.spec;
     let fifo = dir.fifo_path();
     mkfifo(&fifo, Mode::from_bits_truncate(0o622)).context("create exec fifo")?;
@@ -315,10 +323,10 @@ fn spawn(
         caps: security.caps,
         new_keyring: (!opts.no_new_keyring).then_some(dir.id.as_str()),
         seccomp: security.seccomp,
-        cgroup: Some(cgroup),
+        cgroup: Some(&cgroup),
         idmapped: security.idmapped,
     };
-    let pid = clone_in_cgroup(plan.clone_flags, Some(cgroup), |joined| {
+    let pid = clone_in_cgroup(plan.clone_flags, cgroup.clone_target(), |joined| {
         parent.close_copy_in_child();
         if let Err(e) = joined {
             let _ = child.send(&Message::failed(&e));
@@ -327,6 +335,17 @@ fn spawn(
         init::run(&ctx, &child)
     })?;
     drop(child);
+    // systemd: the scope is made now, with init (waiting for Go) in it.
+    let adopted = record.cgroup.as_mut().expect("made");
+    if let Err(e) = adopted.adopt(pid.as_raw(), &dir.id, resources_of(bundle), rules) {
+        kill_and_reap(pid);
+        return Err(e);
+    }
+    let cgroup = match adopted.systemd {
+        Some(_) => adopted.clone(),
+        None => cgroup,
+    };
+    let cgroup = &cgroup;
     let result = drive_init(dir, bundle, plan, &parent, pid, security.seccomp, record);
     if result.is_err() {
         kill_and_reap(pid);

@@ -58,7 +58,7 @@ pub fn destroy(dir: &StateDir, record: &Record) -> Result<()> {
         if !record.own_pid_ns || record.pid == 0 {
             cgroup.kill_all()?;
         }
-        match cgroup.remove() {
+        match cgroup.release() {
             Err(e) if record.own_pid_ns && cgroup.procs().is_ok_and(|p| !p.is_empty()) => {
                 crate::logging::warn(&format!(
                     "{e}: left in place, it holds processes the container did not start"
@@ -96,11 +96,10 @@ fn salvage(dir: &StateDir, why: &crate::error::Error) -> Result<()> {
     let cgroup: Option<crate::cgroups::Cgroup> =
         field(&raw, "cgroup").and_then(|v| serde_json::from_value(v).ok());
     if let Some(cgroup) = cgroup.filter(|c| c.created.is_some()) {
-        let made = cgroup.created.as_deref().unwrap_or_default();
-        if cgroup.dirs().iter().all(|d| made.iter().any(|m| m == d)) {
+        if cgroup.is_own() {
             cgroup.kill_all()?;
         }
-        cgroup.remove()?;
+        cgroup.release()?;
         found.push(format!("cgroup {:?}", cgroup.dirs()));
     }
     dir.remove()?;

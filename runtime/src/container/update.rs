@@ -41,7 +41,7 @@ pub fn update(root: &Path, id: &str, flags: &UpdateFlags) -> Result<()> {
     if dir.status(&record) == Status::Stopped {
         bail!(WrongState, "cannot update container {id:?}: it is stopped");
     }
-    super::pause::cgroup_of(&record)?.apply(&r, None)
+    super::pause::cgroup_of(&record)?.update(&r)
 }
 
 fn resources_from(flags: &UpdateFlags) -> Result<LinuxResources> {
