@@ -12,6 +12,7 @@ use patina::container::{
     create, delete, events, exec, kill, list, pause, ps, resume, run, start, state, update,
 };
 use patina::logging::{self, Format};
+use patina::rootless::{self, Mode};
 use patina::{bail, Result};
 
 /// `-v`/`--version` in runc's shape ("NAME version X", then "key: value" lines), which
@@ -36,9 +37,10 @@ struct Cli {
     /// Print the version
     #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
     version: (),
-    /// Directory for the containers' state
-    #[arg(long, global = true, default_value = "/run/patina")]
-    root: PathBuf,
+    /// Directory for the containers' state (default /run/patina; $XDG_RUNTIME_DIR/patina
+    /// when not run as root)
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     /// Log file (errors and warnings; debug with --debug)
     #[arg(long, global = true)]
     log: Option<PathBuf>,
@@ -191,7 +193,8 @@ enum Command {
     Spec {
         #[arg(short = 'b', long, default_value = ".")]
         bundle: PathBuf,
-        /// Rootless spec (not supported yet)
+        /// A config for the calling user (user namespace mapping it to root, no network
+        /// namespace, no cgroup limits, /sys bound from the host)
         #[arg(long = "rootless", id = "spec_rootless")]
         rootless: bool,
     },
@@ -328,11 +331,6 @@ fn check_global_flags(cli: &Cli) -> Result<()> {
     if cli.systemd_cgroup {
         bail!("--systemd-cgroup: not supported; patina manages cgroups through cgroupfs");
     }
-    match cli.rootless.as_deref() {
-        None | Some("false") | Some("auto") => {}
-        Some("true") => bail!("--rootless=true: rootless mode is not supported by patina yet"),
-        Some(other) => bail!("--rootless {other:?}: expected true, false or auto"),
-    }
     if let Some(criu) = &cli.criu {
         logging::debug(&format!(
             "--criu {:?}: kept for checkpoint, which patina does not support",
@@ -342,7 +340,7 @@ fn check_global_flags(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
-fn create_options(args: &CreateArgs) -> Result<CreateOptions> {
+fn create_options(args: &CreateArgs, rootless: Mode) -> Result<CreateOptions> {
     if args.preserve_fds < 0 {
         bail!("--preserve-fds {}: must not be negative", args.preserve_fds);
     }
@@ -354,6 +352,7 @@ fn create_options(args: &CreateArgs) -> Result<CreateOptions> {
         no_pivot: args.no_pivot,
         no_new_keyring: args.no_new_keyring,
         preserve_fds: args.preserve_fds,
+        rootless,
     })
 }
 
@@ -367,10 +366,17 @@ fn print(text: &str) {
 
 fn dispatch(cli: Cli) -> Result<i32> {
     check_global_flags(&cli)?;
-    let root = absolute(&cli.root);
+    let mode = Mode::parse(cli.rootless.as_deref())?;
+    let root = match &cli.root {
+        Some(root) => absolute(root),
+        None => rootless::default_state_root(
+            &rootless::Caller::detect(),
+            std::env::var("XDG_RUNTIME_DIR").ok().as_deref(),
+        ),
+    };
     match cli.command {
         Command::Create(args) => {
-            create::create(&root, &args.container_id, &create_options(&args)?)?;
+            create::create(&root, &args.container_id, &create_options(&args, mode)?)?;
         }
         Command::Start { container_id } => start::start(&root, &container_id)?,
         Command::State { container_id } => {
@@ -390,7 +396,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             return run::run(
                 &root,
                 &create.container_id,
-                &create_options(&create)?,
+                &create_options(&create, mode)?,
                 detach,
             );
         }
@@ -402,12 +408,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             };
             print(&list::list(&root, format)?);
         }
-        Command::Spec { bundle, rootless } => {
-            if rootless {
-                bail!("spec --rootless: rootless containers are not supported by patina yet");
-            }
-            write_spec(&bundle)?;
-        }
+        Command::Spec { bundle, rootless } => write_spec(&bundle, rootless)?,
         Command::Features => {
             let json = serde_json::to_string_pretty(&patina::features::features())
                 .expect("features serialise");
@@ -493,13 +494,17 @@ fn exec_command(root: &Path, args: ExecArgs) -> Result<i32> {
     exec::exec(&dir, &record, &process, &opts)
 }
 
-fn write_spec(bundle: &Path) -> Result<()> {
+fn write_spec(bundle: &Path, rootless: bool) -> Result<()> {
     let path = bundle.join("config.json");
     if path.exists() {
         bail!("spec: {:?} already exists; remove it first", path.display());
     }
-    let json = serde_json::to_string_pretty(&patina::default_spec::default_spec())
-        .expect("spec serialises");
+    let mut spec = patina::default_spec::default_spec();
+    if rootless {
+        let caller = rootless::Caller::detect();
+        patina::default_spec::to_rootless(&mut spec, caller.euid, caller.egid);
+    }
+    let json = serde_json::to_string_pretty(&spec).expect("spec serialises");
     std::fs::write(&path, json + "\n")
         .map_err(|e| patina::Error::from(e).wrap(format!("write {:?}", path.display())))
 }

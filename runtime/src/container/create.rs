@@ -20,6 +20,7 @@ use crate::namespaces::{self, Plan};
 use crate::process::channel::{self, Channel, Message};
 use crate::process::init::{self, InitContext};
 use crate::process::{clone_in_cgroup, kill_and_reap};
+use crate::rootless;
 use crate::seccomp::{notify, Seccomp};
 use crate::spec::Bundle;
 use crate::state::{self, Record, StateDir, Status};
@@ -33,6 +34,8 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
+    /// `--rootless`: decides, with who the caller is, the rootless behaviour (rootless.rs).
+    pub rootless: crate::rootless::Mode,
 }
 
 /// A container in the `created` state; `pid` is a child of this process. `lock` is the
@@ -105,7 +108,11 @@ pub fn create_from_bundle(
         (None, None) => None,
     };
     let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref());
-    let cgroup = Cgroup::resolve(&Layout::detect()?, cgroups_path, id)?;
+    let layout = Layout::detect()?;
+    let cgroup = Cgroup::resolve(&layout, cgroups_path, id)?;
+    let caller = rootless::Caller::detect();
+    let rootless = rootless::Plan::new(&caller, opts.rootless, &bundle.spec, &cgroup)?;
+    let cgroup = Placement::new(cgroup, &rootless, &layout)?;
     let idmapped = crate::rootfs::idmap::prepare_trees(&bundle.spec, &bundle.dir)?;
     dir.create()?;
     let lock = dir.lock().inspect_err(|_| {
@@ -119,9 +126,10 @@ pub fn create_from_bundle(
         caps: caps.as_ref(),
         seccomp: seccomp.as_ref(),
         idmapped: &idmapped,
+        rootless: &rootless,
     };
     let made = (|| {
-        let mut record = initial_record(&dir, &bundle, &plan, &security, cgroup, opts)?;
+        let mut record = initial_record(&dir, &bundle, &plan, &security, &cgroup, opts)?;
         // From here on the container is on record: `list` shows it and `delete --force`
         // removes whatever a create killed at any later point leaves (cgroups).
         dir.save(&record)?;
@@ -131,7 +139,7 @@ pub fn create_from_bundle(
                 &bundle,
                 &plan,
                 &security,
-                console.as_ref(),
+                (console.as_ref(), cgroup.visible.as_ref()),
                 opts,
                 record,
             )
@@ -159,10 +167,13 @@ fn initial_record(
     bundle: &Bundle,
     plan: &Plan,
     security: &Prepared<'_>,
-    mut cgroup: Cgroup,
+    placement: &Placement,
     opts: &CreateOptions,
 ) -> Result<Record> {
-    cgroup.plan_creation()?;
+    let mut cgroup = placement.own.clone();
+    if let Some(cgroup) = &mut cgroup {
+        cgroup.plan_creation()?;
+    }
     let spec = &bundle.spec;
     Ok(Record {
         oci_version: spec.version().clone(),
@@ -184,7 +195,8 @@ fn initial_record(
         process: spec.process().clone(),
         seccomp_filter: security.seccomp.cloned(),
         seccomp: None,
-        cgroup: Some(cgroup),
+        cgroup,
+        no_cgroup: placement.why_none.clone(),
         no_new_keyring: opts.no_new_keyring,
     })
 }
@@ -242,7 +254,11 @@ fn in_cgroup<T>(
         resources.devices().as_deref(),
         linux.and_then(|l| l.devices().as_deref()),
     )?;
-    let replanned = record.cgroup.as_mut().expect("planned").create()?;
+    let Some(planned) = record.cgroup.as_mut() else {
+        // Rootless without a delegated cgroup (and no limits asked: rootless.rs).
+        return f(record);
+    };
+    let replanned = planned.create()?;
     let result = (|| {
         if replanned {
             dir.save(record)?;
@@ -274,6 +290,34 @@ struct Prepared<'a> {
     caps: Option<&'a CapSets>,
     seccomp: Option<&'a Seccomp>,
     idmapped: &'a [Option<OwnedFd>],
+    rootless: &'a rootless::Plan,
+}
+
+/// The container's cgroup, or none (rootless without a delegated one: `why_none`); and
+/// the cgroup `type: cgroup` mounts show without a cgroup namespace (the container's, or
+/// else the caller's own, as runc's rootless mode shows).
+struct Placement {
+    own: Option<Cgroup>,
+    why_none: Option<String>,
+    visible: Option<Cgroup>,
+}
+
+impl Placement {
+    fn new(cgroup: Cgroup, rootless: &rootless::Plan, layout: &Layout) -> Result<Placement> {
+        let Some(why) = &rootless.no_cgroup else {
+            return Ok(Placement {
+                visible: Some(cgroup.clone()),
+                own: Some(cgroup),
+                why_none: None,
+            });
+        };
+        let own = std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
+        Ok(Placement {
+            own: None,
+            why_none: Some(why.clone()),
+            visible: Some(Cgroup::resolve_with(layout, &own, Path::new(""))),
+        })
+    }
 }
 
 fn spawn(
@@ -281,17 +325,15 @@ fn spawn(
     bundle: &Bundle,
     plan: &Plan,
     security: &Prepared<'_>,
-    console: Option<&OwnedFd>,
+    (console, visible_cgroup): (Option<&OwnedFd>, Option<&Cgroup>),
     opts: &CreateOptions,
     record: &mut Record,
 ) -> Result<Pid> {
-    let cgroup = record.cgroup.clone().expect("made");
-    let cgroup = &cgroup;
+    let cgroup = record.cgroup.clone();
+    let cgroup = cgroup.as_ref();
     let spec = &bundle.spec;
     let fifo = dir.fifo_path();
-    mkfifo(&fifo, Mode::from_bits_truncate(0o622)).context("create exec fifo")?;
-    let (uid, gid) = host_ids_of_user(spec);
-    chown(&fifo, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))).context("chown exec fifo")?;
+    make_exec_fifo(&fifo, spec, security.rootless)?;
     // init holds the fifo itself, never the state dir: a directory descriptor would be a
     // way out of the container while init resolves the container's paths (fds.rs).
     let exec_fifo =
@@ -309,11 +351,16 @@ fn spawn(
         caps: security.caps,
         new_keyring: (!opts.no_new_keyring).then_some(dir.id.as_str()),
         seccomp: security.seccomp,
-        cgroup: Some(cgroup),
+        cgroup: visible_cgroup,
         idmapped: security.idmapped,
+        dumpable_until_go: security.rootless.init_dumpable_until_mapped(),
     };
-    let pid = clone_in_cgroup(plan.clone_flags, Some(cgroup), |joined| {
+    let pid = clone_in_cgroup(plan.clone_flags, cgroup, |joined| {
         parent.close_copy_in_child();
+        if ctx.dumpable_until_go {
+            // Until the maps are written (init.rs makes it non-dumpable again at Go).
+            let _ = nix::sys::prctl::set_dumpable(true);
+        }
         if let Err(e) = joined {
             let _ = child.send(&Message::Failed(e.to_string()));
             return 1;
@@ -321,7 +368,7 @@ fn spawn(
         init::run(&ctx, &child)
     })?;
     drop(child);
-    let result = drive_init(dir, bundle, plan, &parent, pid, security.seccomp, record);
+    let result = drive_init(dir, bundle, plan, &parent, pid, security, record);
     if result.is_err() {
         kill_and_reap(pid);
     }
@@ -337,8 +384,8 @@ fn spawn(
 
 /// init killed by the kernel's OOM killer while it set up (the channel just breaks):
 /// say so, naming the limit, rather than leave "ECONNRESET" as the reason.
-fn explain_oom(err: Error, cgroup: &Cgroup, spec: &Spec) -> Error {
-    if crate::cgroups::stats::oom_kills(cgroup) == 0 {
+fn explain_oom(err: Error, cgroup: Option<&Cgroup>, spec: &Spec) -> Error {
+    if cgroup.is_none_or(|cg| crate::cgroups::stats::oom_kills(cg) == 0) {
         return err;
     }
     let limit = spec
@@ -371,14 +418,15 @@ fn drive_init(
     plan: &Plan,
     parent: &Channel,
     pid: Pid,
-    seccomp: Option<&Seccomp>,
+    security: &Prepared<'_>,
     record: &mut Record,
 ) -> Result<()> {
     let spec = &bundle.spec;
+    let seccomp = security.seccomp;
     // init is in its cgroup already (born there, or joined before it reads Go); it
     // unshares its cgroup namespace only after Go, so this cgroup is its root.
     if plan.new_user {
-        namespaces::write_id_maps(
+        security.rootless.write_id_maps(
             pid.as_raw(),
             spec.linux().as_ref().expect("user ns implies linux"),
         )?;
@@ -418,6 +466,26 @@ fn drive_init(
         .map_err(|e| e.wrap("container init"))?;
     dir.save(record)?;
     parent.send(&Message::Committed)
+}
+
+/// The fifo init blocks on until `start`. It belongs to init's user (through the maps);
+/// an unprivileged runtime cannot give a file away, so there the fifo is the caller's and
+/// writable by anyone who can reach it (only init holds a path to it: the state dir is
+/// the caller's, 0711).
+fn make_exec_fifo(fifo: &Path, spec: &Spec, rootless: &rootless::Plan) -> Result<()> {
+    mkfifo(fifo, Mode::from_bits_truncate(0o622)).context("create exec fifo")?;
+    let (uid, gid) = host_ids_of_user(spec);
+    let own = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    if !rootless.init_dumpable_until_mapped() || (uid, gid) == own {
+        return chown(fifo, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+            .context("chown exec fifo");
+    }
+    // mkfifo's mode went through the umask.
+    std::fs::set_permissions(fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
+        .context("chmod exec fifo")
 }
 
 /// Only poststart and poststop are needed after `create` returns.

@@ -45,12 +45,18 @@ pub struct InitContext<'a> {
     pub cgroup: Option<&'a crate::cgroups::Cgroup>,
     /// Idmapped mount trees the runtime made, by `mounts[]` index.
     pub idmapped: &'a [Option<OwnedFd>],
+    /// An unprivileged runtime writes the maps (rootless.rs): init stays dumpable, so
+    /// that its /proc files are the caller's, until the runtime says Go.
+    pub dumpable_until_go: bool,
 }
 
 /// Entry point in the cloned child; never returns.
 pub fn run(ctx: &InitContext<'_>, channel: &Channel) -> ! {
     let setup = keep_only_needed(ctx, channel, true)
-        .and_then(|()| crate::exe_protect::protect())
+        .and_then(|()| match ctx.dumpable_until_go {
+            true => Ok(()),
+            false => crate::exe_protect::protect(),
+        })
         .and_then(|()| setup(ctx, channel));
     let code = match setup {
         Ok(ready) => {
@@ -109,6 +115,9 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
             )))
         }
     };
+    if ctx.dumpable_until_go {
+        crate::exe_protect::protect()?;
+    }
     if ctx.plan.new_user {
         // Become root of the new user namespace, now that the maps exist.
         setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
@@ -322,6 +331,12 @@ pub(crate) fn check_cwd_inside(cwd: &Path) -> Result<()> {
     }
 }
 
+/// In a user namespace whose gid map an unprivileged runtime wrote (rootless.rs), the
+/// group list can never change: there is nothing to drop, and no group to add.
+fn setgroups_denied() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
+}
+
 /// Groups, then gid, then uid with capabilities kept across, then the exact cap sets.
 pub(crate) fn switch_user(process: &Process, caps: Option<&CapSets>) -> Result<()> {
     let user = process.user();
@@ -335,7 +350,9 @@ pub(crate) fn switch_user(process: &Process, caps: Option<&CapSets>) -> Result<(
         .flatten()
         .map(|g| Gid::from_raw(*g))
         .collect();
-    nix::unistd::setgroups(&groups).context("process.user.additionalGids: setgroups")?;
+    if !groups.is_empty() || !setgroups_denied() {
+        nix::unistd::setgroups(&groups).context("process.user.additionalGids: setgroups")?;
+    }
     let gid = Gid::from_raw(user.gid());
     setresgid(gid, gid, gid).with_context(|| format!("process.user.gid: setgid {gid}"))?;
     nix::sys::prctl::set_keepcaps(true).context("keep capabilities across setuid")?;
