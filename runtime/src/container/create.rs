@@ -133,7 +133,8 @@ pub fn create_from_bundle(
         // From here on the container is on record: `list` shows it and `delete --force`
         // removes whatever a create killed at any later point leaves (cgroups).
         dir.save(&record)?;
-        let pid = in_cgroup(&mut record, &dir, &bundle, |record| {
+        let device_rules = !rootless.rootless;
+        let pid = in_cgroup(&mut record, &dir, &bundle, device_rules, |record| {
             spawn(
                 &dir,
                 &bundle,
@@ -237,12 +238,14 @@ pub fn socket_activation_fds() -> i32 {
     }
 }
 
-/// Make the container's cgroup with its resources, run `f`, and remove the cgroup
+/// Make the container's cgroup with its resources (and device rules if `device_rules`),
+/// run `f`, and remove the cgroup
 /// again if `f` fails (by then `f` has killed init), so a failed create leaves nothing.
 fn in_cgroup<T>(
     record: &mut Record,
     dir: &StateDir,
     bundle: &Bundle,
+    device_rules: bool,
     f: impl FnOnce(&mut Record) -> Result<T>,
 ) -> Result<T> {
     let linux = bundle.spec.linux().as_ref();
@@ -264,7 +267,9 @@ fn in_cgroup<T>(
             dir.save(record)?;
         }
         let cgroup = record.cgroup.as_ref().expect("made");
-        cgroup.apply(resources, Some(&rules))?;
+        // Device rules need CAP_SYS_ADMIN (v1 devices files, v2 eBPF): a rootless
+        // container's devices are the host nodes the user may open anyway, as in runc.
+        cgroup.apply(resources, device_rules.then_some(&rules[..]))?;
         f(record)
     })();
     if result.is_err() {
@@ -358,8 +363,15 @@ fn spawn(
     let pid = clone_in_cgroup(plan.clone_flags, cgroup, |joined| {
         parent.close_copy_in_child();
         if ctx.dumpable_until_go {
-            // Until the maps are written (init.rs makes it non-dumpable again at Go).
-            let _ = nix::sys::prctl::set_dumpable(true);
+            // Until the maps are written (init.rs makes it non-dumpable again at Go); the
+            // runtime waits for this before it writes them.
+            let dumpable = nix::sys::prctl::set_dumpable(true)
+                .context("make init dumpable for its maps")
+                .and_then(|()| child.send(&Message::Mappable));
+            if let Err(e) = dumpable {
+                let _ = child.send(&Message::Failed(e.to_string()));
+                return 1;
+            }
         }
         if let Err(e) = joined {
             let _ = child.send(&Message::Failed(e.to_string()));
@@ -425,6 +437,11 @@ fn drive_init(
     let seccomp = security.seccomp;
     // init is in its cgroup already (born there, or joined before it reads Go); it
     // unshares its cgroup namespace only after Go, so this cgroup is its root.
+    if security.rootless.init_dumpable_until_mapped() {
+        parent
+            .expect(&Message::Mappable)
+            .map_err(|e| e.wrap("container init"))?;
+    }
     if plan.new_user {
         security.rootless.write_id_maps(
             pid.as_raw(),

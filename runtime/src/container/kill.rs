@@ -24,13 +24,17 @@ pub fn signal_container(record: &Record, signal: i32, all: bool) -> Result<()> {
         bail!("container {:?} is not running", record.id);
     };
     // SIGKILL to the init of a pid namespace kills every process in it: no scan needed.
-    // Otherwise every process of the container is in its cgroup.
+    // Otherwise every process of the container is in its cgroup (or, rootless without
+    // one, in its pid namespace).
     if all && !(record.own_pid_ns && signal == libc::SIGKILL) {
-        if let Some(cg) = &record.cgroup {
-            for pid in cg.procs()?.into_iter().filter(|p| *p != record.pid) {
-                // SAFETY: kill(2) with a pid and signal number; a vanished pid gives ESRCH.
-                unsafe { libc::kill(pid, signal) };
-            }
+        let members = match &record.cgroup {
+            Some(cg) => cg.procs()?,
+            None if record.own_pid_ns => super::ps::members(record)?,
+            None => Vec::new(),
+        };
+        for pid in members.into_iter().filter(|p| *p != record.pid) {
+            // SAFETY: kill(2) with a pid and signal number; a vanished pid gives ESRCH.
+            unsafe { libc::kill(pid, signal) };
         }
     }
     super::send_signal(&pidfd, signal)

@@ -116,6 +116,9 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
         }
     };
     if ctx.dumpable_until_go {
+        // Non-dumpable, init's /proc files are global root's: its oom_score_adj could no
+        // longer be written by init itself, which is still the caller here.
+        set_oom_score_adj(process)?;
         crate::exe_protect::protect()?;
     }
     if ctx.plan.new_user {
@@ -143,9 +146,8 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
         join_session_keyring(name)?;
     }
     set_names(spec)?;
-    if let Some(adj) = process.oom_score_adj() {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .with_context(|| format!("process.oomScoreAdj: write {adj}"))?;
+    if !ctx.dumpable_until_go {
+        set_oom_score_adj(process)?;
     }
 
     let in_user_ns = ctx
@@ -328,6 +330,14 @@ pub(crate) fn check_cwd_inside(cwd: &Path) -> Result<()> {
             "process.cwd {:?}: resolves outside the container's root",
             cwd.display()
         ))),
+    }
+}
+
+fn set_oom_score_adj(process: &Process) -> Result<()> {
+    match process.oom_score_adj() {
+        Some(adj) => std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .with_context(|| format!("process.oomScoreAdj: write {adj}")),
+        None => Ok(()),
     }
 }
 
