@@ -408,3 +408,53 @@ fn mount_ids_outside_the_maps_are_refused() {
     // runc fails too, with the kernel's bare EINVAL.
     c.assert_rejected(&out, &["mounts[", "uid=1000", "not mapped"]);
 }
+
+#[test]
+fn uid_0_of_a_partial_user_namespace_is_rootless() {
+    // Rootless podman's setup: the engine (and the runtime it starts) is uid 0 of a user
+    // namespace mapping the user and its subordinate range, and the config has no user
+    // namespace of its own. Detected as rootless: no cgroup (none is writable), the rest
+    // as root of that namespace.
+    let user = TestUser::create();
+    let mut c = Container::new("rlpodman");
+    std::fs::create_dir(&c.root).unwrap();
+    user.give(&c.root);
+    user.give(&c.rootfs);
+    let mut wrapper = user.setpriv();
+    wrapper.extend([
+        "/usr/bin/unshare".to_owned(),
+        "--user".to_owned(),
+        "--map-root-user".to_owned(),
+        format!("--map-users={},1,{}", user.subuid.0, user.subuid.1),
+        format!("--map-groups={},1,{}", user.subgid.0, user.subgid.1),
+    ]);
+    c.wrapper = wrapper;
+    c.config["process"]["user"] = json!({ "uid": 1000, "gid": 1000 });
+    let script = "id -u; cat /proc/self/uid_map; awk '$5 == \"/dev/null\" {print $4}' /proc/self/mountinfo; \
+                  touch /tmp/x; stat -c %u /tmp/x";
+    c.set_sh(script);
+    let out = c.run();
+    out.assert_ok();
+    assert_eq!(
+        lines(&out.stdout),
+        [
+            "1000".to_owned(),
+            format!("0 {} 1", user.uid),
+            format!("1 {} {}", user.subuid.0, user.subuid.1),
+            "/null".to_owned(),
+            "1000".to_owned(),
+        ]
+    );
+    let made = std::fs::metadata(c.rootfs.join("tmp/x")).unwrap();
+    assert_eq!(made.uid(), user.subuid.0 + 999);
+    // Told it is not rootless, the runtime tries the host's cgroups it cannot write.
+    let b = c.bundle.to_str().unwrap().to_owned();
+    let out = c.rt(&["--rootless", "false", "run", "--bundle", &b, &c.id]);
+    out.assert_failed();
+    if !is_runc() {
+        assert!(
+            out.stderr.contains("cgroup") && out.stderr.contains("EACCES"),
+            "{out:?}"
+        );
+    }
+}

@@ -113,6 +113,9 @@ pub enum MapWriter {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub rootless: bool,
+    /// The caller itself is in a user namespace that does not map every id: init is in
+    /// one even when the config asks for none (mknod is refused: devices are bound).
+    pub caller_in_user_ns: bool,
     pub uid_map: MapWriter,
     pub gid_map: MapWriter,
     /// Why the container has no cgroup (a rootless caller without a delegated one).
@@ -154,6 +157,7 @@ impl Plan {
         }
         let mut plan = Plan {
             rootless,
+            caller_in_user_ns: !caller.full_id_range,
             uid_map,
             gid_map,
             no_cgroup: None,

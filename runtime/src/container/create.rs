@@ -359,6 +359,7 @@ fn spawn(
         cgroup: visible_cgroup,
         idmapped: security.idmapped,
         dumpable_until_go: security.rootless.init_dumpable_until_mapped(),
+        caller_in_user_ns: security.rootless.caller_in_user_ns,
     };
     let pid = clone_in_cgroup(plan.clone_flags, cgroup, |joined| {
         parent.close_copy_in_child();

@@ -48,6 +48,9 @@ pub struct InitContext<'a> {
     /// An unprivileged runtime writes the maps (rootless.rs): init stays dumpable, so
     /// that its /proc files are the caller's, until the runtime says Go.
     pub dumpable_until_go: bool,
+    /// The runtime runs in a user namespace that does not map every id (rootless podman):
+    /// init is in a user namespace even without one of its own.
+    pub caller_in_user_ns: bool,
 }
 
 /// Entry point in the cloned child; never returns.
@@ -150,9 +153,10 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
         set_oom_score_adj(process)?;
     }
 
-    let in_user_ns = ctx
-        .plan
-        .has_own(oci_spec::runtime::LinuxNamespaceType::User);
+    let in_user_ns = ctx.caller_in_user_ns
+        || ctx
+            .plan
+            .has_own(oci_spec::runtime::LinuxNamespaceType::User);
     let own_cgroupns = ctx
         .plan
         .has_own(oci_spec::runtime::LinuxNamespaceType::Cgroup);
