@@ -118,16 +118,22 @@ fn create_exec_ps_kill_delete_without_a_cgroup() {
     let ps = c.rt(&["ps", "--format", "json", &c.id]);
     let pause = c.rt(&["pause", &c.id]);
     pause.assert_failed();
+    let stats = c.rt(&["events", "--stats", &c.id]);
     if is_runc() {
-        // runc 1.1.5 without a cgroup: ps fails.
+        // runc 1.1.5 without a cgroup: ps fails; events --stats prints all-zero stats.
         ps.assert_failed();
+        stats.assert_ok();
+        assert!(stats.stdout.contains(r#""usage":{"limit":0"#), "{stats:?}");
     } else {
         // beyond runc: the processes of the container's pid namespace.
         ps.assert_ok();
         let pids: Vec<i32> = serde_json::from_str(&ps.stdout).unwrap();
         assert_eq!(pids, [pid], "{ps:?}");
-        assert_eq!(pause.stderr_lines().len(), 1, "{pause:?}");
-        assert!(pause.stderr.contains("no delegated cgroup"), "{pause:?}");
+        for out in [&pause, &stats] {
+            out.assert_failed();
+            assert_eq!(out.stderr_lines().len(), 1, "{out:?}");
+            assert!(out.stderr.contains("no delegated cgroup"), "{out:?}");
+        }
     }
     c.kill("KILL").assert_ok();
     c.wait_status("stopped");
