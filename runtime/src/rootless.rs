@@ -155,6 +155,9 @@ impl Plan {
         if new_user {
             check_mount_ids(spec)?;
         }
+        if gid_map == MapWriter::OwnId {
+            check_no_additional_gids(spec)?;
+        }
         let mut plan = Plan {
             rootless,
             caller_in_user_ns: !caller.full_id_range,
@@ -291,6 +294,22 @@ fn run_helper(pid: i32, field: &str, helper: &Path, maps: &[LinuxIdMapping]) -> 
             "{field}: {} refused the map ({}): {why} (the ranges must be the caller's in /etc/subuid or /etc/subgid)",
             helper.display(),
             out.status
+        );
+    }
+    Ok(())
+}
+
+/// With only the caller's gid mapped, setgroups(2) is denied in the namespace for good:
+/// the container keeps an empty group list.
+fn check_no_additional_gids(spec: &Spec) -> Result<()> {
+    let gids = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.user().additional_gids().clone())
+        .unwrap_or_default();
+    if !gids.is_empty() {
+        bail!(
+            "process.user.additionalGids {gids:?}: rootless with only the caller's own gid mapped, setgroups is denied in the container's user namespace (map a range from /etc/subgid)"
         );
     }
     Ok(())
@@ -532,6 +551,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("linux.uidMappings"), "{err}");
+    }
+
+    #[test]
+    fn own_gid_alone_means_no_additional_groups() {
+        let with_groups = USERNS_OWN.replace(
+            r#""linux""#,
+            r#""process":{"cwd":"/","user":{"uid":0,"gid":0,"additionalGids":[5]}},"linux""#,
+        );
+        let err = Plan::new(&USER, Mode::Auto, &spec(&with_groups), &Cgroup::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("process.user.additionalGids [5]"), "{err}");
     }
 
     #[test]
