@@ -43,7 +43,7 @@ useradd -M -U -s /usr/sbin/nologin "$user"
 uid=$(id -u "$user")
 gid=$(id -g "$user")
 bench_cleanup() {
-    for rt in patina runc; do
+    for rt in patina runc asroot; do
         bin=$patina; [ "$rt" = runc ] && bin=$runc
         for id in $(ls "$work/root-$rt" 2>/dev/null); do
             setpriv --reuid="$uid" --regid="$gid" --clear-groups \
@@ -69,15 +69,16 @@ for m in c["mounts"]:
     m["options"] = [o for o in m.get("options", []) if not o.startswith(("uid=", "gid="))]
 json.dump(c, open(path, "w"), indent=2)
 PY
-mkdir -p "$work/root-patina" "$work/root-runc"
+mkdir -p "$work/root-patina" "$work/root-runc" "$work/root-asroot"
 chown -R "$uid:$gid" "$work"
 chmod 755 "$work"
 
 # one_run NAME BIN ID: appends "wall cpu rss" to $work/NAME.dat
 one_run() {
-    local name=$1 bin=$2 id=$3 line
-    line=$(setpriv --reuid="$uid" --regid="$gid" --clear-groups env -u XDG_RUNTIME_DIR \
-        "$measure" "$bin" --root "$work/root-$name" run --bundle "$bundle" "$id" 2>>"$work/$name.err")
+    local name=$1 bin=$2 id=$3 line as_user
+    as_user=(setpriv --reuid="$uid" --regid="$gid" --clear-groups env -u XDG_RUNTIME_DIR)
+    [ "$name" = asroot ] && as_user=()
+    line=$("${as_user[@]}" "$measure" "$bin" --root "$work/root-$name" run --bundle "$bundle" "$id" 2>>"$work/$name.err")
     set -- $line
     if [ "${4:-x}" != 0 ]; then
         echo "$name run failed (exit ${4:-?}):" >&2
@@ -87,17 +88,19 @@ one_run() {
     echo "$1 $2 $3" >> "$work/$name.dat"
 }
 
-names=(patina runc)
-bins=("$patina" "$runc")
+# asroot: patina run by root on the same config (maps written directly, a cgroup made, the
+# read-only view of the binary instead of the memfd copy): what being rootless costs.
+names=(patina runc asroot)
+bins=("$patina" "$runc" "$patina")
 echo "patina: $patina" >&2
 echo "runc:   $runc ($("$runc" --version 2>/dev/null | head -1))" >&2
 echo "as $user ($uid:$gid): warming up, then $n interleaved iterations..." >&2
 for i in 1 2 3 4 5; do
-    for k in 0 1; do one_run "${names[$k]}" "${bins[$k]}" "warm-$i"; done
+    for k in 0 1 2; do one_run "${names[$k]}" "${bins[$k]}" "warm-$i"; done
 done
 rm -f "$work"/*.dat
 for ((i = 1; i <= n; i++)); do
-    if ((i % 2)); then order=(0 1); else order=(1 0); fi
+    if ((i % 2)); then order=(0 1 2); else order=(2 1 0); fi
     for k in "${order[@]}"; do one_run "${names[$k]}" "${bins[$k]}" "b-$i"; done
     ((i % 50 == 0)) && echo "  $i/$n" >&2
 done
@@ -120,6 +123,9 @@ echo
 echo "| runtime | wall (ms) | CPU user+sys (ms) | peak RSS (MiB) |"
 echo "|---|---:|---:|---:|"
 for name in "${names[@]}"; do
-    echo "| $name (rootless) | $(ms "${wall[$name]}") | $(ms "${cpu[$name]}") | $(mib "${rss[$name]}") |"
+    label="$name (rootless)"
+    [ "$name" = asroot ] && label="patina run by root, same config"
+    echo "| $label | $(ms "${wall[$name]}") | $(ms "${cpu[$name]}") | $(mib "${rss[$name]}") |"
 done
 echo "| **patina/runc** | **$(ratio "${wall[patina]}" "${wall[runc]}")** | **$(ratio "${cpu[patina]}" "${cpu[runc]}")** | **$(ratio "${rss[patina]}" "${rss[runc]}")** |"
+echo "| **patina rootless/root** | **$(ratio "${wall[patina]}" "${wall[asroot]}")** | **$(ratio "${cpu[patina]}" "${cpu[asroot]}")** | **$(ratio "${rss[patina]}" "${rss[asroot]}")** |"
