@@ -464,3 +464,64 @@ fn uid_0_of_a_partial_user_namespace_is_rootless() {
         );
     }
 }
+
+#[test]
+fn maps_the_user_does_not_own_are_refused() {
+    let user = TestUser::create();
+    let mut c = rootless_container("rlnotmine", &user, true);
+    // One id past the user's subordinate range.
+    c.config["linux"]["uidMappings"][1]["hostID"] = json!(user.subuid.0 + 1);
+    let out = c.sh("true");
+    // runc fails too, with newuidmap's message.
+    c.assert_rejected(&out, &["linux.uidMappings", "newuidmap", "/etc/subuid"]);
+}
+
+#[test]
+fn a_user_without_a_user_namespace_is_refused() {
+    let user = TestUser::create();
+    let mut c = rootless_container("rlnouserns", &user, false);
+    spec::remove_namespace(&mut c.config, "user");
+    let linux = c.config["linux"].as_object_mut().unwrap();
+    linux.remove("uidMappings");
+    linux.remove("gidMappings");
+    let out = c.sh("true");
+    // runc fails too ("rootless container requires user namespaces").
+    c.assert_rejected(&out, &["linux.namespaces", "user namespace"]);
+}
+
+#[test]
+fn state_dir_defaults_to_xdg_runtime_dir() {
+    let user = TestUser::create();
+    let c = rootless_container("rlxdg", &user, false);
+    c.write_config();
+    let xdg = c.path("xdg");
+    std::fs::create_dir(&xdg).unwrap();
+    user.give(&xdg);
+    let name = if is_runc() { "runc" } else { "patina" };
+    // No --root: as the user, with its own XDG_RUNTIME_DIR.
+    let run = |args: &[&str]| {
+        let mut cmd = std::process::Command::new("/usr/bin/setpriv");
+        cmd.args([
+            format!("--reuid={}", user.uid),
+            format!("--regid={}", user.gid),
+            "--clear-groups".to_owned(),
+            "/usr/bin/env".to_owned(),
+            format!("XDG_RUNTIME_DIR={}", xdg.display()),
+        ])
+        .arg(&c.runtime)
+        .args(args)
+        .current_dir(&c.bundle);
+        c.exec(&mut cmd)
+    };
+    run(&["create", &c.id]).assert_ok();
+    assert!(
+        xdg.join(name).join(&c.id).is_dir(),
+        "no state under {}",
+        xdg.display()
+    );
+    let state = run(&["state", &c.id]);
+    state.assert_ok();
+    assert!(state.stdout.contains("\"created\""), "{state:?}");
+    run(&["delete", "--force", &c.id]).assert_ok();
+    assert!(!xdg.join(name).join(&c.id).exists());
+}
