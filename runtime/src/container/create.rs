@@ -127,6 +127,7 @@ pub fn create_from_bundle(
         seccomp: seccomp.as_ref(),
         idmapped: &idmapped,
         rootless: &rootless,
+        visible_cgroup: &cgroup.visible,
     };
     let made = (|| {
         let mut record = initial_record(&dir, &bundle, &plan, &security, &cgroup, opts)?;
@@ -140,7 +141,7 @@ pub fn create_from_bundle(
                 &bundle,
                 &plan,
                 &security,
-                (console.as_ref(), cgroup.visible.as_ref()),
+                console.as_ref(),
                 opts,
                 record,
             )
@@ -239,8 +240,8 @@ pub fn socket_activation_fds() -> i32 {
 }
 
 /// Make the container's cgroup with its resources (and device rules if `device_rules`),
-/// run `f`, and remove the cgroup
-/// again if `f` fails (by then `f` has killed init), so a failed create leaves nothing.
+/// run `f`, and remove the cgroup again if `f` fails (by then `f` has killed init), so a
+/// failed create leaves nothing. Without a cgroup (rootless.rs) it only runs `f`.
 fn in_cgroup<T>(
     record: &mut Record,
     dir: &StateDir,
@@ -258,7 +259,6 @@ fn in_cgroup<T>(
         linux.and_then(|l| l.devices().as_deref()),
     )?;
     let Some(planned) = record.cgroup.as_mut() else {
-        // Rootless without a delegated cgroup (and no limits asked: rootless.rs).
         return f(record);
     };
     let replanned = planned.create()?;
@@ -296,6 +296,8 @@ struct Prepared<'a> {
     seccomp: Option<&'a Seccomp>,
     idmapped: &'a [Option<OwnedFd>],
     rootless: &'a rootless::Plan,
+    /// What `type: cgroup` mounts show (Placement).
+    visible_cgroup: &'a Cgroup,
 }
 
 /// The container's cgroup, or none (rootless without a delegated one: `why_none`); and
@@ -304,14 +306,14 @@ struct Prepared<'a> {
 struct Placement {
     own: Option<Cgroup>,
     why_none: Option<String>,
-    visible: Option<Cgroup>,
+    visible: Cgroup,
 }
 
 impl Placement {
     fn new(cgroup: Cgroup, rootless: &rootless::Plan, layout: &Layout) -> Result<Placement> {
         let Some(why) = &rootless.no_cgroup else {
             return Ok(Placement {
-                visible: Some(cgroup.clone()),
+                visible: cgroup.clone(),
                 own: Some(cgroup),
                 why_none: None,
             });
@@ -320,7 +322,7 @@ impl Placement {
         Ok(Placement {
             own: None,
             why_none: Some(why.clone()),
-            visible: Some(Cgroup::resolve_with(layout, &own, Path::new(""))),
+            visible: Cgroup::resolve_with(layout, &own, Path::new("")),
         })
     }
 }
@@ -330,7 +332,7 @@ fn spawn(
     bundle: &Bundle,
     plan: &Plan,
     security: &Prepared<'_>,
-    (console, visible_cgroup): (Option<&OwnedFd>, Option<&Cgroup>),
+    console: Option<&OwnedFd>,
     opts: &CreateOptions,
     record: &mut Record,
 ) -> Result<Pid> {
@@ -356,7 +358,7 @@ fn spawn(
         caps: security.caps,
         new_keyring: (!opts.no_new_keyring).then_some(dir.id.as_str()),
         seccomp: security.seccomp,
-        cgroup: visible_cgroup,
+        cgroup: Some(security.visible_cgroup),
         idmapped: security.idmapped,
         dumpable_until_go: security.rootless.init_dumpable_until_mapped(),
         caller_in_user_ns: security.rootless.caller_in_user_ns,
