@@ -115,20 +115,43 @@ fn create_exec_ps_kill_delete_without_a_cgroup() {
     let exec = c.rt(&["exec", "--user", "1000:1000", &c.id, "id", "-u"]);
     exec.assert_ok();
     assert_eq!(exec.stdout, "1000\n");
+    let mine = c.path("user-files");
+    std::fs::create_dir(&mine).unwrap();
+    user.give(&mine);
+    let pid_file = mine.join("exec.pid");
+    let p = pid_file.to_str().unwrap().to_owned();
+    c.rt(&["exec", "-d", "--pid-file", &p, &c.id, "sleep", "200"])
+        .assert_ok();
+    let sleeper: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    c.track_pid(sleeper);
     let ps = c.rt(&["ps", "--format", "json", &c.id]);
+    // SIGTERM: init (pid 1 of its namespace, no handler) ignores it, the sleeper dies.
+    let kill_all = c.rt(&["kill", "--all", &c.id, "TERM"]);
     let pause = c.rt(&["pause", &c.id]);
     pause.assert_failed();
     let stats = c.rt(&["events", "--stats", &c.id]);
     if is_runc() {
-        // runc 1.1.5 without a cgroup: ps fails; events --stats prints all-zero stats.
+        // runc 1.1.5 without a cgroup: ps and kill --all fail; events --stats prints
+        // all-zero stats.
         ps.assert_failed();
+        kill_all.assert_failed();
         stats.assert_ok();
         assert!(stats.stdout.contains(r#""usage":{"limit":0"#), "{stats:?}");
     } else {
         // beyond runc: the processes of the container's pid namespace.
         ps.assert_ok();
         let pids: Vec<i32> = serde_json::from_str(&ps.stdout).unwrap();
-        assert_eq!(pids, [pid], "{ps:?}");
+        assert_eq!(pids, [pid, sleeper], "{ps:?}");
+        kill_all.assert_ok();
+        assert!(
+            integration::container::reap(sleeper, std::time::Duration::from_secs(10)),
+            "kill --all missed the exec'd process"
+        );
+        assert_eq!(c.status(), "running");
         for out in [&pause, &stats] {
             out.assert_failed();
             assert_eq!(out.stderr_lines().len(), 1, "{out:?}");
@@ -136,6 +159,8 @@ fn create_exec_ps_kill_delete_without_a_cgroup() {
         }
     }
     c.kill("KILL").assert_ok();
+    // The exec'd process is ours to reap (we are the subreaper), or init cannot finish.
+    integration::container::reap(sleeper, std::time::Duration::from_secs(10));
     c.wait_status("stopped");
     c.delete(false).assert_ok();
     assert!(c.state().is_none());
@@ -190,7 +215,7 @@ impl Drop for Delegated {
 }
 
 #[test]
-fn delegated_cgroup_takes_limits_pause_and_stats() {
+fn delegated_cgroup_takes_limits_update_pause_and_stats() {
     let user = TestUser::create();
     let name = format!("rl-deleg-{}-{}", std::process::id(), user.uid);
     let delegated = Delegated::new(&user, &name);
@@ -212,6 +237,11 @@ fn delegated_cgroup_takes_limits_pause_and_stats() {
     );
     let procs = std::fs::read_to_string(pids_dir.join("cgroup.procs")).unwrap();
     assert_eq!(procs.trim(), pid.to_string());
+    c.rt(&["update", "--pids-limit", "60", &c.id]).assert_ok();
+    assert_eq!(
+        std::fs::read_to_string(pids_dir.join("pids.max")).unwrap(),
+        "60\n"
+    );
     c.rt(&["pause", &c.id]).assert_ok();
     assert_eq!(c.status(), "paused");
     c.rt(&["resume", &c.id]).assert_ok();
@@ -222,7 +252,7 @@ fn delegated_cgroup_takes_limits_pause_and_stats() {
     let stats = c.rt(&["events", "--stats", &c.id]);
     stats.assert_ok();
     let stats: serde_json::Value = serde_json::from_str(&stats.stdout).unwrap();
-    assert_eq!(stats["data"]["pids"]["limit"], 50, "{stats}");
+    assert_eq!(stats["data"]["pids"]["limit"], 60, "{stats}");
     c.kill("KILL").assert_ok();
     c.wait_status("stopped");
     c.delete(false).assert_ok();
