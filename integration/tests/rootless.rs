@@ -555,3 +555,27 @@ fn state_dir_defaults_to_xdg_runtime_dir() {
     run(&["delete", "--force", &c.id]).assert_ok();
     assert!(!xdg.join(name).join(&c.id).exists());
 }
+
+#[test]
+fn terminal_over_a_console_socket() {
+    // podman run -t, rootless: the pty comes from the container's own devpts instance
+    // (no gid=5 there: the rootless config drops it, gid 5 is not mapped).
+    let user = TestUser::create();
+    let mut c = rootless_container("rltty", &user, false);
+    c.config["process"]["terminal"] = json!(true);
+    c.set_sh("tty; stat -c %u /dev/pts/0; echo END");
+    let sock = c.path("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    // The user must be able to connect to it.
+    std::fs::set_permissions(&sock, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let master = integration::console::receive_master(listener);
+    c.run_with(&["--detach", "--console-socket", sock.to_str().unwrap()])
+        .assert_ok();
+    let master = std::fs::File::from(master.join().expect("console fd"));
+    let rx = integration::console::read_master(master);
+    let mut out = String::new();
+    integration::console::collect_until(&rx, &mut out, "END");
+    let l: Vec<&str> = out.lines().map(|l| l.trim_end_matches('\r')).collect();
+    assert_eq!(l[..2], ["/dev/pts/0", "0"], "{out:?}");
+    c.wait_status("stopped");
+}
