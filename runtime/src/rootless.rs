@@ -131,6 +131,7 @@ impl Plan {
         let new_user = new_user_namespace(linux);
         if caller.unprivileged() {
             require_user_namespace(caller, linux, new_user)?;
+            refuse_idmapped_mounts(spec)?;
         }
         let (uid_map, gid_map) = match (caller.unprivileged(), new_user) {
             (true, true) => {
@@ -219,6 +220,19 @@ fn require_user_namespace(caller: &Caller, linux: Option<&Linux>, new_user: bool
             "linux.uidMappings/gidMappings: rootless (euid {}): a new user namespace needs both maps",
             caller.euid
         );
+    }
+    Ok(())
+}
+
+/// An idmapped mount is cloned from the host's mount table (open_tree), which takes
+/// CAP_SYS_ADMIN over the host's mount namespace: no unprivileged caller has it.
+fn refuse_idmapped_mounts(spec: &Spec) -> Result<()> {
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if crate::rootfs::idmap::idmap_option(m).is_some() || m.uid_mappings().is_some() {
+            bail!(
+                "mounts[{i}]: an idmapped mount needs CAP_SYS_ADMIN over the host's mount namespace, which a rootless runtime does not have"
+            );
+        }
     }
     Ok(())
 }
@@ -563,6 +577,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("process.user.additionalGids [5]"), "{err}");
+    }
+
+    #[test]
+    fn idmapped_mounts_are_refused_to_a_user() {
+        let idmapped = USERNS_OWN.replace(
+            r#""linux""#,
+            r#""mounts":[{"destination":"/x","type":"bind","source":"/tmp","options":["bind","idmap"]}],"linux""#,
+        );
+        let err = Plan::new(&USER, Mode::Auto, &spec(&idmapped), &Cgroup::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("mounts[0]") && err.contains("idmapped"),
+            "{err}"
+        );
+        Plan::new(
+            &PODMAN_ROOT,
+            Mode::Auto,
+            &spec(&idmapped),
+            &Cgroup::default(),
+        )
+        .unwrap();
     }
 
     #[test]
