@@ -133,25 +133,9 @@ impl Plan {
             require_user_namespace(caller, linux, new_user)?;
             refuse_idmapped_mounts(spec)?;
         }
-        let (uid_map, gid_map) = match (caller.unprivileged(), new_user) {
-            (true, true) => {
-                let linux = linux.expect("a user namespace implies linux");
-                (
-                    map_writer(
-                        "linux.uidMappings",
-                        caller.euid,
-                        linux.uid_mappings(),
-                        "newuidmap",
-                    )?,
-                    map_writer(
-                        "linux.gidMappings",
-                        caller.egid,
-                        linux.gid_mappings(),
-                        "newgidmap",
-                    )?,
-                )
-            }
-            _ => (MapWriter::Runtime, MapWriter::Runtime),
+        let (uid_map, gid_map) = match linux.filter(|_| caller.unprivileged() && new_user) {
+            Some(linux) => map_writers(caller, linux)?,
+            None => (MapWriter::Runtime, MapWriter::Runtime),
         };
         if new_user {
             check_mount_ids(spec)?;
@@ -187,6 +171,23 @@ impl Plan {
         write_map(pid, "uid_map", "linux.uidMappings", &self.uid_map, uid)?;
         write_map(pid, "gid_map", "linux.gidMappings", &self.gid_map, gid)
     }
+}
+
+/// How an unprivileged caller's maps of a new user namespace are written.
+fn map_writers(caller: &Caller, linux: &Linux) -> Result<(MapWriter, MapWriter)> {
+    let uid = map_writer(
+        "linux.uidMappings",
+        caller.euid,
+        linux.uid_mappings(),
+        "newuidmap",
+    )?;
+    let gid = map_writer(
+        "linux.gidMappings",
+        caller.egid,
+        linux.gid_mappings(),
+        "newgidmap",
+    )?;
+    Ok((uid, gid))
 }
 
 fn new_user_namespace(linux: Option<&Linux>) -> bool {
