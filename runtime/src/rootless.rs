@@ -116,6 +116,11 @@ pub struct Plan {
     /// The caller itself is in a user namespace that does not map every id: init is in
     /// one even when the config asks for none (mknod is refused: devices are bound).
     pub caller_in_user_ns: bool,
+    /// Device rules are written to the cgroup: not by a caller without CAP_SYS_ADMIN over
+    /// the host (v1 `devices.*` and v2 eBPF programs need it), whatever the mode. Root
+    /// with `--rootless true` keeps them: dropping them would let a container with
+    /// CAP_MKNOD open any device of the host.
+    pub device_rules: bool,
     pub uid_map: MapWriter,
     pub gid_map: MapWriter,
     /// Why the container has no cgroup (a rootless caller without a delegated one).
@@ -146,6 +151,7 @@ impl Plan {
         let mut plan = Plan {
             rootless,
             caller_in_user_ns: !caller.full_id_range,
+            device_rules: !caller.unprivileged() && caller.full_id_range,
             uid_map,
             gid_map,
             no_cgroup: None,
@@ -546,6 +552,11 @@ mod tests {
         let plan = Plan::new(&ROOT, Mode::Auto, &spec(&ranges), &cg).unwrap();
         assert_eq!(plan.uid_map, MapWriter::Runtime);
         assert!(!plan.init_dumpable_until_mapped() && !plan.rootless);
+        // --rootless true as root: rootless behaviour, but the device rules stay.
+        let plan = Plan::new(&ROOT, Mode::On, &spec(&ranges), &cg).unwrap();
+        assert!(plan.rootless && plan.device_rules);
+        let plan = Plan::new(&USER, Mode::Auto, &spec(&ranges), &cg).unwrap();
+        assert!(!plan.device_rules);
     }
 
     #[test]

@@ -134,18 +134,23 @@ pub fn create_from_bundle(
         // From here on the container is on record: `list` shows it and `delete --force`
         // removes whatever a create killed at any later point leaves (cgroups).
         dir.save(&record)?;
-        let device_rules = !rootless.rootless;
-        let pid = in_cgroup(&mut record, &dir, &bundle, device_rules, |record| {
-            spawn(
-                &dir,
-                &bundle,
-                &plan,
-                &security,
-                console.as_ref(),
-                opts,
-                record,
-            )
-        })?;
+        let pid = in_cgroup(
+            &mut record,
+            &dir,
+            &bundle,
+            rootless.device_rules,
+            |record| {
+                spawn(
+                    &dir,
+                    &bundle,
+                    &plan,
+                    &security,
+                    console.as_ref(),
+                    opts,
+                    record,
+                )
+            },
+        )?;
         Ok((record, pid))
     })();
     match made {
@@ -267,8 +272,8 @@ fn in_cgroup<T>(
             dir.save(record)?;
         }
         let cgroup = record.cgroup.as_ref().expect("made");
-        // Device rules need CAP_SYS_ADMIN (v1 devices files, v2 eBPF): a rootless
-        // container's devices are the host nodes the user may open anyway, as in runc.
+        // Device rules need CAP_SYS_ADMIN over the host (rootless.rs): without it the
+        // container's devices are host nodes the user may open anyway, as in runc.
         cgroup.apply(resources, device_rules.then_some(&rules[..]))?;
         f(record)
     })();
