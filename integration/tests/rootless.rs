@@ -579,3 +579,28 @@ fn terminal_over_a_console_socket() {
     assert_eq!(l[..2], ["/dev/pts/0", "0"], "{out:?}");
     c.wait_status("stopped");
 }
+
+#[test]
+fn kill_all_without_a_cgroup_or_pid_namespace_says_why() {
+    let user = TestUser::create();
+    let mut c = rootless_container("rlkillall", &user, false);
+    // No pid namespace: a user namespace cannot mount a procfs then (the host's pid
+    // namespace is not its own), so /proc is the host's, bound.
+    spec::remove_namespace(&mut c.config, "pid");
+    spec::remove_mount(&mut c.config, "/proc");
+    spec::add_mount(&mut c.config, "/proc", "bind", "/proc", &["rbind"]);
+    let linux = c.config["linux"].as_object_mut().unwrap();
+    linux.remove("maskedPaths");
+    linux.remove("readonlyPaths");
+    c.set_args(&["sleep", "100"]);
+    c.create_ok();
+    c.start().assert_ok();
+    let out = c.rt(&["kill", "--all", &c.id, "TERM"]);
+    // runc fails too (no cgroup to list the processes of).
+    out.assert_failed();
+    if !is_runc() {
+        assert_eq!(out.stderr_lines().len(), 1, "{out:?}");
+        assert!(out.stderr.contains("no delegated cgroup"), "{out:?}");
+    }
+    assert_eq!(c.status(), "running");
+}

@@ -16,6 +16,13 @@ pub fn kill(root: &Path, id: &str, signal: &str, all: bool) -> Result<()> {
         Status::Created | Status::Running | Status::Paused => {}
         other => bail!("cannot kill container {id:?}: it is {other}"),
     }
+    if all && record.cgroup.is_none() && !record.own_pid_ns {
+        // Neither a cgroup nor a pid namespace (rootless): the container's processes
+        // cannot be told apart from the caller's.
+        return Err(
+            crate::rootless::no_cgroup_error(id, record.no_cgroup.as_deref()).wrap("kill --all"),
+        );
+    }
     signal_container(&record, signal, all)
 }
 
@@ -30,6 +37,7 @@ pub fn signal_container(record: &Record, signal: i32, all: bool) -> Result<()> {
         let members = match &record.cgroup {
             Some(cg) => cg.procs()?,
             None if record.own_pid_ns => super::ps::members(record)?,
+            // kill() refused this for --all; delete ends init, as it can.
             None => Vec::new(),
         };
         for pid in members.into_iter().filter(|p| *p != record.pid) {

@@ -345,12 +345,6 @@ fn set_oom_score_adj(process: &Process) -> Result<()> {
     }
 }
 
-/// In a user namespace whose gid map an unprivileged runtime wrote (rootless.rs), the
-/// group list can never change: there is nothing to drop, and no group to add.
-fn setgroups_denied() -> bool {
-    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
-}
-
 /// Groups, then gid, then uid with capabilities kept across, then the exact cap sets.
 pub(crate) fn switch_user(process: &Process, caps: Option<&CapSets>) -> Result<()> {
     let user = process.user();
@@ -364,8 +358,12 @@ pub(crate) fn switch_user(process: &Process, caps: Option<&CapSets>) -> Result<(
         .flatten()
         .map(|g| Gid::from_raw(*g))
         .collect();
-    if !groups.is_empty() || !setgroups_denied() {
-        nix::unistd::setgroups(&groups).context("process.user.additionalGids: setgroups")?;
+    match nix::unistd::setgroups(&groups) {
+        // Denied in a user namespace whose gid map an unprivileged runtime wrote
+        // (rootless.rs): the list can never change, so there is nothing to drop. (Root of
+        // the namespace, this process has CAP_SETGID: EPERM can only mean that.)
+        Err(nix::errno::Errno::EPERM) if groups.is_empty() => {}
+        other => other.context("process.user.additionalGids: setgroups")?,
     }
     let gid = Gid::from_raw(user.gid());
     setresgid(gid, gid, gid).with_context(|| format!("process.user.gid: setgid {gid}"))?;
