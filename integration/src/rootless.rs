@@ -31,7 +31,8 @@ impl TestUser {
     pub fn create() -> TestUser {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = format!("prl{}x{n}", std::process::id());
-        accounts(&["useradd", "-M", "-U", "-s", "/usr/sbin/nologin", &name]);
+        accounts(&["useradd", "-M", "-U", "-s", "/usr/sbin/nologin", &name])
+            .unwrap_or_else(|e| panic!("{e}"));
         // From here on the guard removes the user, whatever fails next.
         let mut user = TestUser {
             name,
@@ -82,34 +83,50 @@ impl TestUser {
 
 impl Drop for TestUser {
     fn drop(&mut self) {
-        accounts(&["userdel", &self.name]);
+        // A process of the user still running (a failed test's) makes userdel refuse:
+        // then -f, and the leak is reported rather than kept.
+        let removed = accounts(&["userdel", &self.name])
+            .or_else(|e| accounts(&["userdel", "-f", &self.name]).map_err(|f| format!("{e}; {f}")));
+        let mut leaks: Vec<String> = removed.err().into_iter().collect();
         for file in ["/etc/passwd", "/etc/group", "/etc/subuid", "/etc/subgid"] {
             let text = std::fs::read_to_string(file).unwrap_or_default();
-            let left = text
+            if text
                 .lines()
-                .any(|l| l.split(':').next() == Some(&self.name));
-            if left && !std::thread::panicking() {
-                panic!("{file} still names {} after userdel", self.name);
+                .any(|l| l.split(':').next() == Some(&self.name))
+            {
+                leaks.push(format!("{file} still names {}", self.name));
             }
+        }
+        if leaks.is_empty() {
+            return;
+        }
+        // Never a panic while unwinding (that would abort the whole test binary).
+        if std::thread::panicking() {
+            eprintln!("test user {}: {}", self.name, leaks.join("; "));
+        } else {
+            panic!("test user {}: {}", self.name, leaks.join("; "));
         }
     }
 }
 
 /// Runs useradd/userdel, retrying while another process holds the account files' lock.
-fn accounts(argv: &[&str]) {
+fn accounts(argv: &[&str]) -> Result<(), String> {
     let _one = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let out = Command::new(argv[0]).args(&argv[1..]).output().unwrap();
+        let out = Command::new(argv[0])
+            .args(&argv[1..])
+            .output()
+            .map_err(|e| format!("{argv:?}: {e}"))?;
         if out.status.success() {
-            return;
+            return Ok(());
         }
         let err = String::from_utf8_lossy(&out.stderr);
         if err.contains("lock") && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
             continue;
         }
-        panic!("{argv:?}: {:?} {err}", out.status);
+        return Err(format!("{argv:?}: {} {}", out.status, err.trim()));
     }
 }
 

@@ -208,8 +208,20 @@ impl Delegated {
 
 impl Drop for Delegated {
     fn drop(&mut self) {
+        // Deepest first: whatever a failed test left below (the container's cgroup, once
+        // its processes are gone) goes too.
+        fn remove_tree(dir: &std::path::Path) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    remove_tree(&e.path());
+                }
+            }
+            if let Err(e) = std::fs::remove_dir(dir) {
+                eprintln!("cannot remove delegated cgroup {}: {e}", dir.display());
+            }
+        }
         for d in self.0.iter().rev() {
-            let _ = std::fs::remove_dir(d);
+            remove_tree(d);
         }
     }
 }
