@@ -6,15 +6,25 @@
 //! the documented semantics and not from the compiler, says what each call must get.
 //! Any disagreement, an accepted invalid profile or a refused valid one is a crash.
 //!
-//! The semantics (docs/security.md, runc's): the call's ABI is x86 for AUDIT_ARCH_I386,
-//! x32 for AUDIT_ARCH_X86_64 with nr >= __X32_SYSCALL_BIT (as libseccomp splits them),
-//! x86_64 otherwise; any other arch, or an ABI the profile's `architectures` leave out
-//! (none listed: x86_64 only), gets KILL_PROCESS. Then the `syscalls` entries in profile
-//! order, skipping those whose action is the default action (runc skips them); an entry
-//! matches when one of its names is the call's number on that ABI and its `args` hold:
-//! all of them when their indices are distinct, any one of them otherwise (runc's rule).
-//! The first match decides; no match gets `defaultAction`. On x86 arguments are 32 bits:
-//! the low words of argument, value and mask are compared.
+//! The semantics (docs/security.md "Seccomp", runc's and libseccomp's):
+//! - ABI: the native one (x86_64) and each listed architecture this build has a table
+//!   for, told apart by `seccomp_data.arch` (the kernel's AUDIT_ARCH values); x32 shares
+//!   x86_64's and has the numbers with __X32_SYSCALL_BIT (without x32 listed, such a
+//!   number is a bad arch). Any other arch gets KILL_PROCESS.
+//! - Then the `syscalls` entries in profile order, skipping those whose action is the
+//!   default action (runc skips them); an entry matches when one of its names is the
+//!   call's number on that ABI and its `args` hold: all of them when their indices are
+//!   distinct, any one of them otherwise (runc's rule). The first match decides.
+//! - On the ABIs whose table has socketcall(2) (resp. ipc(2)), a name of a socket (SysV
+//!   IPC) call also matches that multiplexer when argument 0 is the call's number
+//!   (linux/net.h, linux/ipc.h); the entry's conditions on argument 0 give way to that
+//!   one, the others stay (libseccomp).
+//! - 32-bit ABIs (x86, x32, arm, ppc, s390, mips o32/n32) compare the low words of
+//!   argument, value and mask.
+//! - No match: ENOSYS for numbers above the largest one the profile's names reach on the
+//!   ABI (directly or through their multiplexer; none reached, no such range), and for 0
+//!   on s390/s390x; unless the default action is ALLOW, LOG, TRACE or ERRNO(ENOSYS)
+//!   (runc's stub). Otherwise `defaultAction`.
 
 #![no_main]
 
@@ -24,12 +34,109 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction as Act, LinuxSeccompArg};
 use oci_spec::runtime::{LinuxSeccompFilterFlag as Flag, LinuxSeccompOperator as Op};
-use patina::seccomp::bpf::{self, SockFilter, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64};
+use patina::seccomp::bpf::{self, SockFilter};
 use serde_json::{json, Value};
 
 const X32_BIT: u32 = bpf::X32_SYSCALL_BIT;
-const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
 const KILL_PROCESS: u32 = 0x8000_0000;
+const ENOSYS: u32 = 0x0005_0000 | 38;
+/// An arch no profile can name (EM_NONE with the 64-bit and little-endian bits).
+const AUDIT_ARCH_FOREIGN: u32 = 0xc000_0000;
+
+/// One architecture as the reference knows it: its profile name, AUDIT_ARCH value
+/// (linux/audit.h), its numbering (a column of the tables) and whether its arguments are
+/// 32-bit. The profile's architectures come from here, in this order.
+struct ArchRef {
+    name: &'static str,
+    audit: u32,
+    abi: &'static str,
+    args32: bool,
+}
+
+const fn a(name: &'static str, audit: u32, abi: &'static str, args32: bool) -> ArchRef {
+    ArchRef {
+        name,
+        audit,
+        abi,
+        args32,
+    }
+}
+
+const ARCHES: [ArchRef; 18] = [
+    a("SCMP_ARCH_X86_64", 0xc000_003e, "x86_64", false),
+    a("SCMP_ARCH_X86", 0x4000_0003, "x86", true),
+    a("SCMP_ARCH_X32", 0xc000_003e, "x32", true),
+    a("SCMP_ARCH_AARCH64", 0xc000_00b7, "aarch64", false),
+    a("SCMP_ARCH_ARM", 0x4000_0028, "arm", true),
+    a("SCMP_ARCH_PPC64", 0x8000_0015, "ppc64", false),
+    a("SCMP_ARCH_PPC64LE", 0xc000_0015, "ppc64", false),
+    a("SCMP_ARCH_PPC", 0x0000_0014, "ppc", true),
+    a("SCMP_ARCH_S390X", 0x8000_0016, "s390x", false),
+    a("SCMP_ARCH_S390", 0x0000_0016, "s390", true),
+    a("SCMP_ARCH_RISCV64", 0xc000_00f3, "riscv64", false),
+    a("SCMP_ARCH_MIPS64", 0x8000_0008, "mips64", false),
+    a("SCMP_ARCH_MIPSEL64", 0xc000_0008, "mips64", false),
+    a("SCMP_ARCH_MIPS64N32", 0xa000_0008, "mips64n32", true),
+    a("SCMP_ARCH_MIPSEL64N32", 0xe000_0008, "mips64n32", true),
+    a("SCMP_ARCH_MIPS", 0x0000_0008, "mips", true),
+    a("SCMP_ARCH_MIPSEL", 0x4000_0008, "mips", true),
+    a("SCMP_ARCH_LOONGARCH64", 0xc000_0102, "loong64", false),
+];
+/// This build's architecture (the fuzz build is x86_64).
+const NATIVE: usize = 0;
+const X32: usize = 2;
+
+/// linux/net.h: socketcall(2)'s call numbers, 1 to 20 in this order.
+const SOCKET_CALLS: [&str; 20] = [
+    "socket",
+    "bind",
+    "connect",
+    "listen",
+    "accept",
+    "getsockname",
+    "getpeername",
+    "socketpair",
+    "send",
+    "recv",
+    "sendto",
+    "recvfrom",
+    "shutdown",
+    "setsockopt",
+    "getsockopt",
+    "sendmsg",
+    "recvmsg",
+    "accept4",
+    "recvmmsg",
+    "sendmmsg",
+];
+
+/// linux/ipc.h: ipc(2)'s call numbers.
+const IPC_CALLS: [(&str, u64); 12] = [
+    ("semop", 1),
+    ("semget", 2),
+    ("semctl", 3),
+    ("semtimedop", 4),
+    ("msgsnd", 11),
+    ("msgrcv", 12),
+    ("msgget", 13),
+    ("msgctl", 14),
+    ("shmat", 21),
+    ("shmdt", 22),
+    ("shmget", 23),
+    ("shmctl", 24),
+];
+
+/// The multiplexer that carries `name` on ABI `abi`: (its number, the call's number).
+fn via_mux(abi: &str, name: &str) -> Option<(u32, u64)> {
+    let (mux, call) = match SOCKET_CALLS.iter().position(|c| *c == name) {
+        Some(i) => ("socketcall", i as u64 + 1),
+        None => {
+            let (_, call) = IPC_CALLS.iter().find(|(c, _)| *c == name)?;
+            ("ipc", *call)
+        }
+    };
+    Some((patina::seccomp::syscall_number(abi, mux)?, call))
+}
 const EDGES: [u64; 12] = [
     0,
     1,
@@ -183,14 +290,6 @@ fn errno_json(e: &Option<ErrnoIn>) -> Option<Value> {
 
 /// The OCI object, through JSON as config.json would give it.
 fn profile(input: &Input) -> LinuxSeccomp {
-    const ARCHES: [&str; 6] = [
-        "SCMP_ARCH_X86_64",
-        "SCMP_ARCH_X86",
-        "SCMP_ARCH_X32",
-        "SCMP_ARCH_NATIVE",
-        "SCMP_ARCH_AARCH64",
-        "SCMP_ARCH_ARM",
-    ];
     const FLAGS: [&str; 4] = [
         "SECCOMP_FILTER_FLAG_TSYNC",
         "SECCOMP_FILTER_FLAG_LOG",
@@ -216,7 +315,10 @@ fn profile(input: &Input) -> LinuxSeccomp {
             .arches
             .iter()
             .take(8)
-            .map(|i| ARCHES[*i as usize % ARCHES.len()])
+            .map(|i| match *i as usize % (ARCHES.len() + 1) {
+                i if i == ARCHES.len() => "SCMP_ARCH_NATIVE",
+                i => ARCHES[i].name,
+            })
             .collect();
         obj["architectures"] = json!(a);
     }
@@ -277,23 +379,6 @@ fn profile(input: &Input) -> LinuxSeccomp {
 
 // ---- the reference evaluator -------------------------------------------------------
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Abi {
-    X86_64,
-    X86,
-    X32,
-}
-
-impl Abi {
-    fn name(self) -> &'static str {
-        match self {
-            Abi::X86_64 => "x86_64",
-            Abi::X86 => "x86",
-            Abi::X32 => "x32",
-        }
-    }
-}
-
 /// The kernel return value of an action; None when errnoRet does not fit its 16 bits.
 fn ret(act: Act, errno: Option<u32>) -> Option<u32> {
     let data = errno.unwrap_or(1); // EPERM
@@ -313,7 +398,41 @@ fn ret(act: Act, errno: Option<u32>) -> Option<u32> {
 struct Reference<'a> {
     spec: &'a LinuxSeccomp,
     default: u32,
-    abis: Vec<Abi>,
+    /// Indices into ARCHES: the native one and each listed one, once.
+    arches: Vec<usize>,
+    /// Per ARCHES index (of the profile's arches): each entry's numbers there.
+    numbers: Vec<Option<ArchNumbers>>,
+}
+
+type EntryNumbers = (Vec<u32>, Vec<(u32, u64)>);
+
+/// What the profile's names are on one architecture, worked out once per profile.
+struct ArchNumbers {
+    /// Per entry: its names' own numbers, and (multiplexer, call) pairs.
+    entries: Vec<EntryNumbers>,
+    /// The largest number any name reaches, directly or through its multiplexer.
+    largest: Option<u32>,
+}
+
+impl ArchNumbers {
+    fn new(spec: &LinuxSeccomp, abi: &str) -> ArchNumbers {
+        let mut largest = None;
+        let mut entries = Vec::new();
+        for sc in spec.syscalls().iter().flatten() {
+            let direct: Vec<u32> = sc
+                .names()
+                .iter()
+                .filter_map(|n| patina::seccomp::syscall_number(abi, n))
+                .collect();
+            let muxed: Vec<(u32, u64)> =
+                sc.names().iter().filter_map(|n| via_mux(abi, n)).collect();
+            largest = largest
+                .max(direct.iter().max().copied())
+                .max(muxed.iter().map(|m| m.0).max());
+            entries.push((direct, muxed));
+        }
+        ArchNumbers { entries, largest }
+    }
 }
 
 impl<'a> Reference<'a> {
@@ -333,22 +452,30 @@ impl<'a> Reference<'a> {
                 return None;
             }
         }
-        let mut abis = Vec::new();
+        let mut arches = vec![NATIVE];
         for arch in spec.architectures().iter().flatten() {
-            abis.push(match arch {
-                Arch::ScmpArchNative | Arch::ScmpArchX86_64 => Abi::X86_64,
-                Arch::ScmpArchX86 => Abi::X86,
-                Arch::ScmpArchX32 => Abi::X32,
-                _ => continue,
-            });
+            let name = serde_json::to_value(arch).expect("an Arch serialises");
+            let i = match ARCHES.iter().position(|a| name == a.name) {
+                Some(i) => i,
+                None if *arch == Arch::ScmpArchNative => NATIVE,
+                None => panic!("the generator named {name}"),
+            };
+            if !arches.contains(&i) {
+                arches.push(i);
+            }
         }
-        if abis.is_empty() {
-            abis.push(Abi::X86_64);
-        }
+        let numbers = (0..ARCHES.len())
+            .map(|i| {
+                arches
+                    .contains(&i)
+                    .then(|| ArchNumbers::new(spec, ARCHES[i].abi))
+            })
+            .collect();
         Some(Reference {
             spec,
             default,
-            abis,
+            arches,
+            numbers,
         })
     }
 
@@ -377,26 +504,35 @@ impl<'a> Reference<'a> {
         flags
     }
 
-    fn eval(&self, arch: u32, nr: u32, args: &[u64; 6]) -> u32 {
-        let abi = match arch {
-            AUDIT_ARCH_X86_64 if nr >= X32_BIT => Abi::X32,
-            AUDIT_ARCH_X86_64 => Abi::X86_64,
-            AUDIT_ARCH_I386 => Abi::X86,
-            _ => return KILL_PROCESS,
-        };
-        if !self.abis.contains(&abi) {
-            return KILL_PROCESS;
+    /// The profile's architecture (ARCHES index) that a call with this `seccomp_data` is on.
+    fn arch_of(&self, audit: u32, nr: u32) -> Option<usize> {
+        let mut found = self
+            .arches
+            .iter()
+            .copied()
+            .filter(|i| ARCHES[*i].audit == audit);
+        match (found.next(), found.next()) {
+            (None, _) => None,
+            // x86_64 and x32: the x32 bit tells them apart.
+            (Some(a), Some(b)) => {
+                let (x32, other) = if a == X32 { (a, b) } else { (b, a) };
+                Some(if nr >= X32_BIT { x32 } else { other })
+            }
+            (Some(NATIVE), None) if nr >= X32_BIT => None,
+            (Some(one), None) => Some(one),
         }
-        for sc in self.spec.syscalls().iter().flatten() {
+    }
+
+    fn eval(&self, audit: u32, nr: u32, args: &[u64; 6]) -> u32 {
+        let Some(i) = self.arch_of(audit, nr) else {
+            return KILL_PROCESS;
+        };
+        let (arch, numbers) = (&ARCHES[i], self.numbers[i].as_ref().expect("worked out"));
+        let low = |v: u64| if arch.args32 { v & 0xffff_ffff } else { v };
+        let entries = self.spec.syscalls().iter().flatten().zip(&numbers.entries);
+        for (sc, (direct, muxed)) in entries {
             let act = ret(sc.action(), sc.errno_ret()).expect("checked");
             if act == self.default {
-                continue;
-            }
-            let named = sc
-                .names()
-                .iter()
-                .any(|n| patina::seccomp::syscall_number(abi.name(), n) == Some(nr));
-            if !named {
                 continue;
             }
             let conds = sc.args().as_deref().unwrap_or_default();
@@ -404,15 +540,33 @@ impl<'a> Reference<'a> {
                 .iter()
                 .enumerate()
                 .all(|(i, c)| conds[..i].iter().all(|o| o.index() != c.index()));
-            let hold = |c: &LinuxSeccompArg| holds(c, args, abi == Abi::X86);
-            let matched = if distinct {
-                conds.iter().all(hold)
-            } else {
-                conds.iter().any(hold)
+            // All conditions on distinct arguments, else any one.
+            let test = |f: &dyn Fn(&LinuxSeccompArg) -> bool| {
+                if distinct {
+                    conds.iter().all(f)
+                } else {
+                    conds.iter().any(f)
+                }
             };
-            if matched {
+            let hold = |c: &LinuxSeccompArg| holds(c, args, arch.args32);
+            if direct.contains(&nr) && test(&hold) {
                 return act;
             }
+            // Through the multiplexer: argument 0 is the call, conditions on it give way.
+            let call = muxed
+                .iter()
+                .any(|&(via, call)| via == nr && low(args[0]) == call);
+            if call && test(&|c| c.index() == 0 || hold(c)) {
+                return act;
+            }
+        }
+        let stub = !matches!(
+            self.default & 0xffff_0000,
+            0x7fff_0000 | 0x7ffc_0000 | 0x7ff0_0000
+        ) && self.default != ENOSYS;
+        let s390 = matches!(arch.abi, "s390" | "s390x");
+        if stub && (numbers.largest.is_some_and(|max| nr > max) || s390 && nr == 0) {
+            return ENOSYS;
         }
         self.default
     }
@@ -511,7 +665,7 @@ fuzz_target!(|input: Input| {
         probe(arch, nr, [0; 6]);
         probe(arch, nr.wrapping_add(1), [0; 6]);
         probe(arch, nr.wrapping_sub(1), [0; 6]);
-        for (i, v) in values.iter().take(24).enumerate() {
+        for (i, v) in values.iter().take(8).enumerate() {
             for d in [0u64, 1, u64::MAX] {
                 let mut args = [0u64; 6];
                 args.iter_mut().for_each(|a| *a = v.wrapping_add(d));
@@ -522,7 +676,10 @@ fuzz_target!(|input: Input| {
     }
     // The fuzzer's own probes.
     for p in input.probes.iter().take(64) {
-        let arch = [AUDIT_ARCH_X86_64, AUDIT_ARCH_I386, AUDIT_ARCH_AARCH64][p.arch as usize % 3];
+        let arch = match p.arch as usize % (ARCHES.len() + 1) {
+            i if i == ARCHES.len() => AUDIT_ARCH_FOREIGN,
+            i => ARCHES[i].audit,
+        };
         let nr = match p.nr {
             NrIn::Named(i, d) if !numbers.is_empty() => numbers[i as usize % numbers.len()]
                 .1
@@ -542,21 +699,30 @@ fuzz_target!(|input: Input| {
     }
 });
 
-/// (arch, nr) of every name the profile gives on every ABI, and every value it compares
-/// with (masks too).
+/// (arch, nr) of every name the profile gives on every ABI (directly and through its
+/// multiplexer, and 0: s390's unknown call), every value it compares with (masks too)
+/// and the multiplexed calls' numbers (argument 0 of socketcall/ipc).
 fn named_numbers_and_values(spec: &LinuxSeccomp) -> (Vec<(u32, u32)>, Vec<u64>) {
     let mut numbers = Vec::new();
     let mut values = Vec::new();
+    let mut add = |arch: u32, nr: u32| {
+        if !numbers.contains(&(arch, nr)) {
+            numbers.push((arch, nr));
+        }
+    };
+    for a in &ARCHES {
+        add(a.audit, 0);
+    }
     for sc in spec.syscalls().iter().flatten() {
         for name in sc.names() {
-            for (abi, arch) in [
-                ("x86_64", AUDIT_ARCH_X86_64),
-                ("x32", AUDIT_ARCH_X86_64),
-                ("x86", AUDIT_ARCH_I386),
-            ] {
-                if let Some(nr) = patina::seccomp::syscall_number(abi, name) {
-                    if !numbers.contains(&(arch, nr)) {
-                        numbers.push((arch, nr));
+            for a in &ARCHES {
+                if let Some(nr) = patina::seccomp::syscall_number(a.abi, name) {
+                    add(a.audit, nr);
+                }
+                if let Some((via, call)) = via_mux(a.abi, name) {
+                    add(a.audit, via);
+                    if !values.contains(&call) {
+                        values.push(call);
                     }
                 }
             }

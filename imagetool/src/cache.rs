@@ -37,10 +37,9 @@ use crate::digest::{Digest, Hasher};
 use crate::extract::{self, ExtractOptions};
 use crate::idmap::Ownership;
 use crate::image::{ResolvedImage, Source};
-use crate::layer;
+use crate::layer::{self, apply_one, short_label};
 use crate::progress::Progress;
-use crate::safepath;
-use crate::unpack::{apply_one, open_dir, short_label};
+use crate::safepath::{self, open_host_dir as open_dir};
 use crate::whiteout::{Mode as WhiteoutMode, OVERLAY_OPAQUE_XATTR};
 use crate::xattr;
 

@@ -173,6 +173,16 @@ impl Source {
         )
     }
 
+    /// A layout whose index.json is not written yet (a pull in progress):
+    /// `index` stands in for it.
+    pub fn with_index(path: &Path, store: Arc<dyn BlobStore>, index: ImageIndex) -> Self {
+        Self {
+            path: path.into(),
+            store,
+            kind: Kind::Oci(Box::new(index)),
+        }
+    }
+
     /// The references this source offers, in order.
     pub fn refs(&self) -> Vec<String> {
         match &self.kind {

@@ -264,3 +264,25 @@ fn describe_decode_error(e: io::Error) -> io::Error {
         e
     }
 }
+
+/// Runs `apply` over a layer stream and drains it so its checksums are
+/// verified; names the layer and the root cause on failure.
+pub fn apply_one<T>(
+    stream: &mut LayerStream,
+    layer: &Layer,
+    apply: impl FnOnce(&mut LayerStream) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let result =
+        apply(stream).and_then(|v| stream.finish().map(|()| v).map_err(|e| anyhow::anyhow!(e)));
+    result.map_err(|e| match stream.take_error() {
+        Some(cause) => anyhow::anyhow!("{}: {cause}", layer.label()),
+        None => e.context(layer.label()),
+    })
+}
+
+pub fn short_label(layer: &Layer) -> String {
+    match &layer.digest {
+        Some(d) => d.short().to_string(),
+        None => layer.blob.chars().take(12).collect(),
+    }
+}

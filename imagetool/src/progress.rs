@@ -50,6 +50,20 @@ impl Progress {
         }
     }
 
+    /// A blob is in the layout: a line of its own when there are no bars.
+    pub fn fetched(&self, kind: &str, label: &str, size: u64, how: &crate::registry::Fetched) {
+        if let Mode::Lines = self.mode {
+            let how = match how {
+                crate::registry::Fetched::Present => " already present".to_string(),
+                crate::registry::Fetched::Downloaded { resumed_from: 0 } => String::new(),
+                crate::registry::Fetched::Downloaded { resumed_from } => {
+                    format!(", resumed at byte {resumed_from}")
+                }
+            };
+            self.line(&format!("fetched {kind} {label} ({size} bytes{how})"));
+        }
+    }
+
     /// A line on stderr, unless quiet.
     pub fn line(&self, text: &str) {
         if !matches!(self.mode, Mode::Quiet) {

@@ -5,16 +5,19 @@
 //! openat2(RESOLVE_IN_ROOT), so a symlink planted by an earlier entry or
 //! layer (`etc -> /etc`, `x -> ../../..`) is resolved as if the rootfs were
 //! `/`, exactly as it will be inside the container. The final component is
-//! always operated on with *at() calls that do not follow it.
+//! always operated on with *at() calls that do not follow it. The openat2 call itself
+//! (flags, EAGAIN retries) is the runtime's, which resolves mount destinations the same
+//! way: `patina::rootfs::paths`.
 
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{openat2, AtFlags, OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{fstatat, mkdirat, Mode, SFlag};
 use nix::unistd::{unlinkat, UnlinkatFlags};
+use patina::rootfs::paths::{in_root_how, openat2_in_root};
 
 /// Lexically normalises an archive path: drops `/`, `.`, and resolves `..`
 /// against what precedes it, never above the root. `../../etc/passwd` and
@@ -31,27 +34,6 @@ pub fn clean(path: &Path) -> PathBuf {
         }
     }
     out
-}
-
-/// openat2, retried on EAGAIN: with RESOLVE_IN_ROOT the kernel refuses a `..` step that
-/// raced with any rename or mount on the host (openat2(2) says to retry); bounded so a
-/// hostile loop stays finite.
-fn openat2_in_root(root: &impl AsFd, rel: &Path, how: OpenHow) -> nix::Result<OwnedFd> {
-    const TRIES: usize = 128;
-    let mut result = openat2(root.as_fd(), rel, how);
-    for _ in 1..TRIES {
-        if !matches!(result, Err(Errno::EAGAIN)) {
-            break;
-        }
-        result = openat2(root.as_fd(), rel, how);
-    }
-    result
-}
-
-fn in_root_how(flags: OFlag) -> OpenHow {
-    OpenHow::new()
-        .flags(flags | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
 }
 
 /// Opens `rel` (already cleaned) as a directory, resolving symlinks inside `root`.
@@ -172,9 +154,18 @@ pub fn list_dir(dir: &OwnedFd) -> nix::Result<Vec<OsString>> {
 /// A path through which path-based syscalls (lsetxattr) reach `dir/name`
 /// without re-resolving anything: the fd's magic link pins the directory.
 pub fn proc_path(dir: &impl AsFd, name: &OsStr) -> PathBuf {
-    let mut p = PathBuf::from(format!("/proc/self/fd/{}", dir.as_fd().as_raw_fd()));
-    p.push(name);
-    p
+    patina::rootfs::paths::fd_path(&dir.as_fd().as_raw_fd()).join(name)
+}
+
+/// Opens a directory of the host by its path (the bundle, the cache), not
+/// inside a rootfs.
+pub fn open_host_dir(path: &Path) -> anyhow::Result<OwnedFd> {
+    nix::fcntl::open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| anyhow::anyhow!("open {}: {}", path.display(), std::io::Error::from(e)))
 }
 
 #[cfg(test)]

@@ -10,8 +10,6 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
-use nix::fcntl::{open, OFlag};
-use nix::sys::stat::Mode;
 use nix::unistd::{fchown, Gid, Uid};
 
 use crate::cache::Cache;
@@ -21,11 +19,11 @@ use crate::devices::Devices;
 use crate::extract::{self, ExtractOptions};
 use crate::idmap::{IdMap, Ownership};
 use crate::image::{split_source_ref, Layer, Source};
-use crate::layer::{self, LayerStream};
+use crate::layer::{self, apply_one, short_label, LayerStream};
 use crate::layout::BlobStore;
 use crate::platform::Platform;
 use crate::progress::Progress;
-use crate::safepath;
+use crate::safepath::{self, open_host_dir as open_dir};
 use crate::whiteout::Mode as WhiteoutMode;
 
 pub struct UnpackOptions {
@@ -54,8 +52,30 @@ const LOOKAHEAD: usize = 2;
 
 pub fn unpack(image_spec: &str, bundle: &Path, opts: &UnpackOptions) -> Result<Report> {
     let (src, reference) = split_source_ref(image_spec);
-    let source = Source::open(&src)?;
-    let image = source.resolve(reference.as_deref(), &opts.platform)?;
+    unpack_source(&src, reference.as_deref(), image_spec, bundle, opts)
+}
+
+/// Unpacks the image `reference` names in the source at `src`; `image_spec`
+/// is how the summary line names it.
+pub fn unpack_source(
+    src: &Path,
+    reference: Option<&str>,
+    image_spec: &str,
+    bundle: &Path,
+    opts: &UnpackOptions,
+) -> Result<Report> {
+    unpack_opened(Source::open(src)?, reference, image_spec, bundle, opts)
+}
+
+/// Unpacks from an opened source (`pull` passes one that follows downloads).
+pub fn unpack_opened(
+    source: Source,
+    reference: Option<&str>,
+    image_spec: &str,
+    bundle: &Path,
+    opts: &UnpackOptions,
+) -> Result<Report> {
+    let image = source.resolve(reference, &opts.platform)?;
     if opts.overlay && opts.cache.is_none() {
         bail!("--overlay needs --cache DIR: the overlay's lower layers live in the cache");
     }
@@ -139,6 +159,12 @@ pub fn unpack(image_spec: &str, bundle: &Path, opts: &UnpackOptions) -> Result<R
         bundle.display()
     ));
     Ok(report)
+}
+
+/// Checks that `bundle` can be created, as the unpack will: `pull` asks
+/// before it downloads anything.
+pub fn check_bundle(bundle: &Path) -> Result<()> {
+    check_target(&absolute(bundle)?)
 }
 
 /// The bundle path must be free, or an empty directory for the finished
@@ -236,27 +262,6 @@ fn apply_layers(
     Ok(left_out)
 }
 
-/// Runs `apply` over a layer stream and drains it so its checksums are
-/// verified; names the layer and the root cause on failure.
-pub fn apply_one<T>(
-    stream: &mut LayerStream,
-    layer: &Layer,
-    apply: impl FnOnce(&mut LayerStream) -> Result<T>,
-) -> Result<T> {
-    let result = apply(stream).and_then(|v| stream.finish().map(|()| v).map_err(|e| anyhow!(e)));
-    result.map_err(|e| match stream.take_error() {
-        Some(cause) => anyhow!("{}: {cause}", layer.label()),
-        None => e.context(layer.label()),
-    })
-}
-
-pub fn short_label(layer: &Layer) -> String {
-    match &layer.digest {
-        Some(d) => d.short().to_string(),
-        None => layer.blob.chars().take(12).collect(),
-    }
-}
-
 /// /etc/passwd and /etc/group of the image, read inside the first root
 /// (topmost layer first) that has them; links resolve inside that root.
 fn read_user_db(roots: &[OwnedFd]) -> UserDb {
@@ -274,15 +279,6 @@ fn read_user_db(roots: &[OwnedFd]) -> UserDb {
         passwd: read("etc/passwd"),
         group: read("etc/group"),
     }
-}
-
-pub fn open_dir(path: &Path) -> Result<OwnedFd> {
-    open(
-        path,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| anyhow!("open {}: {}", path.display(), std::io::Error::from(e)))
 }
 
 fn absolute(p: &Path) -> Result<PathBuf> {

@@ -4,67 +4,10 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 use common::*;
 use serde_json::json;
-
-fn runtime() -> PathBuf {
-    if let Some(r) = std::env::var_os("PATINA_RUNTIME") {
-        return PathBuf::from(r);
-    }
-    // target/debug/deps/e2e-<hash> -> target/debug/patina
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    dir.join("patina")
-}
-
-/// Runs the container to completion and returns its stdout.
-fn run_container(bundle: &Path, id: &str) -> String {
-    let rt = runtime();
-    assert!(
-        rt.exists(),
-        "runtime {} not found (build it, or set PATINA_RUNTIME)",
-        rt.display()
-    );
-    let state = Scratch::new("runtime-root");
-    let mut child = Command::new(&rt)
-        .args([
-            "--root",
-            state.0.to_str().unwrap(),
-            "run",
-            "-b",
-            bundle.to_str().unwrap(),
-            id,
-        ])
-        .current_dir(bundle)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(60) {
-            child.kill().unwrap();
-            let _ = Command::new(&rt)
-                .args(["--root", state.0.to_str().unwrap(), "delete", "--force", id])
-                .status();
-            panic!("container {id} did not finish within 60s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{} run failed: {}",
-        rt.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn busybox_image(dir: &Path) {
     let busybox = fs::read("/bin/busybox").expect("/bin/busybox (Debian busybox-static)");

@@ -1,5 +1,9 @@
 //! The base `config.json` (what `runc spec` produces, without `linux.resources`
 //! and seccomp) and helpers to mutate it.
+//!
+//! It repeats runtime/src/default_spec.rs on purpose: the suite runs against any
+//! runc-compatible runtime and checks patina's `spec` from the outside, so it must not
+//! take its configs from the code under test (a wrong default would then pass).
 
 use serde_json::{json, Value};
 

@@ -349,3 +349,23 @@ fn hooks_get_no_inherited_descriptors() {
         );
     }
 }
+
+/// createContainer hooks run with the container's root as their working directory (as
+/// runc: hooks that set up the container write relative paths such as `./lib/...`).
+#[test]
+fn create_container_hook_runs_in_the_rootfs() {
+    let mut c = Container::new("hookcwd");
+    let out = c.path("hook-cwd");
+    c.config["hooks"] = json!({
+        "createContainer": [{
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("pwd > {}; touch ./made-by-hook", out.display())]
+        }]
+    });
+    c.set_args(&["true"]);
+    c.create_ok();
+    let cwd = fs::read_to_string(&out).expect("the hook ran");
+    let rootfs = fs::canonicalize(&c.rootfs).unwrap();
+    assert_eq!(Path::new(cwd.trim()), rootfs);
+    assert!(c.rootfs.join("made-by-hook").exists());
+}

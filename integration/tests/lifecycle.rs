@@ -1,6 +1,7 @@
 //! create / start / kill / delete / run, and operations in the wrong state.
 
 use integration::Container;
+use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
 
@@ -57,6 +58,35 @@ fn kill_by_name_prefixed_name_and_number() {
         );
         c.delete(false).assert_ok();
     }
+}
+
+/// Signal 0 asks whether the container is alive and delivers nothing (runc: `kill ID 0`,
+/// what its kill.bats uses to check a detached container): it succeeds while the process
+/// lives, leaves it running, and fails once it has stopped (but with --all, as runc).
+#[test]
+fn kill_signal_zero_checks_the_container_is_alive() {
+    let mut c = Container::new("killzero");
+    c.set_sh(
+        "trap 'touch /got-signal' HUP INT TERM USR1; touch /ready; while true; do sleep 0.05; done",
+    );
+    c.create_ok();
+    c.start().assert_ok();
+    assert!(wait_file(&c.rootfs.join("ready")));
+    c.kill("0").assert_ok();
+    c.rt(&["kill", "--all", &c.id, "0"]).assert_ok();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(c.status(), "running");
+    assert!(
+        !c.rootfs.join("got-signal").exists(),
+        "signal 0 was delivered"
+    );
+    c.kill("KILL").assert_ok();
+    c.wait_status("stopped");
+    c.kill("0").assert_failed();
+    // With --all, what is left in the cgroup (nothing here) is signalled: runc succeeds.
+    c.rt(&["kill", "--all", &c.id, "0"]).assert_ok();
+    c.rt(&["kill", "--all", &c.id, "KILL"]).assert_ok();
+    assert_eq!(c.status(), "stopped");
 }
 
 #[test]
@@ -231,4 +261,30 @@ fn state_of_unknown_container_fails() {
     c.rt(&["start", "no-such-container"]).assert_failed();
     c.rt(&["kill", "no-such-container", "KILL"]).assert_failed();
     c.rt(&["delete", "no-such-container"]).assert_failed();
+}
+
+/// `run --keep` waits for the process and leaves the container stopped, with its cgroup,
+/// for the caller to inspect and delete (runc's `--keep`).
+#[test]
+fn run_keep_leaves_the_stopped_container_and_its_cgroup() {
+    let mut c = Container::new("runkeep");
+    // The fixture checks and removes <own cgroup>/<id> at teardown.
+    c.config["linux"]["cgroupsPath"] = json!(c.id.clone());
+    c.set_sh("echo kept > /out; exit 3");
+    let out = c.run_with(&["--keep"]);
+    assert_eq!(out.code, Some(3), "{out:#?}");
+    assert_eq!(c.status(), "stopped");
+    let dirs: Vec<_> = integration::procfs::own_cgroup_dirs()
+        .into_iter()
+        .map(|d| d.join(&c.id))
+        .collect();
+    assert!(!dirs.is_empty());
+    for d in &dirs {
+        assert!(d.is_dir(), "{} is gone after run --keep", d.display());
+    }
+    c.delete(false).assert_ok();
+    assert!(c.state().is_none(), "delete left the container");
+    for d in &dirs {
+        assert!(!d.exists(), "{} left after delete", d.display());
+    }
 }

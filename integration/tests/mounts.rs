@@ -188,6 +188,37 @@ fn mount_flags_visible() {
     assert!(rw.has_option("rw") && !rw.has_option("noexec"), "{rw:?}");
 }
 
+/// A read-only /dev (an `ro` tmpfs at /dev): the container still gets its device nodes,
+/// /dev/pts and /dev/shm, and /dev itself refuses writes (runc: made read-only last).
+#[test]
+fn read_only_dev_is_populated_first() {
+    let mut c = Container::new("rodev");
+    let dev = c.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|m| m["destination"] == "/dev")
+        .expect("the default config mounts /dev");
+    dev["options"].as_array_mut().unwrap().push(json!("ro"));
+    let (m, pre) = mounts_inside(
+        &mut c,
+        "touch /dev/x 2>&1; echo hi > /dev/null && echo null-ok; ls /dev/pts/ptmx /dev/zero;",
+    );
+    assert!(
+        pre.contains("/dev/x") && pre.contains("Read-only file system"),
+        "{pre}"
+    );
+    assert!(pre.contains("null-ok"), "{pre}");
+    assert!(
+        pre.contains("/dev/pts/ptmx") && pre.contains("/dev/zero"),
+        "{pre}"
+    );
+    let d = find_mount(&m, "/dev");
+    assert!(d.has_option("ro") && d.has_option("nosuid"), "{d:?}");
+    let pts = find_mount(&m, "/dev/pts");
+    assert!(!pts.has_option("ro"), "{pts:?}");
+}
+
 #[test]
 fn propagation() {
     let mut c = Container::new("propagation");

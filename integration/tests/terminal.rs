@@ -43,6 +43,53 @@ fn console_socket_tty_and_size() {
     c.wait_status("stopped");
 }
 
+/// A process running as another user owns its terminal (uid), the group staying the
+/// devpts one (gid=5 in the default config), as runc sets it; root's stays 0:5.
+#[test]
+fn terminal_belongs_to_the_process_user() {
+    for (uid, gid, want) in [(1000, 100, "1000:5"), (0, 0, "0:5")] {
+        let mut c = Container::new("ttyowner");
+        let (h, sock) = setup(&mut c, "stat -c %u:%g $(tty); echo END");
+        c.config["process"]["user"] = json!({ "uid": uid, "gid": gid });
+        c.create_with(&["--console-socket", &sock]).assert_ok();
+        let master = std::fs::File::from(h.join().expect("console fd"));
+        let rx = read_master(master);
+        c.start().assert_ok();
+        let mut out = String::new();
+        collect_until(&rx, &mut out, "END");
+        let first = out
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches('\r');
+        assert_eq!(first, want, "uid {uid}: {out:?}");
+        c.wait_status("stopped");
+    }
+}
+
+/// A read-only /dev with a terminal: /dev/console is bound before /dev turns read-only.
+#[test]
+fn terminal_with_a_read_only_dev() {
+    let mut c = Container::new("ttyrodev");
+    let (h, sock) = setup(&mut c, "tty; touch /dev/x 2>&1; echo END");
+    let dev = c.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|m| m["destination"] == "/dev")
+        .expect("the default config mounts /dev");
+    dev["options"].as_array_mut().unwrap().push(json!("ro"));
+    c.create_with(&["--console-socket", &sock]).assert_ok();
+    let master = std::fs::File::from(h.join().expect("console fd"));
+    let rx = read_master(master);
+    c.start().assert_ok();
+    let mut out = String::new();
+    collect_until(&rx, &mut out, "END");
+    assert!(out.starts_with("/dev/pts/"), "{out:?}");
+    assert!(out.contains("Read-only file system"), "{out:?}");
+    c.wait_status("stopped");
+}
+
 #[test]
 fn terminal_is_controlling_and_stdio() {
     let mut c = Container::new("terminal2");

@@ -25,9 +25,10 @@ fn translate(field: &str, set: &Option<Capabilities>) -> Result<CapsHashSet> {
         // oci-spec names them CHOWN etc.; the caps crate wants CAP_CHOWN.
         let name = format!("CAP_{cap}");
         let cap = Cap::from_str(&name).map_err(|_| {
-            Error::msg(format!(
-                "process.capabilities.{field}: unknown capability {name:?}"
-            ))
+            Error::new(
+                crate::Kind::InvalidConfig,
+                format!("process.capabilities.{field}: unknown capability {name:?}"),
+            )
         })?;
         out.insert(cap);
     }

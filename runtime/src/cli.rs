@@ -26,37 +26,45 @@ static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     )
 });
 
+/// The heading of the flags that go before the command, as runc's do: listed once in
+/// `patina --help`, not repeated in every command's help.
+const GLOBAL: &str = "Global options";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "patina",
     version = VERSION.as_str(),
     disable_version_flag = true,
-    about = "An OCI container runtime, compatible with runc"
+    about = "An OCI container runtime, compatible with runc",
+    long_about = "An OCI container runtime, compatible with runc: the same commands, flags and \
+                  defaults, so engines (containerd, podman, docker) call it as they call runc.",
+    after_help = "Errors are one line on stderr and exit 1; see docs/cli.md for the error kinds."
 )]
-struct Cli {
-    /// Print the version
+pub struct Cli {
+    /// Print the version and commit
     #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
     version: (),
     /// Directory for the containers' state (default /run/patina; $XDG_RUNTIME_DIR/patina
     /// when not run as root)
-    #[arg(long, global = true)]
+    #[arg(long, help_heading = GLOBAL, value_name = "DIR")]
     root: Option<PathBuf>,
     /// Log file (errors and warnings; debug with --debug)
-    #[arg(long, global = true)]
+    #[arg(long, help_heading = GLOBAL, value_name = "FILE")]
     log: Option<PathBuf>,
-    #[arg(long = "log-format", global = true, value_enum, default_value = "text")]
+    /// Format of the --log lines (json: one object a line, as containerd reads it)
+    #[arg(long = "log-format", value_enum, default_value = "text", help_heading = GLOBAL, value_name = "FORMAT")]
     log_format: LogFormat,
     /// Log debug messages
-    #[arg(long, global = true)]
+    #[arg(long, help_heading = GLOBAL)]
     debug: bool,
     /// Manage cgroups through systemd (not supported: patina manages cgroupfs itself)
-    #[arg(long = "systemd-cgroup", global = true)]
+    #[arg(long = "systemd-cgroup", help_heading = GLOBAL)]
     systemd_cgroup: bool,
     /// Rootless mode: true, false or auto
-    #[arg(long)]
+    #[arg(long, help_heading = GLOBAL, value_name = "MODE")]
     rootless: Option<String>,
     /// Path to criu, for checkpoint/restore
-    #[arg(long, global = true)]
+    #[arg(long, help_heading = GLOBAL, value_name = "PATH")]
     criu: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -70,17 +78,17 @@ enum LogFormat {
 
 #[derive(Args, Debug)]
 struct CreateArgs {
-    /// Bundle directory (default: the current directory)
-    #[arg(short = 'b', long, default_value = ".")]
+    /// Bundle directory (config.json and the root filesystem)
+    #[arg(short = 'b', long, default_value = ".", value_name = "DIR")]
     bundle: PathBuf,
     /// Write the init pid to this file
-    #[arg(long = "pid-file")]
+    #[arg(long = "pid-file", value_name = "FILE")]
     pid_file: Option<PathBuf>,
     /// Unix socket to send a pidfd of the init process to
-    #[arg(long = "pidfd-socket")]
+    #[arg(long = "pidfd-socket", value_name = "SOCKET")]
     pidfd_socket: Option<PathBuf>,
     /// Unix socket to send the pty master to (with process.terminal)
-    #[arg(long = "console-socket")]
+    #[arg(long = "console-socket", value_name = "SOCKET")]
     console_socket: Option<PathBuf>,
     /// Use MS_MOVE + chroot instead of pivot_root
     #[arg(long = "no-pivot")]
@@ -89,58 +97,63 @@ struct CreateArgs {
     #[arg(long = "no-new-keyring")]
     no_new_keyring: bool,
     /// Pass N extra file descriptors (3..3+N) to the container
-    #[arg(long = "preserve-fds", default_value_t = 0)]
+    #[arg(long = "preserve-fds", default_value_t = 0, value_name = "N")]
     preserve_fds: i32,
+    /// The container's id (letters, digits, _ + - .; unique under --root)
     container_id: String,
 }
 
 #[derive(Args, Debug)]
 struct ExecArgs {
     /// An OCI process JSON file (instead of the command and flags)
-    #[arg(short = 'p', long)]
+    #[arg(short = 'p', long, value_name = "FILE")]
     process: Option<PathBuf>,
     /// Allocate a pseudo-TTY
     #[arg(short = 't', long)]
     tty: bool,
     /// Set an environment variable (KEY=VALUE)
-    #[arg(short = 'e', long = "env")]
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     env: Vec<String>,
     /// Working directory in the container
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     cwd: Option<PathBuf>,
     /// uid[:gid] to run as
-    #[arg(short = 'u', long)]
+    #[arg(short = 'u', long, value_name = "UID[:GID]")]
     user: Option<String>,
     /// Extra group ids
-    #[arg(short = 'g', long = "additional-gids")]
+    #[arg(short = 'g', long = "additional-gids", value_name = "GID")]
     additional_gids: Vec<u32>,
     /// Add a capability (bounding, effective and permitted sets)
-    #[arg(short = 'c', long = "cap")]
+    #[arg(short = 'c', long = "cap", value_name = "CAP")]
     cap: Vec<String>,
     /// Set no_new_privs
     #[arg(long = "no-new-privs")]
     no_new_privs: bool,
     /// SELinux label of the process
-    #[arg(long = "process-label")]
+    #[arg(long = "process-label", value_name = "LABEL")]
     process_label: Option<String>,
     /// AppArmor profile of the process
-    #[arg(long)]
+    #[arg(long, value_name = "PROFILE")]
     apparmor: Option<String>,
     /// Return once the process is started
     #[arg(short = 'd', long)]
     detach: bool,
-    #[arg(long = "pid-file")]
+    /// Write the process's pid to this file
+    #[arg(long = "pid-file", value_name = "FILE")]
     pid_file: Option<PathBuf>,
     /// Unix socket to send a pidfd of the process to
-    #[arg(long = "pidfd-socket")]
+    #[arg(long = "pidfd-socket", value_name = "SOCKET")]
     pidfd_socket: Option<PathBuf>,
-    #[arg(long = "console-socket")]
+    /// Unix socket to send the pty master to (with --tty)
+    #[arg(long = "console-socket", value_name = "SOCKET")]
     console_socket: Option<PathBuf>,
-    #[arg(long = "preserve-fds", default_value_t = 0)]
+    /// Pass N extra file descriptors (3..3+N) to the process
+    #[arg(long = "preserve-fds", default_value_t = 0, value_name = "N")]
     preserve_fds: i32,
     /// Exec even if the container is paused
     #[arg(long = "ignore-paused")]
     ignore_paused: bool,
+    /// The container's id (letters, digits, _ + - .; unique under --root)
     container_id: String,
     /// The command and its arguments
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -152,15 +165,23 @@ enum Command {
     /// Create a container (it waits for `start`)
     Create(CreateArgs),
     /// Start a created container
-    Start { container_id: String },
-    /// Print the state of a container
-    State { container_id: String },
+    Start {
+        /// The container's id (letters, digits, _ + - .; unique under --root)
+        container_id: String,
+    },
+    /// Print the state of a container (OCI state JSON)
+    State {
+        /// The container's id (letters, digits, _ + - .; unique under --root)
+        container_id: String,
+    },
     /// Send a signal to a container
     Kill {
         /// Send to every process of the container
         #[arg(short, long)]
         all: bool,
+        /// The container's id (letters, digits, _ + - .; unique under --root)
         container_id: String,
+        /// The signal: a name (TERM, SIGKILL) or a number
         #[arg(default_value = "SIGTERM")]
         signal: String,
     },
@@ -169,6 +190,7 @@ enum Command {
         /// Kill a running container first
         #[arg(short, long)]
         force: bool,
+        /// The container's id (letters, digits, _ + - .; unique under --root)
         container_id: String,
     },
     /// Run a process in a running container
@@ -178,11 +200,16 @@ enum Command {
         /// Return once started
         #[arg(short, long)]
         detach: bool,
+        /// Do not delete the container after it exits (its state and cgroup stay for
+        /// `state`, `events --stats` and `delete`)
+        #[arg(long)]
+        keep: bool,
         #[command(flatten)]
         create: CreateArgs,
     },
     /// List containers
     List {
+        /// Output format
         #[arg(short, long, value_enum, default_value = "table")]
         format: ListFormatArg,
         /// Print only the ids
@@ -191,7 +218,8 @@ enum Command {
     },
     /// Write a default config.json
     Spec {
-        #[arg(short = 'b', long, default_value = ".")]
+        /// Directory to write config.json into
+        #[arg(short = 'b', long, default_value = ".", value_name = "DIR")]
         bundle: PathBuf,
         /// A config for the calling user (user namespace mapping it to root, no network
         /// namespace, no cgroup limits, /sys bound from the host)
@@ -201,15 +229,23 @@ enum Command {
     /// Print what this runtime implements (runtime-spec features.json)
     Features,
     /// Freeze every process of a container
-    Pause { container_id: String },
+    Pause {
+        /// The container's id (letters, digits, _ + - .; unique under --root)
+        container_id: String,
+    },
     /// Thaw a paused container
-    Resume { container_id: String },
+    Resume {
+        /// The container's id (letters, digits, _ + - .; unique under --root)
+        container_id: String,
+    },
     /// Change the resource limits of a container
     Update(Box<UpdateArgs>),
     /// List the processes of a container
     Ps {
+        /// Output format (json: the pids)
         #[arg(short, long, value_enum, default_value = "table")]
         format: ListFormatArg,
+        /// The container's id (letters, digits, _ + - .; unique under --root)
         container_id: String,
         /// Options passed to ps (default -ef)
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -221,17 +257,20 @@ enum Command {
         #[arg(long)]
         stats: bool,
         /// Time between stats lines
-        #[arg(long, default_value = "5s")]
+        #[arg(long, default_value = "5s", value_name = "DURATION")]
         interval: String,
+        /// The container's id (letters, digits, _ + - .; unique under --root)
         container_id: String,
     },
     /// Checkpoint a container (not supported)
     Checkpoint {
+        /// runc's checkpoint flags and id (refused)
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         rest: Vec<String>,
     },
     /// Restore a container (not supported)
     Restore {
+        /// runc's restore flags and id (refused)
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         rest: Vec<String>,
     },
@@ -240,34 +279,54 @@ enum Command {
 #[derive(Args, Debug)]
 struct UpdateArgs {
     /// OCI LinuxResources JSON file ("-" for stdin)
-    #[arg(short = 'r', long)]
+    #[arg(short = 'r', long, value_name = "FILE")]
     resources: Option<PathBuf>,
     /// Memory limit in bytes (k, m, g suffixes; -1 unlimited)
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, value_name = "BYTES")]
     memory: Option<String>,
-    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
+    /// Memory soft limit in bytes (k, m, g suffixes)
+    #[arg(
+        long = "memory-reservation",
+        allow_hyphen_values = true,
+        value_name = "BYTES"
+    )]
     memory_reservation: Option<String>,
-    /// Memory plus swap limit
-    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    /// Memory plus swap limit in bytes (k, m, g suffixes; -1 unlimited)
+    #[arg(long = "memory-swap", allow_hyphen_values = true, value_name = "BYTES")]
     memory_swap: Option<String>,
-    #[arg(long = "cpu-shares", allow_hyphen_values = true)]
+    /// CPU shares, a relative weight (v1 cpu.shares; converted to cpu.weight on v2)
+    #[arg(
+        long = "cpu-share",
+        visible_alias = "cpu-shares",
+        allow_hyphen_values = true,
+        value_name = "N"
+    )]
     cpu_shares: Option<String>,
-    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    /// CPU time the container may use per --cpu-period, in microseconds (-1 unlimited)
+    #[arg(long = "cpu-quota", allow_hyphen_values = true, value_name = "US")]
     cpu_quota: Option<String>,
-    #[arg(long = "cpu-period", allow_hyphen_values = true)]
+    /// Length of the CPU quota period, in microseconds
+    #[arg(long = "cpu-period", allow_hyphen_values = true, value_name = "US")]
     cpu_period: Option<String>,
-    #[arg(long = "cpu-rt-period", allow_hyphen_values = true)]
+    /// Real-time scheduling period, in microseconds (cgroup v1 only)
+    #[arg(long = "cpu-rt-period", allow_hyphen_values = true, value_name = "US")]
     cpu_rt_period: Option<String>,
-    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
+    /// Real-time run time per --cpu-rt-period, in microseconds (cgroup v1 only)
+    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true, value_name = "US")]
     cpu_rt_runtime: Option<String>,
-    #[arg(long = "cpuset-cpus")]
+    /// CPUs the container may run on (e.g. 0-2,4)
+    #[arg(long = "cpuset-cpus", value_name = "LIST")]
     cpuset_cpus: Option<String>,
-    #[arg(long = "cpuset-mems")]
+    /// Memory nodes the container may use (e.g. 0,1)
+    #[arg(long = "cpuset-mems", value_name = "LIST")]
     cpuset_mems: Option<String>,
-    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    /// Maximum number of processes (-1 or 0 unlimited)
+    #[arg(long = "pids-limit", allow_hyphen_values = true, value_name = "N")]
     pids_limit: Option<String>,
-    #[arg(long = "blkio-weight", allow_hyphen_values = true)]
+    /// Block IO weight, 10 to 1000
+    #[arg(long = "blkio-weight", allow_hyphen_values = true, value_name = "N")]
     blkio_weight: Option<String>,
+    /// The container's id (letters, digits, _ + - .; unique under --root)
     container_id: String,
 }
 
@@ -293,7 +352,7 @@ pub fn main() -> i32 {
     // Before anything is opened (the log file included): the preserved range must hold
     // the caller's descriptors, or the runtime's own would be handed to the container.
     if let Err(e) = check_inherited_fds(&cli.command) {
-        logging::error(&e.to_string());
+        logging::failure(&e);
         return 1;
     }
     logging::init(cli.log.clone(), format, cli.debug);
@@ -301,15 +360,24 @@ pub fn main() -> i32 {
     // behind (CVE-2019-5736): this re-execs unless the image is already read-only.
     if let Command::Create(_) | Command::Run { .. } | Command::Exec(_) = cli.command {
         if let Err(e) = patina::exe_protect::run_from_read_only_image() {
-            logging::error(&e.to_string());
+            logging::failure(&e);
             return 1;
         }
     }
+    // `exec` that fails before its process runs exits 255, as runc's: scripts tell that
+    // apart from the process' own (usually smaller) status.
+    let failed = match cli.command {
+        Command::Exec(_) => 255,
+        _ => 1,
+    };
     match dispatch(cli) {
         Ok(code) => code,
+        // Every kind exits 1 (255 for exec), as runc does for every error (docs/cli.md
+        // "Exit codes"): `run` and `exec` pass the container's own status through, which
+        // any other number could be; the kind is in the JSON log line.
         Err(e) => {
-            logging::error(&e.to_string());
-            1
+            logging::failure(&e);
+            failed
         }
     }
 }
@@ -329,7 +397,10 @@ fn check_inherited_fds(command: &Command) -> Result<()> {
 
 fn check_global_flags(cli: &Cli) -> Result<()> {
     if cli.systemd_cgroup {
-        bail!("--systemd-cgroup: not supported; patina manages cgroups through cgroupfs");
+        bail!(
+            Unsupported,
+            "--systemd-cgroup: not supported; patina manages cgroups through cgroupfs"
+        );
     }
     if let Some(criu) = &cli.criu {
         logging::debug(&format!(
@@ -342,7 +413,11 @@ fn check_global_flags(cli: &Cli) -> Result<()> {
 
 fn create_options(args: &CreateArgs, rootless: Mode) -> Result<CreateOptions> {
     if args.preserve_fds < 0 {
-        bail!("--preserve-fds {}: must not be negative", args.preserve_fds);
+        bail!(
+            InvalidConfig,
+            "--preserve-fds {}: must not be negative",
+            args.preserve_fds
+        );
     }
     Ok(CreateOptions {
         bundle: args.bundle.clone(),
@@ -392,12 +467,21 @@ fn dispatch(cli: Cli) -> Result<i32> {
             container_id,
         } => delete::delete(&root, &container_id, force)?,
         Command::Exec(args) => return exec_command(&root, args),
-        Command::Run { detach, create } => {
+        Command::Run {
+            detach,
+            keep,
+            create,
+        } => {
+            let after = match (detach, keep) {
+                (true, _) => run::After::Detach,
+                (false, true) => run::After::Keep,
+                (false, false) => run::After::Delete,
+            };
             return run::run(
                 &root,
                 &create.container_id,
                 &create_options(&create, mode)?,
-                detach,
+                after,
             );
         }
         Command::List { format, quiet } => {
@@ -454,7 +538,10 @@ fn dispatch(cli: Cli) -> Result<i32> {
             events::events(&root, &container_id, interval, stats)?;
         }
         Command::Checkpoint { .. } | Command::Restore { .. } => {
-            bail!("checkpoint/restore: not supported by patina (no CRIU integration yet)");
+            bail!(
+                Unsupported,
+                "checkpoint/restore: not supported by patina (no CRIU integration yet)"
+            );
         }
     }
     Ok(0)
@@ -462,7 +549,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
 
 fn exec_command(root: &Path, args: ExecArgs) -> Result<i32> {
     if args.preserve_fds < 0 {
-        bail!("--preserve-fds {}: must not be negative", args.preserve_fds);
+        bail!(
+            InvalidConfig,
+            "--preserve-fds {}: must not be negative",
+            args.preserve_fds
+        );
     }
     let (dir, record) = exec::load(root, &args.container_id)?;
     let process = match &args.process {
@@ -497,7 +588,11 @@ fn exec_command(root: &Path, args: ExecArgs) -> Result<i32> {
 fn write_spec(bundle: &Path, rootless: bool) -> Result<()> {
     let path = bundle.join("config.json");
     if path.exists() {
-        bail!("spec: {:?} already exists; remove it first", path.display());
+        bail!(
+            AlreadyExists,
+            "spec: {:?} already exists; remove it first",
+            path.display()
+        );
     }
     let mut spec = patina::default_spec::default_spec();
     if rootless {

@@ -68,7 +68,10 @@ pub fn run(hook: &Hook, state_json: &[u8]) -> Result<()> {
     }
     let status = match hook.timeout() {
         Some(secs) if secs <= 0 => {
-            return Err(Error::msg(format!("timeout {secs}: must be positive")))
+            return Err(Error::new(
+                crate::Kind::InvalidConfig,
+                format!("timeout {secs}: must be positive"),
+            ))
         }
         Some(secs) => wait_with_timeout(&mut child, Duration::from_secs(secs as u64))?,
         None => child.wait().context("wait")?,

@@ -29,4 +29,4 @@ pub mod state;
 pub mod sysctl;
 pub mod terminal;
 
-pub use error::{Error, Result};
+pub use error::{Error, Kind, Result};

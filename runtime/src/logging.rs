@@ -1,6 +1,7 @@
 //! `--log`, `--log-format` and `--debug`: where messages go. containerd's shim reads the
 //! last error from the log file in JSON lines (`{"level","msg","time"}`), so the real
-//! cause of a failure reaches the engine.
+//! cause of a failure reaches the engine; patina's error lines add `"kind"` (and
+//! `"field"` for a config field or feature), which the patina shim maps onto gRPC codes.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -39,14 +40,21 @@ fn config() -> &'static Config {
 
 pub fn error(msg: &str) {
     let _ = writeln!(std::io::stderr(), "patina: {msg}");
-    to_file("error", msg);
+    to_file("error", msg, None);
+}
+
+/// The command's failure: one line on stderr, and in the log with its kind.
+pub fn failure(err: &crate::Error) {
+    let msg = err.to_string();
+    let _ = writeln!(std::io::stderr(), "patina: {msg}");
+    to_file("error", &msg, Some(err));
 }
 
 pub fn warn(msg: &str) {
     if config().file.is_none() {
         let _ = writeln!(std::io::stderr(), "patina: warning: {msg}");
     }
-    to_file("warning", msg);
+    to_file("warning", msg, None);
 }
 
 pub fn debug(msg: &str) {
@@ -57,13 +65,17 @@ pub fn debug(msg: &str) {
     if config.file.is_none() {
         let _ = writeln!(std::io::stderr(), "patina: debug: {msg}");
     }
-    to_file("debug", msg);
+    to_file("debug", msg, None);
 }
 
-fn to_file(level: &str, msg: &str) {
+fn to_file(level: &str, msg: &str, err: Option<&crate::Error>) {
     let config = config();
     let Some(path) = &config.file else { return };
-    let line = format_line(config.format, level, msg, &crate::state::now_rfc3339());
+    let time = crate::state::now_rfc3339();
+    let line = match err {
+        Some(err) => format_error_line(config.format, err, &time),
+        None => format_line(config.format, level, msg, &time),
+    };
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -85,6 +97,23 @@ pub fn format_line(format: Format, level: &str, msg: &str, time: &str) -> String
     }
 }
 
+/// An error line: as [`format_line`], plus the kind (and field) in JSON.
+pub fn format_error_line(format: Format, err: &crate::Error, time: &str) -> String {
+    let msg = err.to_string();
+    match format {
+        Format::Json => {
+            let mut v = serde_json::json!({
+                "level": "error", "msg": msg, "time": time, "kind": err.kind().as_str(),
+            });
+            if let Some(subject) = err.subject() {
+                v["field"] = subject.into();
+            }
+            v.to_string() + "\n"
+        }
+        Format::Text => format_line(format, "error", &msg, time),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +126,19 @@ mod tests {
         assert_eq!(v["msg"], "mount \"proc\": EPERM");
         assert_eq!(v["time"], "T");
         assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+    }
+
+    #[test]
+    fn error_lines_carry_the_kind_and_field() {
+        let err = crate::err!(InvalidConfig, "root.path: missing");
+        let line = format_error_line(Format::Json, &err, "T");
+        let v: serde_json::Value = serde_json::from_str(line.trim_end()).unwrap();
+        assert_eq!(v["kind"], "invalid_config");
+        assert_eq!(v["field"], "root.path");
+        assert_eq!(v["msg"], "root.path: missing");
+        let line = format_error_line(Format::Json, &crate::err!(NotFound, "gone"), "T");
+        let v: serde_json::Value = serde_json::from_str(line.trim_end()).unwrap();
+        assert_eq!(v["kind"], "not_found");
+        assert!(v.get("field").is_none());
     }
 }

@@ -37,12 +37,18 @@ pub fn validate(spec: &Spec) -> Result<()> {
 pub fn validate_process(process: &Process) -> Result<()> {
     if let Some(profile) = non_empty(process.apparmor_profile()) {
         if !apparmor_enabled() {
-            bail!("process.apparmorProfile {profile:?}: AppArmor is not enabled on this host");
+            bail!(
+                Unsupported,
+                "process.apparmorProfile {profile:?}: AppArmor is not enabled on this host"
+            );
         }
     }
     if let Some(label) = non_empty(process.selinux_label()) {
         if !selinux_enabled() {
-            bail!("process.selinuxLabel {label:?}: SELinux is not enabled on this host");
+            bail!(
+                Unsupported,
+                "process.selinuxLabel {label:?}: SELinux is not enabled on this host"
+            );
         }
     }
     Ok(())
@@ -55,7 +61,7 @@ fn validate_mount_label(spec: &Spec) -> Result<()> {
         .and_then(|l| non_empty(l.mount_label()))
     {
         if selinux_enabled() {
-            bail!("linux.mountLabel {label:?}: SELinux mount labels are not implemented by patina yet");
+            bail!(Unsupported, "linux.mountLabel {label:?}: SELinux mount labels are not implemented by patina yet");
         }
         // runc ignores the mount label on a host without SELinux: so do we.
         crate::logging::debug(&format!(

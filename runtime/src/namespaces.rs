@@ -138,9 +138,10 @@ pub fn unshare_time(linux: Option<&Linux>) -> Result<()> {
         let clock = match clock.as_str() {
             "monotonic" | "boottime" => clock.as_str(),
             other => {
-                return Err(Error::msg(format!(
-                    "linux.timeOffsets: unknown clock {other:?}"
-                )))
+                return Err(Error::new(
+                    crate::Kind::InvalidConfig,
+                    format!("linux.timeOffsets: unknown clock {other:?}"),
+                ))
             }
         };
         text.push_str(&format!(

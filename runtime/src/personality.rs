@@ -12,7 +12,10 @@ const PER_LINUX32: libc::c_ulong = 0x0008;
 /// Checked before anything is created: the spec defines no flags yet.
 pub fn validate(p: &LinuxPersonality) -> Result<()> {
     if let Some(flag) = p.flags().iter().flatten().next() {
-        bail!("linux.personality.flags: {flag:?} is not a known personality flag");
+        bail!(
+            InvalidConfig,
+            "linux.personality.flags: {flag:?} is not a known personality flag"
+        );
     }
     Ok(())
 }

@@ -30,8 +30,12 @@ pub fn resource(name: &str) -> Option<libc::__rlimit_resource_t> {
 pub fn apply(limits: &[PosixRlimit]) -> Result<()> {
     for limit in limits {
         let name = limit.typ().to_string();
-        let res = resource(&name)
-            .ok_or_else(|| Error::msg(format!("process.rlimits: unknown type {name:?}")))?;
+        let res = resource(&name).ok_or_else(|| {
+            Error::new(
+                crate::Kind::InvalidConfig,
+                format!("process.rlimits: unknown type {name:?}"),
+            )
+        })?;
         let value = libc::rlimit {
             rlim_cur: limit.soft(),
             rlim_max: limit.hard(),

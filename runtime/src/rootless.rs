@@ -17,7 +17,7 @@ use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType, LinuxResource
 
 use crate::bail;
 use crate::cgroups::Cgroup;
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Error, Kind, Result};
 
 /// `--rootless`: runc's `auto` (the default), `true` and `false`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -34,7 +34,10 @@ impl Mode {
             None | Some("auto") => Ok(Mode::Auto),
             Some("true") => Ok(Mode::On),
             Some("false") => Ok(Mode::Off),
-            Some(other) => bail!("--rootless {other:?}: expected true, false or auto"),
+            Some(other) => bail!(
+                InvalidConfig,
+                "--rootless {other:?}: expected true, false or auto"
+            ),
         }
     }
 }
@@ -214,6 +217,7 @@ fn require_user_namespace(caller: &Caller, linux: Option<&Linux>, new_user: bool
         .any(|ns| ns.typ() == LinuxNamespaceType::User);
     if !joined {
         bail!(
+            InvalidConfig,
             "linux.namespaces: rootless (euid {}): a user namespace is required (patina spec --rootless writes one)",
             caller.euid
         );
@@ -224,6 +228,7 @@ fn require_user_namespace(caller: &Caller, linux: Option<&Linux>, new_user: bool
             .is_some_and(|l| empty(l.uid_mappings().as_ref()) || empty(l.gid_mappings().as_ref()))
     {
         bail!(
+            InvalidConfig,
             "linux.uidMappings/gidMappings: rootless (euid {}): a new user namespace needs both maps",
             caller.euid
         );
@@ -237,6 +242,7 @@ fn refuse_idmapped_mounts(spec: &Spec) -> Result<()> {
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         if crate::rootfs::idmap::idmap_option(m).is_some() || m.uid_mappings().is_some() {
             bail!(
+                Unsupported,
                 "mounts[{i}]: an idmapped mount needs CAP_SYS_ADMIN over the host's mount namespace, which a rootless runtime does not have"
             );
         }
@@ -260,6 +266,7 @@ fn map_writer(
     match find_in_path(helper) {
         Some(path) => Ok(MapWriter::Helper(path)),
         None => bail!(
+            Unsupported,
             "{field}: mapping more than the caller's own id {own} needs {helper} (Debian package uidmap), which is not installed"
         ),
     }
@@ -312,6 +319,7 @@ fn run_helper(pid: i32, field: &str, helper: &Path, maps: &[LinuxIdMapping]) -> 
         let why = String::from_utf8_lossy(&out.stderr);
         let why = why.split_whitespace().collect::<Vec<_>>().join(" ");
         bail!(
+            InvalidConfig,
             "{field}: {} refused the map ({}): {why} (the ranges must be the caller's in /etc/subuid or /etc/subgid)",
             helper.display(),
             out.status
@@ -330,6 +338,7 @@ fn check_no_additional_gids(spec: &Spec) -> Result<()> {
         .unwrap_or_default();
     if !gids.is_empty() {
         bail!(
+            InvalidConfig,
             "process.user.additionalGids {gids:?}: rootless with only the caller's own gid mapped, setgroups is denied in the container's user namespace (map a range from /etc/subgid)"
         );
     }
@@ -361,6 +370,7 @@ fn check_mount_ids(spec: &Spec) -> Result<()> {
                 .any(|m| id >= m.container_id() && id - m.container_id() < m.size())
             {
                 bail!(
+                    InvalidConfig,
                     "mounts[{i}].options {option:?}: id {id} is not mapped in the container's user namespace ({field})"
                 );
             }
@@ -382,6 +392,7 @@ fn check_oom_score_adj(spec: &Spec, current: Option<i32>) -> Result<()> {
     if let (Some(asked), Some(current)) = (asked, current) {
         if asked < current {
             bail!(
+                InvalidConfig,
                 "process.oomScoreAdj {asked}: below the caller's {current}, which a rootless runtime cannot lower (CAP_SYS_RESOURCE)"
             );
         }
@@ -433,6 +444,7 @@ fn refusal(blocked: Option<PathBuf>, resources: Option<&LinuxResources>) -> Resu
     let limits = asked_limits(resources);
     if !limits.is_empty() {
         bail!(
+            Unsupported,
             "linux.resources.{}: cannot be applied: {why}; delegate a cgroup to the user (docs/rootless.md) or drop the limits",
             limits.join(", linux.resources.")
         );
@@ -468,10 +480,13 @@ fn first_blocked(cgroup: &Cgroup, writable: impl Fn(&Path) -> bool) -> Option<Pa
 
 /// A missing cgroup, said the same way by every operation that needs one.
 pub fn no_cgroup_error(id: &str, why: Option<&str>) -> Error {
-    Error::msg(match why {
-        Some(why) => format!("container {id:?} has no cgroup: {why}"),
-        None => format!("container {id:?} has no cgroup (created by an older patina)"),
-    })
+    Error::new(
+        Kind::Unsupported,
+        match why {
+            Some(why) => format!("container {id:?} has no cgroup: {why}"),
+            None => format!("container {id:?} has no cgroup (created by an older patina)"),
+        },
+    )
 }
 
 #[cfg(test)]

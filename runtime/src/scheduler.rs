@@ -52,14 +52,23 @@ fn flag(f: LinuxSchedulerFlag) -> u64 {
 pub fn validate(s: &Scheduler) -> Result<()> {
     if let Some(nice) = s.nice() {
         if !(-20..=19).contains(nice) {
-            bail!("process.scheduler.nice {nice}: must be -20 to 19");
+            bail!(
+                InvalidConfig,
+                "process.scheduler.nice {nice}: must be -20 to 19"
+            );
         }
     }
     if s.priority().is_some_and(|p| p < 0) {
-        bail!("process.scheduler.priority: must not be negative");
+        bail!(
+            InvalidConfig,
+            "process.scheduler.priority: must not be negative"
+        );
     }
     if *s.policy() == LinuxSchedulerPolicy::SchedIso {
-        bail!("process.scheduler.policy SCHED_ISO: not implemented by Linux");
+        bail!(
+            Unsupported,
+            "process.scheduler.policy SCHED_ISO: not implemented by Linux"
+        );
     }
     Ok(())
 }
@@ -94,6 +103,7 @@ const IOPRIO_CLASS_SHIFT: u32 = 13;
 pub fn validate_io(p: &LinuxIOPriority) -> Result<()> {
     if !(0..=7).contains(&p.priority()) {
         bail!(
+            InvalidConfig,
             "process.ioPriority.priority {}: must be 0 to 7",
             p.priority()
         );

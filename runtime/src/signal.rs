@@ -9,7 +9,10 @@ pub fn parse_signal(text: &str) -> Result<i32> {
         return if (1..=libc::SIGRTMAX()).contains(&n) {
             Ok(n)
         } else {
-            Err(Error::msg(format!("invalid signal {text:?}")))
+            Err(Error::new(
+                crate::Kind::InvalidConfig,
+                format!("invalid signal {text:?}"),
+            ))
         };
     }
     let upper = text.to_ascii_uppercase();
@@ -24,9 +27,12 @@ pub fn parse_signal(text: &str) -> Result<i32> {
     {
         return Ok(libc::SIGRTMIN() + offset);
     }
-    name.parse::<Signal>()
-        .map(|s| s as i32)
-        .map_err(|_| Error::msg(format!("unknown signal {text:?}")))
+    name.parse::<Signal>().map(|s| s as i32).map_err(|_| {
+        Error::new(
+            crate::Kind::InvalidConfig,
+            format!("unknown signal {text:?}"),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -48,22 +48,29 @@ pub fn parse_config(raw: &[u8]) -> Result<Spec> {
                 false => c.to_string(),
             })
             .collect();
-        Error::msg(format!("parse config.json: {text}"))
+        Error::new(
+            crate::Kind::InvalidConfig,
+            format!("parse config.json: {text}"),
+        )
     })
 }
 
 fn resolve_rootfs(bundle: &Path, spec: &Spec) -> Result<PathBuf> {
     let Some(root) = spec.root() else {
-        bail!("root.path: missing in config.json");
+        bail!(InvalidConfig, "root.path: missing in config.json");
     };
     if root.path().as_os_str().is_empty() {
-        bail!("root.path: must not be empty");
+        bail!(InvalidConfig, "root.path: must not be empty");
     }
     let path = bundle.join(root.path());
     let meta =
         std::fs::metadata(&path).with_context(|| format!("root.path {:?}", path.display()))?;
     if !meta.is_dir() {
-        bail!("root.path {:?}: not a directory", path.display());
+        bail!(
+            InvalidConfig,
+            "root.path {:?}: not a directory",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -103,21 +110,25 @@ pub fn check_oci_version(version: &str) -> Result<()> {
         _ => false,
     };
     if !supported {
-        bail!("ociVersion {version:?} is not supported: patina implements 1.0.0 to 1.{SUPPORTED_MINOR_MAX}.x");
+        bail!(Unsupported, "ociVersion {version:?} is not supported: patina implements 1.0.0 to 1.{SUPPORTED_MINOR_MAX}.x");
     }
     Ok(())
 }
 
 fn check_process(spec: &Spec) -> Result<()> {
     let Some(process) = spec.process() else {
-        bail!("process: missing in config.json");
+        bail!(InvalidConfig, "process: missing in config.json");
     };
     match process.args() {
         Some(args) if !args.is_empty() && !args[0].is_empty() => {}
-        _ => bail!("process.args: must name the program to run (it is empty)"),
+        _ => bail!(
+            InvalidConfig,
+            "process.args: must name the program to run (it is empty)"
+        ),
     }
     if !process.cwd().is_absolute() {
         bail!(
+            InvalidConfig,
             "process.cwd {:?}: must be an absolute path",
             process.cwd().display()
         );
@@ -130,11 +141,14 @@ fn check_process(spec: &Spec) -> Result<()> {
 pub fn check_env(env: &[String], field: &str) -> Result<()> {
     for (i, entry) in env.iter().enumerate() {
         if entry.contains('\0') {
-            bail!("{field}[{i}] {entry:?}: contains a NUL byte");
+            bail!(InvalidConfig, "{field}[{i}] {entry:?}: contains a NUL byte");
         }
         match entry.split_once('=') {
             Some((key, _)) if !key.is_empty() => {}
-            _ => bail!("{field}[{i}] {entry:?}: not of the form KEY=value"),
+            _ => bail!(
+                InvalidConfig,
+                "{field}[{i}] {entry:?}: not of the form KEY=value"
+            ),
         }
     }
     Ok(())
@@ -159,10 +173,13 @@ fn check_idmapped(
         let container_maps =
             linux.is_some_and(|l| non_empty(l.uid_mappings()) && non_empty(l.gid_mappings()));
         if !container_maps {
-            bail!("mounts[{i}].options \"idmap\": needs uidMappings/gidMappings, on the mount or for the container's user namespace");
+            bail!(InvalidConfig, "mounts[{i}].options \"idmap\": needs uidMappings/gidMappings, on the mount or for the container's user namespace");
         }
     } else if !non_empty(uids) || !non_empty(gids) {
-        bail!("mounts[{i}].uidMappings/gidMappings: an idmapped mount needs both, non-empty");
+        bail!(
+            InvalidConfig,
+            "mounts[{i}].uidMappings/gidMappings: an idmapped mount needs both, non-empty"
+        );
     }
     let bind = mount.typ().as_deref() == Some("bind")
         || mount
@@ -171,7 +188,10 @@ fn check_idmapped(
             .flatten()
             .any(|o| o == "bind" || o == "rbind");
     if !bind {
-        bail!("mounts[{i}].uidMappings/gidMappings: only bind mounts can be idmapped");
+        bail!(
+            InvalidConfig,
+            "mounts[{i}].uidMappings/gidMappings: only bind mounts can be idmapped"
+        );
     }
     Ok(())
 }
@@ -181,6 +201,7 @@ fn check_mounts(spec: &Spec) -> Result<()> {
         let dest = mount.destination();
         if !dest.is_absolute() {
             bail!(
+                InvalidConfig,
                 "mounts[{i}].destination {:?}: must be an absolute path",
                 dest.display()
             );
@@ -199,6 +220,7 @@ fn check_namespaces(spec: &Spec) -> Result<()> {
     for (i, ns) in namespaces.iter().enumerate() {
         if namespaces[..i].iter().any(|other| other.typ() == ns.typ()) {
             bail!(
+                InvalidConfig,
                 "linux.namespaces[{i}]: namespace {} is listed twice",
                 ns.typ()
             );
@@ -206,6 +228,7 @@ fn check_namespaces(spec: &Spec) -> Result<()> {
         if let Some(path) = ns.path() {
             if !path.is_absolute() {
                 bail!(
+                    InvalidConfig,
                     "linux.namespaces[{i}].path {:?}: must be absolute",
                     path.display()
                 );
@@ -216,7 +239,10 @@ fn check_namespaces(spec: &Spec) -> Result<()> {
     if (linux.uid_mappings().is_some() || linux.gid_mappings().is_some())
         && !has(LinuxNamespaceType::User)
     {
-        bail!("linux.uidMappings/gidMappings: set without a user namespace");
+        bail!(
+            InvalidConfig,
+            "linux.uidMappings/gidMappings: set without a user namespace"
+        );
     }
     if has(LinuxNamespaceType::User)
         && namespaces
@@ -224,17 +250,29 @@ fn check_namespaces(spec: &Spec) -> Result<()> {
             .any(|ns| ns.typ() == LinuxNamespaceType::User && ns.path().is_none())
         && (linux.uid_mappings().is_none() || linux.gid_mappings().is_none())
     {
-        bail!("linux.uidMappings/gidMappings: a new user namespace needs both mappings");
+        bail!(
+            InvalidConfig,
+            "linux.uidMappings/gidMappings: a new user namespace needs both mappings"
+        );
     }
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
-        bail!("hostname: cannot be set without a private uts namespace");
+        bail!(
+            InvalidConfig,
+            "hostname: cannot be set without a private uts namespace"
+        );
     }
     if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts)
     {
-        bail!("domainname: cannot be set without a private uts namespace");
+        bail!(
+            InvalidConfig,
+            "domainname: cannot be set without a private uts namespace"
+        );
     }
     if linux.time_offsets().is_some() && !has(LinuxNamespaceType::Time) {
-        bail!("linux.timeOffsets: set without a time namespace");
+        bail!(
+            InvalidConfig,
+            "linux.timeOffsets: set without a time namespace"
+        );
     }
     Ok(())
 }
@@ -261,8 +299,12 @@ fn check_security(spec: &Spec) -> Result<()> {
 /// a container that silently runs without its seccomp profile or memory limit is worse
 /// than one that does not start.
 fn reject_unimplemented(spec: &Spec) -> Result<()> {
-    let unsupported =
-        |field: &str| Err(Error::msg(format!("{field}: not supported by patina yet")));
+    let unsupported = |field: &str| {
+        Err(Error::new(
+            crate::Kind::Unsupported,
+            format!("{field}: not supported by patina yet"),
+        ))
+    };
     if let Some(process) = spec.process() {
         if process.exec_cpu_affinity().is_some() {
             return unsupported("process.execCPUAffinity");

@@ -132,13 +132,22 @@ pub fn check_id(id: &str) -> Result<()> {
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'));
     if id.is_empty() {
-        bail!("invalid container id: must not be empty");
+        return Err(Error::invalid(
+            "container id",
+            "invalid container id: must not be empty",
+        ));
     }
     if id.len() > MAX_ID_LEN {
-        bail!("invalid container id: longer than {MAX_ID_LEN} characters");
+        return Err(Error::invalid(
+            "container id",
+            format!("invalid container id: longer than {MAX_ID_LEN} characters"),
+        ));
     }
     if id == "." || id == ".." || !valid_chars {
-        bail!("invalid container id {id:?}: only letters, digits and _ + - . are allowed");
+        return Err(Error::invalid(
+            "container id",
+            format!("invalid container id {id:?}: only letters, digits and _ + - . are allowed"),
+        ));
     }
     Ok(())
 }
@@ -171,7 +180,7 @@ impl StateDir {
         match std::fs::DirBuilder::new().mode(0o711).create(&self.path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                bail!("container {:?} already exists", self.id)
+                bail!(AlreadyExists, "container {:?} already exists", self.id)
             }
             Err(e) => {
                 Err(Error::from(e).wrap(format!("create state dir {:?}", self.path.display())))
@@ -187,7 +196,10 @@ impl StateDir {
     pub fn lock(&self) -> Result<Flock<File>> {
         let dir = File::open(&self.path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                Error::msg(format!("container {:?} does not exist", self.id))
+                Error::new(
+                    crate::Kind::NotFound,
+                    format!("container {:?} does not exist", self.id),
+                )
             } else {
                 Error::from(e).wrap(format!("open state dir {:?}", self.path.display()))
             }
@@ -201,9 +213,9 @@ impl StateDir {
             Ok(raw) => raw,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if self.path.exists() {
-                    bail!("container {:?} is still being created", self.id);
+                    bail!(WrongState, "container {:?} is still being created", self.id);
                 }
-                bail!("container {:?} does not exist", self.id);
+                bail!(NotFound, "container {:?} does not exist", self.id);
             }
             Err(e) => return Err(Error::from(e).wrap(format!("read state of {:?}", self.id))),
         };

@@ -41,14 +41,17 @@ pub fn validate(spec: &Spec) -> Result<()> {
     let own = |typ| namespaces.iter().any(|ns| ns.typ() == typ);
     for key in linux.sysctl().iter().flatten().map(|(k, _)| k) {
         if key.is_empty() || key.split(['.', '/']).any(|p| p.is_empty() || p == "..") {
-            bail!("linux.sysctl: {key:?} is not a valid sysctl name");
+            bail!(
+                InvalidConfig,
+                "linux.sysctl: {key:?} is not a valid sysctl name"
+            );
         }
         match namespace_of(key) {
             Some(typ) if own(typ) => {}
-            Some(typ) => bail!(
+            Some(typ) => bail!(InvalidConfig,
                 "linux.sysctl: {key:?} needs a {typ} namespace of the container's own, which the config does not have"
             ),
-            None => bail!(
+            None => bail!(InvalidConfig,
                 "linux.sysctl: {key:?} is not namespaced: setting it would change the host"
             ),
         }

@@ -3,6 +3,7 @@
 //! protobuf messages and ttrpc client.
 
 pub mod cgroup;
+pub mod errors;
 pub mod events;
 pub mod fifo;
 pub mod io;

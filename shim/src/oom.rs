@@ -13,12 +13,16 @@ use crate::proto::TaskOOM;
 
 /// Start watching the memory cgroup of `pid` (the container's init) in a thread.
 pub fn watch(container_id: &str, pid: u32, publisher: Arc<Publisher>) {
-    let v2 = crate::stats::unified();
-    let dir = match v2 {
-        true => crate::stats::v2_dir(pid),
-        false => crate::stats::v1_dir(pid, "memory"),
-    };
-    let result = dir.and_then(|dir| start(dir, v2, container_id.to_owned(), publisher));
+    let result = crate::stats::cgroup_of(pid)
+        .map_err(|e| e.to_string())
+        .and_then(|cg| {
+            let dir = match cg.is_v2() {
+                true => cg.unified.clone(),
+                false => cg.v1_dir("memory").map(Path::to_path_buf),
+            };
+            let dir = dir.ok_or("no memory cgroup")?;
+            start(dir, cg.is_v2(), container_id.to_owned(), publisher)
+        });
     if let Err(e) = result {
         crate::log::warn(&format!("oom watch for {container_id}: {e}"));
     }

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
+use patina::{Error, Kind};
+
 use crate::io::Prepared;
 use crate::options::Options;
 use crate::reaper::Reaper;
@@ -53,37 +55,38 @@ impl Runtime {
         cmd
     }
 
-    /// Run `cmd` to its end; a failure carries the runtime's last logged error.
-    fn run(&self, op: &str, mut cmd: Command) -> Result<(), String> {
+    /// Run `cmd` to its end; a failure carries the runtime's last logged error and its
+    /// kind (errors.rs maps it onto a gRPC code).
+    fn run(&self, op: &str, mut cmd: Command) -> Result<(), Error> {
+        let step = format!("{} {op}", self.binary.display());
         let before = std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0);
-        let exit = self.reaper.run(&mut cmd).map_err(|e| {
-            format!(
-                "{} {op}: start {}: {e}",
-                self.binary.display(),
-                self.binary.display()
-            )
-        })?;
+        let exit = self
+            .reaper
+            .run(&mut cmd)
+            .map_err(|e| Error::from(e).wrap(format!("{step}: start {}", self.binary.display())))?;
         drop(cmd);
         if exit.status == 0 {
             return Ok(());
         }
         let why = self
             .last_error(before)
-            .unwrap_or_else(|| format!("exit status {}", exit.status));
-        Err(format!("{} {op}: {why}", self.binary.display()))
+            .unwrap_or_else(|| Error::msg(format!("exit status {}", exit.status)));
+        Err(why.wrap(step))
     }
 
-    fn last_error(&self, from: u64) -> Option<String> {
+    /// The last error line the command logged: patina's carry `"kind"` (and `"field"`);
+    /// others (runc's) are kind Other.
+    fn last_error(&self, from: u64) -> Option<Error> {
         let text = std::fs::read(&self.log).ok()?;
         let text = String::from_utf8_lossy(text.get(from as usize..)?).into_owned();
         let mut last = None;
         for line in text.lines() {
             match serde_json::from_str::<serde_json::Value>(line) {
                 Ok(v) if v["level"] == "error" || v["level"] == "fatal" => {
-                    last = v["msg"].as_str().map(str::to_string);
+                    last = v["msg"].as_str().map(|msg| logged_error(&v, msg));
                 }
                 Ok(_) => {}
-                Err(_) if !line.trim().is_empty() => last = Some(line.to_string()),
+                Err(_) if !line.trim().is_empty() => last = Some(Error::msg(line)),
                 Err(_) => {}
             }
         }
@@ -96,7 +99,7 @@ impl Runtime {
         bundle: &Path,
         pid_file: &Path,
         io: &mut Prepared,
-    ) -> Result<(), String> {
+    ) -> Result<(), Error> {
         let mut args = vec!["create", "--bundle"];
         let bundle = bundle.to_string_lossy();
         let pid_file = pid_file.to_string_lossy();
@@ -123,7 +126,7 @@ impl Runtime {
         process: &Path,
         pid_file: &Path,
         io: &mut Prepared,
-    ) -> Result<(), String> {
+    ) -> Result<(), Error> {
         let process = process.to_string_lossy();
         let pid_file = pid_file.to_string_lossy();
         let mut args = vec![
@@ -144,11 +147,11 @@ impl Runtime {
         self.run("exec", cmd)
     }
 
-    pub fn start(&self, id: &str) -> Result<(), String> {
+    pub fn start(&self, id: &str) -> Result<(), Error> {
         self.run("start", self.command(&["start", id]))
     }
 
-    pub fn kill(&self, id: &str, signal: u32, all: bool) -> Result<(), String> {
+    pub fn kill(&self, id: &str, signal: u32, all: bool) -> Result<(), Error> {
         let sig = signal.to_string();
         let mut args = vec!["kill"];
         if all {
@@ -158,7 +161,7 @@ impl Runtime {
         self.run("kill", self.command(&args))
     }
 
-    pub fn delete(&self, id: &str, force: bool) -> Result<(), String> {
+    pub fn delete(&self, id: &str, force: bool) -> Result<(), Error> {
         let args: &[&str] = if force {
             &["delete", "--force", id]
         } else {
@@ -167,15 +170,15 @@ impl Runtime {
         self.run("delete", self.command(args))
     }
 
-    pub fn pause(&self, id: &str) -> Result<(), String> {
+    pub fn pause(&self, id: &str) -> Result<(), Error> {
         self.run("pause", self.command(&["pause", id]))
     }
 
-    pub fn resume(&self, id: &str) -> Result<(), String> {
+    pub fn resume(&self, id: &str) -> Result<(), Error> {
         self.run("resume", self.command(&["resume", id]))
     }
 
-    pub fn update(&self, id: &str, resources: &Path) -> Result<(), String> {
+    pub fn update(&self, id: &str, resources: &Path) -> Result<(), Error> {
         let r = resources.to_string_lossy();
         self.run(
             "update",
@@ -184,16 +187,42 @@ impl Runtime {
     }
 
     /// `ps --format json`: the pids in the container.
-    pub fn ps(&self, id: &str) -> Result<Vec<u32>, String> {
-        let (r, w) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe2: {e}"))?;
+    pub fn ps(&self, id: &str) -> Result<Vec<u32>, Error> {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| Error::os(e, "pipe2 for ps"))?;
         let mut cmd = self.command(&["ps", "--format", "json", id]);
         cmd.stdout(w);
         self.run("ps", cmd)?;
         let mut out = String::new();
         std::fs::File::from(r)
             .read_to_string(&mut out)
-            .map_err(|e| format!("read ps output: {e}"))?;
-        serde_json::from_str(out.trim()).map_err(|e| format!("ps output {out:?}: {e}"))
+            .map_err(|e| Error::from(e).wrap("read ps output"))?;
+        serde_json::from_str(out.trim()).map_err(|e| Error::msg(format!("ps output {out:?}: {e}")))
+    }
+}
+
+/// An error line of the runtime's JSON log as an [`Error`] of the kind it names.
+fn logged_error(line: &serde_json::Value, msg: &str) -> Error {
+    let kind = line["kind"].as_str().and_then(Kind::from_name);
+    match (kind, line["field"].as_str()) {
+        (Some(Kind::InvalidConfig), Some(field)) => Error::invalid(field, msg),
+        (Some(kind), _) => Error::new(kind, msg),
+        (None, _) => Error::msg(msg),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_give_their_kind_and_runc_lines_give_other() {
+        let line = serde_json::json!({"level": "error", "msg": "m", "kind": "not_found"});
+        assert_eq!(logged_error(&line, "m").kind(), Kind::NotFound);
+        let line = serde_json::json!({"level": "error", "msg": "m", "kind": "invalid_config",
+            "field": "root.path"});
+        assert_eq!(logged_error(&line, "m").subject(), Some("root.path"));
+        let line = serde_json::json!({"level": "error", "msg": "container does not exist"});
+        assert_eq!(logged_error(&line, "m").kind(), Kind::Other);
     }
 }

@@ -15,7 +15,10 @@ use crate::process::Process;
 use crate::proto::*;
 use crate::reaper::Reaper;
 use crate::runtime::Runtime;
-use crate::ttrpc::{Code, Handler, RpcError, RpcResult};
+use patina::{Error, Kind};
+
+use crate::errors::rpc;
+use crate::ttrpc::{Handler, RpcError, RpcResult};
 
 pub const TASK_V2: &str = "containerd.task.v2.Task";
 pub const TASK_V3: &str = "containerd.task.v3.Task";
@@ -47,20 +50,23 @@ pub struct Service {
     exiting: AtomicBool,
 }
 
-fn err(code: Code, msg: impl Into<String>) -> RpcError {
-    RpcError::new(code, msg)
+/// A failure of the shim's own (a file it could not write, a mount): kind Other.
+fn unknown(msg: String) -> RpcError {
+    failed(Error::msg(msg))
 }
 
-fn unknown(msg: String) -> RpcError {
-    crate::log::error(&msg);
-    err(Code::Unknown, msg)
+/// A failure worth the shim's log (the runtime's, or the shim's own), answered with
+/// its kind's code (errors.rs).
+fn failed(e: Error) -> RpcError {
+    crate::log::error(&e.to_string());
+    e.into()
 }
 
 impl Handler for Service {
     fn handle(&self, service: &str, method: &str, payload: &[u8]) -> RpcResult<Vec<u8>> {
         if service != TASK_V2 && service != TASK_V3 {
-            return Err(err(
-                Code::Unimplemented,
+            return Err(rpc(
+                Kind::Unsupported,
                 format!("service {service} is not served by this shim"),
             ));
         }
@@ -68,7 +74,7 @@ impl Handler for Service {
         macro_rules! call {
             ($f:ident) => {{
                 let req = Message::decode(payload)
-                    .map_err(|e| err(Code::InvalidArgument, format!("{method}: {e}")))?;
+                    .map_err(|e| rpc(Kind::InvalidConfig, format!("{method}: {e}")))?;
                 self.$f(req).map(|r| r.encode())
             }};
         }
@@ -90,7 +96,7 @@ impl Handler for Service {
             "Stats" => call!(stats),
             "Connect" => call!(connect),
             "Shutdown" => call!(shutdown),
-            m => Err(err(Code::Unimplemented, format!("method {m}"))),
+            m => Err(rpc(Kind::Unsupported, format!("method {m}"))),
         }
     }
 
@@ -127,7 +133,7 @@ impl Service {
         let map = self.containers.lock().unwrap_or_else(|p| p.into_inner());
         map.get(id)
             .cloned()
-            .ok_or_else(|| err(Code::NotFound, format!("container {id}: not found")))
+            .ok_or_else(|| rpc(Kind::NotFound, format!("container {id}: not found")))
     }
 
     fn process(&self, id: &str, exec_id: &str) -> RpcResult<(Arc<Container>, Arc<Process>)> {
@@ -143,8 +149,8 @@ impl Service {
             .get(exec_id)
             .cloned();
         let p = p.ok_or_else(|| {
-            err(
-                Code::NotFound,
+            rpc(
+                Kind::NotFound,
                 format!("process {exec_id} of {id}: not found"),
             )
         })?;
@@ -171,26 +177,26 @@ impl Service {
             .unwrap_or_else(|p| p.into_inner())
             .contains_key(&req.id)
         {
-            return Err(err(
-                Code::AlreadyExists,
+            return Err(rpc(
+                Kind::AlreadyExists,
                 format!("container {}: already exists", req.id),
             ));
         }
         if !req.checkpoint.is_empty() {
-            return Err(err(
-                Code::Unimplemented,
+            return Err(rpc(
+                Kind::Unsupported,
                 "restore from a checkpoint: patina has no checkpoint/restore (CRIU) support",
             ));
         }
         let opts = match req.options.as_ref() {
-            Some(any) => Options::from_any(Some(any)).map_err(|e| err(Code::InvalidArgument, e))?,
+            Some(any) => Options::from_any(Some(any)).map_err(|e| rpc(Kind::InvalidConfig, e))?,
             None => self.defaults.clone(),
         };
         // Before anything is made: a ShimCgroup that cannot be joined leaves nothing behind.
         if !opts.shim_cgroup.is_empty() {
             let joined = crate::cgroup::join(&opts.shim_cgroup).map_err(|e| {
                 crate::log::error(&e);
-                err(Code::InvalidArgument, e)
+                rpc(Kind::InvalidConfig, e)
             })?;
             crate::log::info(&format!("joined ShimCgroup {joined:?}"));
         }
@@ -210,11 +216,11 @@ impl Service {
                 .map_err(|e| unknown(format!("mkdir {}: {e}", rootfs.display())))?;
             crate::mount::mount_rootfs(&req.rootfs, &rootfs).map_err(unknown)?;
         }
-        let undo = |e: String| {
+        let undo = |e: Error| {
             if !req.rootfs.is_empty() {
                 let _ = crate::mount::unmount_all(&rootfs);
             }
-            unknown(format!("create {}: {e}", req.id))
+            failed(e.wrap(format!("create {}", req.id)))
         };
         let stdio = Stdio3 {
             stdin: req.stdin.clone(),
@@ -223,13 +229,15 @@ impl Service {
             terminal: req.terminal,
         };
         let mut prepared = ProcessIo::prepare(&stdio, &req.id, &self.namespace, io_owner)
-            .map_err(|e| undo(e.to_string()))?;
+            .map_err(|e| undo(Error::msg(e.to_string())))?;
         let pid_file = bundle.join("init.pid");
         runtime
             .create(&req.id, &bundle, &pid_file, &mut prepared)
             .map_err(&undo)?;
-        let io = prepared.finish(&stdio).map_err(|e| undo(e.to_string()))?;
-        let pid = read_pid(&pid_file).map_err(&undo)?;
+        let io = prepared
+            .finish(&stdio)
+            .map_err(|e| undo(Error::msg(e.to_string())))?;
+        let pid = read_pid(&pid_file).map_err(|e| undo(Error::msg(e)))?;
         let init = Process::new(&req.id, "", stdio.clone(), Vec::new());
         init.set_io(io);
         init.lock().pid = pid;
@@ -275,8 +283,8 @@ impl Service {
         {
             let mut st = p.lock();
             if st.status != status::CREATED || st.exit.is_some() || st.starting {
-                return Err(err(
-                    Code::FailedPrecondition,
+                return Err(rpc(
+                    Kind::WrongState,
                     format!("{}: not in the created state", p.event_id()),
                 ));
             }
@@ -309,7 +317,7 @@ impl Service {
         };
         if p.exec_id.is_empty() {
             let pid = p.pid();
-            let result = c.runtime.start(&c.id).map(|()| pid).map_err(unknown);
+            let result = c.runtime.start(&c.id).map(|()| pid).map_err(failed);
             return done(result);
         }
         let result = self.start_exec(&c, &p);
@@ -330,17 +338,19 @@ impl Service {
         let pid_file = c.bundle.join(format!("exec-{}.pid", p.exec_id));
         std::fs::write(&spec_file, &p.spec)
             .map_err(|e| unknown(format!("write {}: {e}", spec_file.display())))?;
-        let fail = |e: String| {
+        let fail = |e: Error| {
             let _ = std::fs::remove_file(&spec_file);
-            unknown(format!("exec {} in {}: {e}", p.exec_id, c.id))
+            failed(e.wrap(format!("exec {} in {}", p.exec_id, c.id)))
         };
         let mut prepared = ProcessIo::prepare(&p.stdio, &c.id, &self.namespace, c.io_owner)
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail(Error::msg(e.to_string())))?;
         c.runtime
             .exec(&c.id, &spec_file, &pid_file, &mut prepared)
             .map_err(&fail)?;
-        let io = prepared.finish(&p.stdio).map_err(|e| fail(e.to_string()))?;
-        let pid = read_pid(&pid_file).map_err(&fail)?;
+        let io = prepared
+            .finish(&p.stdio)
+            .map_err(|e| fail(Error::msg(e.to_string())))?;
+        let pid = read_pid(&pid_file).map_err(|e| fail(Error::msg(e)))?;
         let _ = std::fs::remove_file(&spec_file);
         let _ = std::fs::remove_file(&pid_file);
         p.set_io(io);
@@ -352,8 +362,8 @@ impl Service {
     fn exec(&self, req: ExecProcessRequest) -> RpcResult<Empty> {
         let c = self.container(&req.id)?;
         if c.init.lock().exit.is_some() {
-            return Err(err(
-                Code::FailedPrecondition,
+            return Err(rpc(
+                Kind::WrongState,
                 format!("container {}: stopped", req.id),
             ));
         }
@@ -367,8 +377,8 @@ impl Service {
         {
             let mut execs = c.execs.lock().unwrap_or_else(|p| p.into_inner());
             if execs.contains_key(&req.exec_id) {
-                return Err(err(
-                    Code::AlreadyExists,
+                return Err(rpc(
+                    Kind::AlreadyExists,
                     format!("process {}: already exists", req.exec_id),
                 ));
             }
@@ -419,32 +429,32 @@ impl Service {
         let (c, p) = self.process(&req.id, &req.exec_id)?;
         if p.exec_id.is_empty() {
             if p.lock().exit.is_some() && !req.all {
-                return Err(err(
-                    Code::NotFound,
+                return Err(rpc(
+                    Kind::NotFound,
                     format!("container {}: process already finished", c.id),
                 ));
             }
             c.runtime.kill(&c.id, req.signal, req.all).map_err(|e| {
                 if p.lock().exit.is_some() {
-                    err(
-                        Code::NotFound,
+                    rpc(
+                        Kind::NotFound,
                         format!("container {}: process already finished", c.id),
                     )
                 } else {
-                    unknown(e)
+                    failed(e)
                 }
             })?;
             return Ok(Empty {});
         }
         let st = p.lock();
         if st.exit.is_some() || st.pid == 0 {
-            return Err(err(
-                Code::NotFound,
+            return Err(rpc(
+                Kind::NotFound,
                 format!("process {}: not running", p.exec_id),
             ));
         }
         let sig = nix::sys::signal::Signal::try_from(req.signal as i32)
-            .map_err(|e| err(Code::InvalidArgument, format!("signal {}: {e}", req.signal)))?;
+            .map_err(|e| rpc(Kind::InvalidConfig, format!("signal {}: {e}", req.signal)))?;
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(st.pid as i32), sig)
             .map_err(|e| unknown(format!("kill process {} (pid {}): {e}", p.exec_id, st.pid)))?;
         Ok(Empty {})
@@ -456,8 +466,8 @@ impl Service {
             let exit = {
                 let st = p.lock();
                 if st.exit.is_none() && st.status != status::CREATED {
-                    return Err(err(
-                        Code::FailedPrecondition,
+                    return Err(rpc(
+                        Kind::WrongState,
                         format!("process {}: still running", p.exec_id),
                     ));
                 }
@@ -478,8 +488,8 @@ impl Service {
             (st.status, st.exit.is_some())
         };
         if !exited && status_now != status::CREATED {
-            return Err(err(
-                Code::FailedPrecondition,
+            return Err(rpc(
+                Kind::WrongState,
                 format!("container {}: still running", c.id),
             ));
         }
@@ -518,7 +528,7 @@ impl Service {
 
     fn pids(&self, req: PidsRequest) -> RpcResult<PidsResponse> {
         let c = self.container(&req.id)?;
-        let pids = c.runtime.ps(&c.id).map_err(unknown)?;
+        let pids = c.runtime.ps(&c.id).map_err(failed)?;
         let execs: HashMap<u32, String> = c
             .execs
             .lock()
@@ -545,7 +555,7 @@ impl Service {
 
     fn pause(&self, req: PauseRequest) -> RpcResult<Empty> {
         let c = self.container(&req.id)?;
-        c.runtime.pause(&c.id).map_err(unknown)?;
+        c.runtime.pause(&c.id).map_err(failed)?;
         let mut st = c.init.lock();
         if st.exit.is_none() {
             st.status = status::PAUSED;
@@ -558,7 +568,7 @@ impl Service {
 
     fn resume(&self, req: ResumeRequest) -> RpcResult<Empty> {
         let c = self.container(&req.id)?;
-        c.runtime.resume(&c.id).map_err(unknown)?;
+        c.runtime.resume(&c.id).map_err(failed)?;
         let mut st = c.init.lock();
         if st.exit.is_none() {
             st.status = status::RUNNING;
@@ -570,8 +580,8 @@ impl Service {
     }
 
     fn checkpoint(&self, _req: CheckpointTaskRequest) -> RpcResult<Empty> {
-        Err(err(
-            Code::Unimplemented,
+        Err(rpc(
+            Kind::Unsupported,
             "checkpoint: patina has no checkpoint/restore (CRIU) support",
         ))
     }
@@ -580,9 +590,9 @@ impl Service {
         let (_, p) = self.process(&req.id, &req.exec_id)?;
         let io = p
             .io()
-            .ok_or_else(|| err(Code::FailedPrecondition, "the process has not started"))?;
+            .ok_or_else(|| rpc(Kind::WrongState, "the process has not started"))?;
         io.resize(req.width, req.height)
-            .map_err(|e| err(Code::FailedPrecondition, e.to_string()))?;
+            .map_err(|e| rpc(Kind::WrongState, e.to_string()))?;
         Ok(Empty {})
     }
 
@@ -600,7 +610,7 @@ impl Service {
         let file = c.bundle.join("update-resources.json");
         std::fs::write(&file, resources)
             .map_err(|e| unknown(format!("write {}: {e}", file.display())))?;
-        let result = c.runtime.update(&c.id, &file).map_err(unknown);
+        let result = c.runtime.update(&c.id, &file).map_err(failed);
         let _ = std::fs::remove_file(&file);
         result.map(|()| Empty {})
     }
@@ -608,7 +618,7 @@ impl Service {
     fn stats(&self, req: StatsRequest) -> RpcResult<StatsResponse> {
         let c = self.container(&req.id)?;
         let pid = c.init.pid();
-        let stats = crate::stats::collect(pid).map_err(unknown)?;
+        let stats = crate::stats::collect(pid).map_err(failed)?;
         Ok(StatsResponse { stats: Some(stats) })
     }
 

@@ -6,7 +6,7 @@
 //!   `BootstrapParams` and the answer is a `BootstrapResult` on stdout.
 //! * `... -id ID [-bundle B] delete`: clean up after a shim that is gone; prints a
 //!   `DeleteResponse`.
-//! * `-v`: version; `-info`: a `RuntimeInfo` with the runtime's features JSON.
+//! * `-v` (`-version`): version and commit; `-info`: a `RuntimeInfo` with the runtime's features JSON.
 //! * no action: the daemon itself, listening on fd 3 (what `start` sets up).
 
 use std::io::{Read, Write};
@@ -42,23 +42,53 @@ pub struct Flags {
     pub action: Option<String>,
 }
 
-/// What `-h` prints, in the shape of Go's flag package (containerd's shims use it).
-pub const USAGE: &str = "\
-Usage of containerd-shim-patina-v2 (started by containerd, not by hand):
-  -namespace string   namespace of the container
-  -id string          id of the task (the container, or the pod's sandbox)
-  -address string     containerd's grpc address
-  -publish-binary string
-                      binary to publish events with (containerd's)
-  -bundle string      bundle directory (for delete)
-  -socket string      socket path to serve on (containerd 2.x)
-  -debug              debug logging
-  -v                  show the shim version and exit
-  -info               print the runtime's RuntimeInfo and exit
-Actions: start (start or find the daemon and print its address), delete (clean up
-after a dead shim). With no action, the daemon serves ttrpc on descriptor 3, which
-`start` sets up.
-";
+/// The flags: (name, value type or "" for a boolean, meaning), for `-h` (in the shape of
+/// Go's flag package, which containerd's shims use) and the man page (tools/gen-docs).
+pub const FLAGS: &[(&str, &str, &str)] = &[
+    ("namespace", "string", "namespace of the container"),
+    (
+        "id",
+        "string",
+        "id of the task (the container, or the pod's sandbox)",
+    ),
+    ("address", "string", "containerd's grpc address"),
+    (
+        "publish-binary",
+        "string",
+        "binary to publish events with (containerd's)",
+    ),
+    ("bundle", "string", "bundle directory (for delete)"),
+    (
+        "socket",
+        "string",
+        "socket path to serve on (containerd 2.x)",
+    ),
+    ("debug", "", "debug logging"),
+    (
+        "v",
+        "",
+        "show the shim version and commit and exit (also -version)",
+    ),
+    ("info", "", "print the runtime's RuntimeInfo and exit"),
+];
+
+/// The actions after the flags, for `-h` and the man page.
+pub const ACTIONS: &str = "Actions: start (start or find the daemon and print its address), delete (clean up \
+after a dead shim). With no action, the daemon serves ttrpc on descriptor 3, which `start` sets up.";
+
+/// What `-h` prints.
+pub fn usage() -> String {
+    let mut text =
+        String::from("Usage of containerd-shim-patina-v2 (started by containerd, not by hand):\n");
+    for (name, typ, what) in FLAGS {
+        let flag = format!("  -{name} {typ}");
+        match flag.len() {
+            0..20 => text += &format!("{flag:<22}{what}\n"),
+            _ => text += &format!("{flag}\n{:22}{what}\n", ""),
+        }
+    }
+    text + ACTIONS + "\n"
+}
 
 /// Go's flag syntax: `-name value`, `-name=value`, `--name`, booleans without a value.
 pub fn parse(args: &[String]) -> Result<Flags, String> {
@@ -81,14 +111,14 @@ pub fn parse(args: &[String]) -> Result<Flags, String> {
                 f.help = true;
                 continue;
             }
-            "debug" | "v" | "info" => {
+            "debug" | "v" | "version" | "info" => {
                 let on = inline
                     .as_deref()
                     .map(|v| v == "true" || v == "1")
                     .unwrap_or(true);
                 match name {
                     "debug" => f.debug = on,
-                    "v" => f.version = on,
+                    "v" | "version" => f.version = on,
                     _ => f.info = on,
                 }
                 continue;
@@ -121,18 +151,20 @@ pub fn main() -> i32 {
     let flags = match parse(&args) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("containerd-shim-patina-v2: {e}\n{USAGE}");
+            eprintln!("containerd-shim-patina-v2: {e}\n{}", usage());
             return 2;
         }
     };
     if flags.help {
-        eprint!("{USAGE}");
+        eprint!("{}", usage());
         return 0;
     }
     let result = if flags.version {
+        // The Go shims' shape: "Revision" is the commit.
         println!(
-            "containerd-shim-patina-v2:\n  Runtime: {RUNTIME_NAME}\n  Version: {}",
-            crate::VERSION
+            "containerd-shim-patina-v2:\n  Runtime: {RUNTIME_NAME}\n  Version: {}\n  Revision: {}",
+            crate::VERSION,
+            env!("PATINA_COMMIT")
         );
         Ok(())
     } else if flags.info {
@@ -378,7 +410,8 @@ fn is_listening_socket(fd: i32) -> bool {
 fn serve(flags: &Flags) -> Result<(), String> {
     if !is_listening_socket(3) {
         return Err(format!(
-            "no listening socket on descriptor 3: the daemon is started by `start` (run by containerd), not by hand\n{USAGE}"
+            "no listening socket on descriptor 3: the daemon is started by `start` (run by containerd), not by hand\n{}",
+            usage()
         ));
     }
     reaper::block_sigchld().map_err(|e| format!("block SIGCHLD: {e}"))?;

@@ -1,87 +1,57 @@
-//! Stats: the container's cgroup figures as containerd's cgroups v1 / v2 `Metrics`,
-//! read from the cgroup of its init (`/proc/PID/cgroup`).
+//! Stats: the container's cgroup figures as containerd's cgroups v1 / v2 `Metrics`.
+//! Which cgroup, v1 or v2, and the reading of its files are the runtime library's
+//! (`patina::cgroups`, which `patina events --stats` reads the same files with); only
+//! the containerd message layout is the shim's.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use patina::cgroups::stats::{flat_keyed, num};
+use patina::cgroups::{Cgroup, Layout};
+use patina::error::Context;
+use patina::Error;
 
 use crate::proto::*;
 
-const ROOT: &str = "/sys/fs/cgroup";
-
-fn read_u64(path: &Path) -> u64 {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// `key value` lines (memory.stat, cpu.stat, memory.events).
-fn read_kv(path: &Path) -> std::collections::HashMap<String, u64> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            let (k, v) = l.split_once(' ')?;
-            Some((k.to_string(), v.trim().parse().ok()?))
-        })
-        .collect()
-}
-
-/// (controllers, path) per line of /proc/PID/cgroup.
-fn cgroups(pid: u32) -> Result<Vec<(String, String)>, String> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-        .map_err(|e| format!("read /proc/{pid}/cgroup: {e}"))?;
-    Ok(text
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.splitn(3, ':');
-            let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
-            Some((ctrl.to_string(), path.to_string()))
-        })
-        .collect())
-}
-
+/// Whether the host has only cgroup v2 (the runtime library's detection).
 pub fn unified() -> bool {
-    Path::new(ROOT).join("cgroup.controllers").exists()
+    matches!(Layout::detect(), Ok(Layout::V2 { .. }))
+}
+
+/// The cgroup of `pid` (a container's init), resolved as the runtime resolves its own.
+pub fn cgroup_of(pid: u32) -> Result<Cgroup, Error> {
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .with_context(|| format!("read /proc/{pid}/cgroup"))?;
+    Ok(Cgroup::resolve_with(
+        &Layout::detect()?,
+        &own,
+        Path::new(""),
+    ))
 }
 
 /// The v1 directory of `controller` for `pid`.
-pub fn v1_dir(pid: u32, controller: &str) -> Result<PathBuf, String> {
-    let (ctrls, path) = cgroups(pid)?
-        .into_iter()
-        .find(|(c, _)| c.split(',').any(|c| c == controller))
-        .ok_or_else(|| format!("pid {pid} has no {controller} cgroup"))?;
-    let mount = Path::new(ROOT).join(&ctrls);
-    let mount = if mount.exists() {
-        mount
-    } else {
-        Path::new(ROOT).join(controller)
-    };
-    Ok(mount.join(path.trim_start_matches('/')))
+fn v1_dir<'a>(cg: &'a Cgroup, controller: &str) -> Result<&'a Path, Error> {
+    cg.v1_dir(controller)
+        .ok_or_else(|| Error::msg(format!("no {controller} cgroup")))
 }
 
-pub fn v2_dir(pid: u32) -> Result<PathBuf, String> {
-    let (_, path) = cgroups(pid)?
-        .into_iter()
-        .find(|(c, _)| c.is_empty())
-        .ok_or_else(|| format!("pid {pid} has no cgroup v2 entry"))?;
-    Ok(Path::new(ROOT).join(path.trim_start_matches('/')))
-}
-
-pub fn collect(pid: u32) -> Result<Any, String> {
+pub fn collect(pid: u32) -> Result<Any, Error> {
     if pid == 0 {
-        return Err("the container has no process".into());
+        return Err(Error::new(
+            patina::Kind::WrongState,
+            "the container has no process",
+        ));
     }
-    if unified() {
-        let dir = v2_dir(pid)?;
-        let mem = read_kv(&dir.join("memory.stat"));
-        let cpu = read_kv(&dir.join("cpu.stat"));
-        let events = read_kv(&dir.join("memory.events"));
+    let cg = cgroup_of(pid)?;
+    if let Some(dir) = cg.unified.as_deref().filter(|_| cg.is_v2()) {
+        let mem = flat_keyed(dir, "memory.stat");
+        let cpu = flat_keyed(dir, "cpu.stat");
+        let events = flat_keyed(dir, "memory.events");
         let g =
-            |m: &std::collections::HashMap<String, u64>, k: &str| m.get(k).copied().unwrap_or(0);
+            |m: &std::collections::BTreeMap<String, u64>, k: &str| m.get(k).copied().unwrap_or(0);
         let metrics = V2Metrics {
             pids: Some(V1PidsStat {
-                current: read_u64(&dir.join("pids.current")),
-                limit: read_u64(&dir.join("pids.max")),
+                current: num(dir, "pids.current"),
+                limit: num(dir, "pids.max"),
             }),
             cpu: Some(V2CpuStat {
                 usage_usec: g(&cpu, "usage_usec"),
@@ -108,10 +78,10 @@ pub fn collect(pid: u32) -> Result<Any, String> {
                 unevictable: g(&mem, "unevictable"),
                 pgfault: g(&mem, "pgfault"),
                 pgmajfault: g(&mem, "pgmajfault"),
-                usage: read_u64(&dir.join("memory.current")),
-                usage_limit: read_u64(&dir.join("memory.max")),
-                swap_usage: read_u64(&dir.join("memory.swap.current")),
-                swap_limit: read_u64(&dir.join("memory.swap.max")),
+                usage: num(dir, "memory.current"),
+                usage_limit: num(dir, "memory.max"),
+                swap_usage: num(dir, "memory.swap.current"),
+                swap_limit: num(dir, "memory.swap.max"),
             }),
             memory_events: Some(V2MemoryEvents {
                 low: g(&events, "low"),
@@ -124,14 +94,14 @@ pub fn collect(pid: u32) -> Result<Any, String> {
         return Ok(Any::pack("io.containerd.cgroups.v2.Metrics", &metrics));
     }
     let mut metrics = V1Metrics::default();
-    if let Ok(dir) = v1_dir(pid, "memory") {
-        let m = read_kv(&dir.join("memory.stat"));
+    if let Ok(dir) = v1_dir(&cg, "memory") {
+        let m = flat_keyed(dir, "memory.stat");
         let g = |k: &str| m.get(k).copied().unwrap_or(0);
         let entry = |prefix: &str| V1MemoryEntry {
-            limit: read_u64(&dir.join(format!("{prefix}limit_in_bytes"))),
-            usage: read_u64(&dir.join(format!("{prefix}usage_in_bytes"))),
-            max: read_u64(&dir.join(format!("{prefix}max_usage_in_bytes"))),
-            failcnt: read_u64(&dir.join(format!("{prefix}failcnt"))),
+            limit: num(dir, &format!("{prefix}limit_in_bytes")),
+            usage: num(dir, &format!("{prefix}usage_in_bytes")),
+            max: num(dir, &format!("{prefix}max_usage_in_bytes")),
+            failcnt: num(dir, &format!("{prefix}failcnt")),
         };
         metrics.memory = Some(V1MemoryStat {
             cache: g("cache"),
@@ -171,30 +141,30 @@ pub fn collect(pid: u32) -> Result<Any, String> {
             kernel: Some(entry("memory.kmem.")),
             kernel_tcp: Some(entry("memory.kmem.tcp.")),
         });
-        let oom = read_kv(&dir.join("memory.oom_control"));
+        let oom = flat_keyed(dir, "memory.oom_control");
         metrics.memory_oom_control = Some(V1MemoryOomControl {
             oom_kill_disable: oom.get("oom_kill_disable").copied().unwrap_or(0),
             under_oom: oom.get("under_oom").copied().unwrap_or(0),
             oom_kill: oom.get("oom_kill").copied().unwrap_or(0),
         });
     }
-    if let Ok(dir) = v1_dir(pid, "pids") {
+    if let Ok(dir) = v1_dir(&cg, "pids") {
         let limit = std::fs::read_to_string(dir.join("pids.max")).unwrap_or_default();
         metrics.pids = Some(V1PidsStat {
-            current: read_u64(&dir.join("pids.current")),
+            current: num(dir, "pids.current"),
             limit: limit.trim().parse().unwrap_or(0),
         });
     }
-    if let Ok(dir) = v1_dir(pid, "cpuacct") {
-        let stat = read_kv(&dir.join("cpuacct.stat"));
+    if let Ok(dir) = v1_dir(&cg, "cpuacct") {
+        let stat = flat_keyed(dir, "cpuacct.stat");
         // cpuacct.stat is in USER_HZ ticks; containerd reports nanoseconds.
         let tick = 1_000_000_000 / 100;
-        let throttle = v1_dir(pid, "cpu")
-            .map(|d| read_kv(&d.join("cpu.stat")))
+        let throttle = v1_dir(&cg, "cpu")
+            .map(|d| flat_keyed(d, "cpu.stat"))
             .unwrap_or_default();
         metrics.cpu = Some(V1CpuStat {
             usage: Some(V1CpuUsage {
-                total: read_u64(&dir.join("cpuacct.usage")),
+                total: num(dir, "cpuacct.usage"),
                 kernel: stat.get("system").copied().unwrap_or(0) * tick,
                 user: stat.get("user").copied().unwrap_or(0) * tick,
             }),
@@ -206,4 +176,26 @@ pub fn collect(pid: u32) -> Result<Any, String> {
         });
     }
     Ok(Any::pack("io.containerd.cgroups.v1.Metrics", &metrics))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The test process's own cgroup: it runs there, so its CPU time (and on v1 its memory,
+    /// which the root cgroup counts too) is not zero, whichever of v1 and v2 this host has
+    /// (pids.current and v2's memory.current are absent in a root cgroup, where the test
+    /// may run).
+    #[test]
+    fn own_cgroup_has_cpu_and_memory() {
+        let any = collect(std::process::id()).unwrap();
+        if any.type_url.ends_with("v2.Metrics") {
+            let m = V2Metrics::decode(&any.value).unwrap();
+            assert!(m.cpu.unwrap().usage_usec > 0);
+        } else {
+            let m = V1Metrics::decode(&any.value).unwrap();
+            assert!(m.memory.unwrap().usage.unwrap().usage > 0);
+            assert!(m.cpu.unwrap().usage.unwrap().total > 0);
+        }
+    }
 }

@@ -9,11 +9,14 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
+
+pub mod registry;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_patina-imagetool");
 
@@ -65,6 +68,19 @@ pub fn run_ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Progress lines (stderr is not a terminal in tests), not errors.
+pub fn is_progress(line: &str) -> bool {
+    [
+        "applied layer ",
+        "fetched ",
+        "pulled ",
+        "unpacked ",
+        "copied ",
+    ]
+    .iter()
+    .any(|p| line.starts_with(&format!("patina-imagetool: {p}")))
+}
+
 /// Runs a command that must fail with exit 1 and a one-line error; returns it.
 pub fn run_fail(args: &[&str]) -> String {
     let out = run(args);
@@ -78,7 +94,7 @@ pub fn run_fail(args: &[&str]) -> String {
     // Progress lines (stderr is not a terminal here) may come before the error.
     let err: String = all
         .lines()
-        .filter(|l| !l.starts_with("patina-imagetool: applied layer "))
+        .filter(|l| !is_progress(l))
         .map(|l| format!("{l}\n"))
         .collect();
     assert_eq!(
@@ -110,6 +126,64 @@ pub fn sh(cmd: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+// ---------------------------------------------------------------- runtime
+
+/// The OCI runtime the end-to-end tests run bundles with.
+pub fn runtime() -> PathBuf {
+    if let Some(r) = std::env::var_os("PATINA_RUNTIME") {
+        return PathBuf::from(r);
+    }
+    // target/debug/deps/e2e-<hash> -> target/debug/patina
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    dir.join("patina")
+}
+
+/// Runs the container to completion and returns its stdout.
+pub fn run_container(bundle: &Path, id: &str) -> String {
+    let rt = runtime();
+    assert!(
+        rt.exists(),
+        "runtime {} not found (build it, or set PATINA_RUNTIME)",
+        rt.display()
+    );
+    let state = Scratch::new("runtime-root");
+    let mut child = Command::new(&rt)
+        .args([
+            "--root",
+            state.0.to_str().unwrap(),
+            "run",
+            "-b",
+            bundle.to_str().unwrap(),
+            id,
+        ])
+        .current_dir(bundle)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            let _ = Command::new(&rt)
+                .args(["--root", state.0.to_str().unwrap(), "delete", "--force", id])
+                .status();
+            panic!("container {id} did not finish within 60s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{} run failed: {}",
+        rt.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 // ---------------------------------------------------------------- layers

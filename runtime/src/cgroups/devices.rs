@@ -47,7 +47,10 @@ impl Rule {
             None | Some(LinuxDeviceType::A) => 'a',
             Some(LinuxDeviceType::B) => 'b',
             Some(LinuxDeviceType::C) | Some(LinuxDeviceType::U) => 'c',
-            Some(LinuxDeviceType::P) => bail!("type \"p\" (fifo) is not a cgroup device type"),
+            Some(LinuxDeviceType::P) => bail!(
+                InvalidConfig,
+                "type \"p\" (fifo) is not a cgroup device type"
+            ),
         };
         let number = |n: Option<i64>, what: &str| -> Result<Option<u32>> {
             match n {
@@ -56,7 +59,12 @@ impl Rule {
                     .ok()
                     .filter(|n| *n <= i32::MAX as u32)
                     .map(Some)
-                    .ok_or_else(|| Error::msg(format!("{what} {n} is not a device number"))),
+                    .ok_or_else(|| {
+                        Error::new(
+                            crate::Kind::InvalidConfig,
+                            format!("{what} {n} is not a device number"),
+                        )
+                    }),
             }
         };
         let access = match d.access().as_deref() {
@@ -99,7 +107,10 @@ fn parse_access(a: &str) -> Result<u8> {
             'r' => ACC_READ,
             'w' => ACC_WRITE,
             'm' => ACC_MKNOD,
-            other => bail!("access {a:?}: {other:?} is not one of r, w, m"),
+            other => bail!(
+                InvalidConfig,
+                "access {a:?}: {other:?} is not one of r, w, m"
+            ),
         };
     }
     Ok(bits)

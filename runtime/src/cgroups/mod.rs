@@ -166,6 +166,7 @@ fn unescape(s: &str) -> String {
 pub fn check_path(path: &Path) -> Result<()> {
     if path.components().any(|c| c == Component::ParentDir) {
         bail!(
+            InvalidConfig,
             "linux.cgroupsPath {:?}: must not contain \"..\"",
             path.display()
         );
@@ -174,14 +175,14 @@ pub fn check_path(path: &Path) -> Result<()> {
     // container's limits would be written there, and `delete` would kill every process
     // in it (the host's, or the engine's own).
     if !path.components().any(|c| matches!(c, Component::Normal(_))) {
-        bail!(
+        bail!(InvalidConfig,
             "linux.cgroupsPath {:?}: names no cgroup of the container's own (the hierarchy's root or the runtime's own cgroup)",
             path.display()
         );
     }
     let text = path.to_string_lossy();
     if !path.is_absolute() && !text.contains('/') && text.split(':').count() == 3 {
-        bail!("linux.cgroupsPath {text:?}: the systemd form slice:prefix:name needs --systemd-cgroup, which patina does not support (use a cgroupfs path)");
+        bail!(Unsupported, "linux.cgroupsPath {text:?}: the systemd form slice:prefix:name needs --systemd-cgroup, which patina does not support (use a cgroupfs path)");
     }
     Ok(())
 }
@@ -419,7 +420,10 @@ impl Cgroup {
         } else if let Some(dir) = self.unified.as_deref() {
             v2::freeze(dir, frozen)
         } else {
-            bail!("pause/resume: the host has no freezer (neither v1 freezer nor cgroup2)")
+            bail!(
+                Unsupported,
+                "pause/resume: the host has no freezer (neither v1 freezer nor cgroup2)"
+            )
         }
     }
 
@@ -503,7 +507,7 @@ fn check_joinable(dir: &Path) -> Result<()> {
     let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
     let count = procs.lines().filter(|l| !l.trim().is_empty()).count();
     if count > 0 {
-        bail!(
+        bail!(InvalidConfig,
             "linux.cgroupsPath: cgroup {:?} already has {count} process(es): refusing to share it with the container",
             dir.display()
         );
@@ -523,6 +527,7 @@ fn check_not_frozen(dir: &Path) -> Result<()> {
         );
     if frozen {
         bail!(
+            InvalidConfig,
             "linux.cgroupsPath: cgroup {:?} is frozen: the container would never run",
             dir.display()
         );
@@ -600,9 +605,10 @@ pub fn read_trimmed(dir: &Path, file: &str) -> Option<String> {
 
 /// A missing hierarchy for a key that is set.
 pub fn absent(key: &str, controller: &str) -> Error {
-    Error::msg(format!(
-        "linux.resources.{key}: the host has no {controller} controller"
-    ))
+    Error::new(
+        crate::Kind::Unsupported,
+        format!("linux.resources.{key}: the host has no {controller} controller"),
+    )
 }
 
 /// Static checks of `linux.resources` (nothing touched): ranges and formats.
@@ -610,7 +616,10 @@ pub fn validate(r: &LinuxResources) -> Result<()> {
     let min_one = |key: &str, v: Option<i64>| -> Result<()> {
         match v {
             Some(v) if v < -1 => {
-                bail!("linux.resources.{key}: {v} is negative (-1 means unlimited)")
+                bail!(
+                    InvalidConfig,
+                    "linux.resources.{key}: {v} is negative (-1 means unlimited)"
+                )
             }
             _ => Ok(()),
         }
@@ -623,11 +632,14 @@ pub fn validate(r: &LinuxResources) -> Result<()> {
         min_one("memory.kernel", m.kernel())?;
         min_one("memory.kernelTCP", m.kernel_tcp())?;
         if let Some(s) = m.swappiness().filter(|s| *s > 100) {
-            bail!("linux.resources.memory.swappiness: {s} is out of range (0-100)");
+            bail!(
+                InvalidConfig,
+                "linux.resources.memory.swappiness: {s} is out of range (0-100)"
+            );
         }
         if let (Some(l), Some(s)) = (m.limit(), m.swap()) {
             if l > 0 && s > 0 && s < l {
-                bail!("linux.resources.memory.swap: {s} is below memory.limit {l} (swap is memory+swap)");
+                bail!(InvalidConfig, "linux.resources.memory.swap: {s} is below memory.limit {l} (swap is memory+swap)");
             }
         }
     }
@@ -635,24 +647,40 @@ pub fn validate(r: &LinuxResources) -> Result<()> {
         min_one("cpu.quota", c.quota())?;
         min_one("cpu.realtimeRuntime", c.realtime_runtime())?;
         if let Some(q) = c.quota().filter(|q| (1..1000).contains(q)) {
-            bail!("linux.resources.cpu.quota: {q} is below the kernel's minimum of 1000us");
+            bail!(
+                InvalidConfig,
+                "linux.resources.cpu.quota: {q} is below the kernel's minimum of 1000us"
+            );
         }
         if let Some(p) = c
             .period()
             .filter(|p| *p != 0 && !(1000..=1_000_000).contains(p))
         {
-            bail!("linux.resources.cpu.period: {p} is out of range (1000-1000000us)");
+            bail!(
+                InvalidConfig,
+                "linux.resources.cpu.period: {p} is out of range (1000-1000000us)"
+            );
         }
         if let Some(i) = c.idle().filter(|i| !(0..=1).contains(i)) {
-            bail!("linux.resources.cpu.idle: {i} must be 0 or 1");
+            bail!(
+                InvalidConfig,
+                "linux.resources.cpu.idle: {i} must be 0 or 1"
+            );
         }
         if let Some(s) = c.shares().filter(|s| *s == 1 || *s > 262_144) {
-            bail!("linux.resources.cpu.shares: {s} is out of range (2-262144)");
+            bail!(
+                InvalidConfig,
+                "linux.resources.cpu.shares: {s} is out of range (2-262144)"
+            );
         }
         for (key, list) in [("cpu.cpus", c.cpus()), ("cpu.mems", c.mems())] {
             if let Some(list) = list.as_deref().filter(|l| !l.is_empty()) {
-                parse_list(list)
-                    .map_err(|e| Error::msg(format!("linux.resources.{key} {list:?}: {e}")))?;
+                parse_list(list).map_err(|e| {
+                    Error::new(
+                        crate::Kind::InvalidConfig,
+                        format!("linux.resources.{key} {list:?}: {e}"),
+                    )
+                })?;
             }
         }
     }
@@ -663,7 +691,10 @@ pub fn validate(r: &LinuxResources) -> Result<()> {
         let weight = |key: &str, w: Option<u16>| -> Result<()> {
             match w {
                 Some(w) if w != 0 && !(10..=1000).contains(&w) => {
-                    bail!("linux.resources.{key}: {w} is out of range (10-1000)")
+                    bail!(
+                        InvalidConfig,
+                        "linux.resources.{key}: {w} is out of range (10-1000)"
+                    )
                 }
                 _ => Ok(()),
             }
@@ -686,10 +717,13 @@ pub fn validate(r: &LinuxResources) -> Result<()> {
     }
     for (i, h) in r.hugepage_limits().iter().flatten().enumerate() {
         page_size_ok(h.page_size()).map_err(|e| {
-            Error::msg(format!(
-                "linux.resources.hugepageLimits[{i}].pageSize {:?}: {e}",
-                h.page_size()
-            ))
+            Error::new(
+                crate::Kind::InvalidConfig,
+                format!(
+                    "linux.resources.hugepageLimits[{i}].pageSize {:?}: {e}",
+                    h.page_size()
+                ),
+            )
         })?;
         min_one(&format!("hugepageLimits[{i}].limit"), Some(h.limit()))?;
     }
@@ -703,6 +737,7 @@ pub fn validate(r: &LinuxResources) -> Result<()> {
         for (i, p) in n.priorities().iter().flatten().enumerate() {
             if p.name().is_empty() || p.name().contains([' ', '\n', '/']) {
                 bail!(
+                    InvalidConfig,
                     "linux.resources.network.priorities[{i}].name {:?}: not an interface name",
                     p.name()
                 );
@@ -714,16 +749,20 @@ pub fn validate(r: &LinuxResources) -> Result<()> {
 
 fn check_dev(key: &str, major: i64, minor: i64) -> Result<()> {
     if major < 0 || minor < 0 {
-        bail!("linux.resources.{key}: negative device number {major}:{minor}");
+        bail!(
+            InvalidConfig,
+            "linux.resources.{key}: negative device number {major}:{minor}"
+        );
     }
     Ok(())
 }
 
 pub fn check_unified_key(key: &str, value: &str) -> Result<()> {
     let bad = |why: &str| {
-        Err(Error::msg(format!(
-            "linux.resources.unified {key:?}: {why}"
-        )))
+        Err(Error::new(
+            crate::Kind::InvalidConfig,
+            format!("linux.resources.unified {key:?}: {why}"),
+        ))
     };
     if key.contains('/') || key.starts_with('.') || key.is_empty() {
         return bad("not a cgroup file name");

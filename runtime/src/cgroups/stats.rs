@@ -9,7 +9,8 @@ use serde_json::{json, Map, Value};
 
 use super::{read_trimmed, Cgroup};
 
-fn num(dir: &Path, file: &str) -> u64 {
+/// A file holding one number (0 when absent or not a number).
+pub fn num(dir: &Path, file: &str) -> u64 {
     read_trimmed(dir, file)
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)

@@ -70,7 +70,10 @@ pub fn apply(cg: &Cgroup, r: &LinuxResources, rules: Option<&[Rule]>) -> Result<
     if let Some(unified) = r.unified().as_ref().filter(|u| !u.is_empty()) {
         match cg.unified.as_deref() {
             Some(d) => v2::unified(d, unified)?,
-            None => bail!("linux.resources.unified: needs cgroup v2, and this host has only v1"),
+            None => bail!(
+                Unsupported,
+                "linux.resources.unified: needs cgroup v2, and this host has only v1"
+            ),
         }
     }
     if let Some(rules) = rules {

@@ -40,10 +40,10 @@ pub fn apply(dir: &Path, r: &LinuxResources) -> Result<()> {
     }
     if let Some(n) = r.network() {
         if n.class_id().is_some() {
-            bail!("linux.resources.network.classID: needs the v1 net_cls controller, which cgroup v2 does not have");
+            bail!(Unsupported, "linux.resources.network.classID: needs the v1 net_cls controller, which cgroup v2 does not have");
         }
         if n.priorities().as_ref().is_some_and(|p| !p.is_empty()) {
-            bail!("linux.resources.network.priorities: needs the v1 net_prio controller, which cgroup v2 does not have");
+            bail!(Unsupported, "linux.resources.network.priorities: needs the v1 net_prio controller, which cgroup v2 does not have");
         }
     }
     if let Some(rdma) = r.rdma().as_ref().filter(|m| !m.is_empty()) {
@@ -68,12 +68,12 @@ pub fn enable(dir: &Path, controller: &str, key: &str) -> Result<()> {
         return Ok(());
     }
     if !listed("cgroup.controllers") {
-        bail!("linux.resources.{key}: the host's cgroup v2 has no {controller} controller here (it is not in {:?}/cgroup.controllers)", parent.display());
+        bail!(Unsupported, "linux.resources.{key}: the host's cgroup v2 has no {controller} controller here (it is not in {:?}/cgroup.controllers)", parent.display());
     }
     // The root cgroup (the only one without cgroup.type) is the host's to configure:
     // patina does not change what it delegates.
     if !parent.join("cgroup.type").exists() {
-        bail!("linux.resources.{key}: the {controller} controller is not enabled in the root cgroup {:?} (cgroup.subtree_control); patina does not change the host's root cgroup", parent.display());
+        bail!(Unsupported, "linux.resources.{key}: the {controller} controller is not enabled in the root cgroup {:?} (cgroup.subtree_control); patina does not change the host's root cgroup", parent.display());
     }
     super::write_file(parent, "cgroup.subtree_control", &format!("+{controller}")).map_err(|e| {
         e.wrap(format!(
@@ -88,14 +88,16 @@ pub fn swap_max(limit: Option<i64>, swap: i64) -> Result<String> {
         (_, -1) => Ok("max".into()),
         (Some(l), s) if l > 0 => {
             if s < l {
-                bail!("linux.resources.memory.swap: {s} is below memory.limit {l} (swap is memory+swap)");
+                bail!(InvalidConfig, "linux.resources.memory.swap: {s} is below memory.limit {l} (swap is memory+swap)");
             }
             Ok((s - l).to_string())
         }
         (Some(-1), _) => Ok("max".into()),
-        _ => bail!(
+        _ => {
+            bail!(InvalidConfig,
             "linux.resources.memory.swap: needs memory.limit on cgroup v2 (swap is memory+swap)"
-        ),
+        )
+        }
     }
 }
 
@@ -118,9 +120,10 @@ fn memory(dir: &Path, m: &LinuxMemory) -> Result<()> {
         set(dir, "memory.low", &max(v), "memory.reservation")?;
     }
     let unsupported = |key: &str| {
-        Err(Error::msg(format!(
-            "linux.resources.memory.{key}: not available on cgroup v2"
-        )))
+        Err(Error::new(
+            crate::Kind::Unsupported,
+            format!("linux.resources.memory.{key}: not available on cgroup v2"),
+        ))
     };
     if m.kernel_tcp().is_some_and(|v| v != 0) {
         return unsupported("kernelTCP");
@@ -152,7 +155,10 @@ fn cpu(dir: &Path, c: &LinuxCpu) -> Result<()> {
         enable(dir, "cpu", "cpu")?;
     }
     if c.realtime_period().is_some_and(|v| v != 0) || c.realtime_runtime().is_some_and(|v| v != 0) {
-        bail!("linux.resources.cpu.realtimePeriod/realtimeRuntime: not available on cgroup v2");
+        bail!(
+            Unsupported,
+            "linux.resources.cpu.realtimePeriod/realtimeRuntime: not available on cgroup v2"
+        );
     }
     if let Some(v) = c.shares().filter(|v| *v != 0) {
         set(
@@ -220,7 +226,10 @@ fn io(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
         }
     }
     if b.leaf_weight().is_some_and(|w| w != 0) {
-        bail!("linux.resources.blockIO.leafWeight: not available on cgroup v2");
+        bail!(
+            Unsupported,
+            "linux.resources.blockIO.leafWeight: not available on cgroup v2"
+        );
     }
     for (i, d) in b.weight_device().iter().flatten().enumerate() {
         let key = format!("blockIO.weightDevice[{i}]");
@@ -233,7 +242,10 @@ fn io(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
             set(dir, file, &format!("{}:{} {w}", d.major(), d.minor()), &key)?;
         }
         if d.leaf_weight().is_some() {
-            bail!("linux.resources.{key}.leafWeight: not available on cgroup v2");
+            bail!(
+                Unsupported,
+                "linux.resources.{key}.leafWeight: not available on cgroup v2"
+            );
         }
     }
     let names = ["rbps", "wbps", "riops", "wiops"];
@@ -290,6 +302,7 @@ pub fn unified(dir: &Path, map: &HashMap<String, String>) -> Result<()> {
         enable(dir, controller, &field)?;
         if !dir.join(key).exists() {
             bail!(
+                InvalidConfig,
                 "linux.resources.unified {key:?}: unknown key (no such file in {:?})",
                 dir.display()
             );

@@ -77,11 +77,16 @@ pub fn create_from_bundle(
 ) -> Result<Created> {
     crate::exe_protect::protect()?;
     let dir = StateDir::new(root, id)?;
+    // A taken id says so before its cgroup does ("already has 1 process"): engines
+    // rely on the AlreadyExists kind. dir.create() below stays what makes ids unique.
+    if dir.path.exists() {
+        bail!(AlreadyExists, "container {id:?} already exists");
+    }
     let listen_fds = pass_socket_activation(&mut bundle);
     let linux = bundle.spec.linux().as_ref();
     let plan = Plan::from_spec(linux)?;
     if !plan.mount_ns() {
-        bail!("linux.namespaces: a mount namespace is required (patina will not pivot the host's root)");
+        bail!(InvalidConfig, "linux.namespaces: a mount namespace is required (patina will not pivot the host's root)");
     }
     let process = bundle.spec.process().as_ref().expect("validated");
     let caps = process
@@ -91,7 +96,11 @@ pub fn create_from_bundle(
         .transpose()?;
     for limit in process.rlimits().iter().flatten() {
         if crate::rlimits::resource(&limit.typ().to_string()).is_none() {
-            bail!("process.rlimits: unknown type {}", limit.typ());
+            bail!(
+                InvalidConfig,
+                "process.rlimits: unknown type {}",
+                limit.typ()
+            );
         }
     }
     let seccomp = linux
@@ -103,7 +112,7 @@ pub fn create_from_bundle(
         (_, Some(fd)) => Some(fd),
         (Some(path), None) => Some(connect_console(path)?),
         (None, None) if terminal => {
-            bail!("process.terminal: cannot allocate a tty without --console-socket (patina would not be there to relay it)")
+            bail!(InvalidConfig, "process.terminal: cannot allocate a tty without --console-socket (patina would not be there to relay it)")
         }
         (None, None) => None,
     };
@@ -377,12 +386,12 @@ fn spawn(
                 .context("make init dumpable for its maps")
                 .and_then(|()| child.send(&Message::Mappable));
             if let Err(e) = dumpable {
-                let _ = child.send(&Message::Failed(e.to_string()));
+                let _ = child.send(&Message::failed(&e));
                 return 1;
             }
         }
         if let Err(e) = joined {
-            let _ = child.send(&Message::Failed(e.to_string()));
+            let _ = child.send(&Message::failed(&e));
             return 1;
         }
         init::run(&ctx, &child)

@@ -31,7 +31,10 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         Status::Created => kill_and_wait(&record)?,
         _ if force => kill_and_wait(&record)?,
         other => {
-            bail!("cannot delete container {id:?}: it is {other} (stop it first, or use --force)")
+            bail!(
+                WrongState,
+                "cannot delete container {id:?}: it is {other} (stop it first, or use --force)"
+            )
         }
     }
     destroy(&dir, &record)

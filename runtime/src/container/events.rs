@@ -34,7 +34,7 @@ pub fn events(root: &Path, id: &str, interval: Duration, stats_once: bool) -> Re
     let dir = StateDir::new(root, id)?;
     let record = dir.load()?;
     if dir.status(&record) == Status::Stopped {
-        bail!("container {id:?} is not running");
+        bail!(WrongState, "container {id:?} is not running");
     }
     let cg = super::pause::cgroup_of(&record)?;
     let emit = |event: Event<'_>| -> Result<()> {
@@ -63,7 +63,7 @@ pub fn events(root: &Path, id: &str, interval: Duration, stats_once: bool) -> Re
         }
     };
     let Some(init) = super::pidfd_of(record.pid, record.pid_start)? else {
-        bail!("container {id:?} is not running");
+        bail!(WrongState, "container {id:?} is not running");
     };
     let mut ooms = stats::oom_kills(cg);
     let mut next_stats = Instant::now();

@@ -47,16 +47,28 @@ pub fn exec(dir: &StateDir, record: &Record, process: &Process, opts: &ExecOptio
         Status::Running | Status::Created => {}
         Status::Paused if opts.ignore_paused => {}
         Status::Paused => bail!(
+            WrongState,
             "cannot exec in container {:?}: it is paused (resume it, or pass --ignore-paused)",
             dir.id
         ),
-        other => bail!("cannot exec in container {:?}: it is {other}", dir.id),
+        other => bail!(
+            WrongState,
+            "cannot exec in container {:?}: it is {other}",
+            dir.id
+        ),
     }
     let Some(init) = super::pidfd_of(record.pid, record.pid_start)? else {
-        bail!("cannot exec in container {:?}: it is stopped", dir.id);
+        bail!(
+            WrongState,
+            "cannot exec in container {:?}: it is stopped",
+            dir.id
+        );
     };
     if process.args().as_deref().is_none_or(|a| a.is_empty()) {
-        bail!("process.args: must name the program to run (it is empty)");
+        bail!(
+            InvalidConfig,
+            "process.args: must name the program to run (it is empty)"
+        );
     }
     crate::spec::check_env(process.env().as_deref().unwrap_or_default(), "process.env")?;
     let caps = process
@@ -114,7 +126,7 @@ pub fn exec(dir: &StateDir, record: &Record, process: &Process, opts: &ExecOptio
     let pid = clone_in_cgroup(CloneFlags::empty(), record.cgroup.as_ref(), |joined| {
         parent.close_copy_in_child();
         if let Err(e) = joined {
-            let _ = child.send(&Message::Failed(e.to_string()));
+            let _ = child.send(&Message::failed(&e));
             return 1;
         }
         exec_child::run(&ctx, &child)
@@ -165,7 +177,7 @@ fn console_for(wants_tty: bool, opts: &ExecOptions) -> Result<(Option<OwnedFd>, 
             Ok((None, Some(OwnedFd::from(stream))))
         }
         (None, true) if opts.detach => {
-            bail!("process.terminal: cannot allocate a tty for a detached exec without --console-socket")
+            bail!(InvalidConfig, "process.terminal: cannot allocate a tty for a detached exec without --console-socket")
         }
         (None, true) => {
             terminal::require_controlling_terminal("--tty")?;
@@ -211,7 +223,7 @@ fn start_child(
         // If the process failed before making its pty, say why rather than "no master".
         Some(socket) => Some(terminal::receive_master(socket).map_err(
             |e| match parent.recv() {
-                Ok(Some(Message::Failed(why))) => Error::msg(why),
+                Ok(Some(Message::Failed(kind, why))) => Error::new(kind, why),
                 _ => e,
             },
         )?),
@@ -224,7 +236,7 @@ fn start_child(
     }
     match message.map(|(m, _)| m) {
         None => {}
-        Some(Message::Failed(why)) => return Err(Error::msg(why)),
+        Some(Message::Failed(kind, why)) => return Err(Error::new(kind, why)),
         Some(other) => {
             return Err(Error::msg(format!(
                 "exec: unexpected {other:?} from the process"
@@ -258,7 +270,10 @@ pub struct ProcessOverrides {
 pub fn process_from_flags(base: Option<&Process>, o: &ProcessOverrides) -> Result<Process> {
     let mut p = base.cloned().unwrap_or_default();
     if o.args.is_empty() {
-        bail!("exec: no command given (pass the command after the container id, or --process)");
+        bail!(
+            InvalidConfig,
+            "exec: no command given (pass the command after the container id, or --process)"
+        );
     }
     p.set_args(Some(o.args.clone()));
     p.set_terminal(Some(o.tty));
@@ -277,15 +292,21 @@ pub fn process_from_flags(base: Option<&Process>, o: &ProcessOverrides) -> Resul
     if let Some(user) = &o.user {
         let mut u = p.user().clone();
         let (uid, gid) = user.split_once(':').unwrap_or((user, ""));
-        u.set_uid(
-            uid.parse()
-                .map_err(|_| Error::msg(format!("--user {user:?}: uid must be a number")))?,
-        );
+        u.set_uid(uid.parse().map_err(|_| {
+            Error::new(
+                crate::Kind::InvalidConfig,
+                format!("--user {user:?}: uid must be a number"),
+            )
+        })?);
         u.set_gid(if gid.is_empty() {
             0
         } else {
-            gid.parse()
-                .map_err(|_| Error::msg(format!("--user {user:?}: gid must be a number")))?
+            gid.parse().map_err(|_| {
+                Error::new(
+                    crate::Kind::InvalidConfig,
+                    format!("--user {user:?}: gid must be a number"),
+                )
+            })?
         });
         p.set_user(u);
     }
@@ -320,7 +341,12 @@ fn add_caps(
     use std::str::FromStr;
     for name in names {
         let cap = oci_spec::runtime::Capability::from_str(name.trim_start_matches("CAP_"))
-            .map_err(|_| Error::msg(format!("--cap {name:?}: unknown capability")))?;
+            .map_err(|_| {
+                Error::new(
+                    crate::Kind::InvalidConfig,
+                    format!("--cap {name:?}: unknown capability"),
+                )
+            })?;
         let add = |set: Option<oci_spec::runtime::Capabilities>| {
             let mut set = set.unwrap_or_default();
             set.insert(cap);
@@ -341,6 +367,18 @@ fn add_caps(
 pub fn read_process_file(path: &Path) -> Result<Process> {
     let raw =
         std::fs::read(path).with_context(|| format!("read --process {:?}", path.display()))?;
-    serde_json::from_slice(&raw)
-        .map_err(|e| Error::msg(format!("parse --process {:?}: {e}", path.display())))
+    let parse_error = |e: serde_json::Error| {
+        Error::new(
+            crate::Kind::InvalidConfig,
+            format!("parse --process {:?}: {e}", path.display()),
+        )
+    };
+    let mut value: serde_json::Value = serde_json::from_slice(&raw).map_err(parse_error)?;
+    // The spec makes `user` required in config.json, but runc (and engines that write
+    // a minimal process.json) take a missing one as uid 0, gid 0.
+    if let Some(obj) = value.as_object_mut() {
+        obj.entry("user")
+            .or_insert_with(|| serde_json::json!({ "uid": 0, "gid": 0 }));
+    }
+    serde_json::from_value(value).map_err(parse_error)
 }

@@ -12,7 +12,7 @@ pub fn pause(root: &Path, id: &str) -> Result<()> {
     let record = dir.load()?;
     match dir.status(&record) {
         Status::Created | Status::Running => {}
-        other => bail!("cannot pause container {id:?}: it is {other}"),
+        other => bail!(WrongState, "cannot pause container {id:?}: it is {other}"),
     }
     cgroup_of(&record)?.freeze(true)
 }

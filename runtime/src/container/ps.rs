@@ -37,7 +37,7 @@ pub(crate) fn members(record: &Record) -> Result<Vec<i32>> {
     }
     let ns_of = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
     let init_ns = ns_of(&record.pid.to_string())
-        .ok_or_else(|| crate::Error::msg(format!("container {:?} is not running", record.id)))?;
+        .ok_or_else(|| crate::err!(WrongState, "container {:?} is not running", record.id))?;
     let mut pids: Vec<i32> = std::fs::read_dir("/proc")
         .context("read /proc")?
         .flatten()

@@ -12,7 +12,10 @@ pub fn resume(root: &Path, id: &str) -> Result<()> {
     let record = dir.load()?;
     match dir.status(&record) {
         Status::Paused => {}
-        other => bail!("cannot resume container {id:?}: it is {other}, not paused"),
+        other => bail!(
+            WrongState,
+            "cannot resume container {id:?}: it is {other}, not paused"
+        ),
     }
     super::pause::cgroup_of(&record)?.freeze(false)
 }

@@ -1,6 +1,7 @@
 //! `run`: create + start, then (unless detached) stay as the container's parent: forward
 //! signals to it, relay its terminal when it has one and no `--console-socket` was
-//! given, wait for it, delete it, and return its exit code (128+N for signal N).
+//! given, wait for it, delete it (unless `--keep`), and return its exit code (128+N for
+//! signal N).
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
@@ -18,8 +19,20 @@ use crate::error::{Context, Result};
 use crate::spec::Bundle;
 use crate::terminal;
 
-pub fn run(root: &Path, id: &str, opts: &CreateOptions, detach: bool) -> Result<i32> {
+/// What `run` does once the container is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    /// Return at once (`--detach`).
+    Detach,
+    /// Wait for it, then delete it (the default).
+    Delete,
+    /// Wait for it and leave it stopped (`--keep`).
+    Keep,
+}
+
+pub fn run(root: &Path, id: &str, opts: &CreateOptions, after: After) -> Result<i32> {
     crate::state::check_id(id)?;
+    let detach = after == After::Detach;
     let mut bundle = Bundle::load(&opts.bundle)?;
     let terminal = bundle
         .spec
@@ -29,7 +42,7 @@ pub fn run(root: &Path, id: &str, opts: &CreateOptions, detach: bool) -> Result<
         .unwrap_or(false);
     let relay = terminal && opts.console_socket.is_none();
     if relay && detach {
-        bail!("process.terminal: cannot allocate a tty for a detached container without --console-socket");
+        bail!(InvalidConfig, "process.terminal: cannot allocate a tty for a detached container without --console-socket");
     }
     if relay {
         terminal::require_controlling_terminal("process.terminal")?;
@@ -77,8 +90,10 @@ pub fn run(root: &Path, id: &str, opts: &CreateOptions, detach: bool) -> Result<
         let _raw = master.as_ref().map(|_| terminal::RawMode::enter());
         wait_forwarding(pid, &forwarded, master.as_ref())?
     };
-    let _lock = dir.lock()?;
-    delete::destroy(&dir, &record)?;
+    if after == After::Delete {
+        let _lock = dir.lock()?;
+        delete::destroy(&dir, &record)?;
+    }
     Ok(code)
 }
 

@@ -23,6 +23,7 @@ pub fn start_locked(dir: &StateDir, record: &Record) -> Result<()> {
     match dir.status(record) {
         Status::Created => {}
         other => bail!(
+            WrongState,
             "cannot start container {:?}: it is {other}, not created",
             dir.id
         ),
@@ -69,6 +70,7 @@ fn release_init(dir: &StateDir, record: &Record) -> Result<()> {
                 return Ok(());
             }
             bail!(
+                WrongState,
                 "container {:?} init exited before it could be started",
                 dir.id
             );

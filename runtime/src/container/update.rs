@@ -39,7 +39,7 @@ pub fn update(root: &Path, id: &str, flags: &UpdateFlags) -> Result<()> {
     let _lock = dir.lock()?;
     let record = dir.load()?;
     if dir.status(&record) == Status::Stopped {
-        bail!("cannot update container {id:?}: it is stopped");
+        bail!(WrongState, "cannot update container {id:?}: it is stopped");
     }
     super::pause::cgroup_of(&record)?.apply(&r, None)
 }
@@ -137,7 +137,10 @@ pub fn size(flag: &str, v: &str) -> Result<i64> {
         Ok(n) if n >= 0 => n
             .checked_mul(mult)
             .ok_or_else(|| Error::msg(format!("{flag} {v:?}: too large"))),
-        _ => bail!("{flag} {v:?}: expected a size in bytes (e.g. 512m), or -1"),
+        _ => bail!(
+            InvalidConfig,
+            "{flag} {v:?}: expected a size in bytes (e.g. 512m), or -1"
+        ),
     }
 }
 

@@ -9,7 +9,7 @@ use nix::sys::socket::{
     MsgFlags, SockFlag, SockType,
 };
 
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Error, Kind, Result};
 
 /// What flows between the runtime (parent) and init (child).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,8 +26,8 @@ pub enum Message {
     HooksDone,
     /// child -> parent: set up and blocked before the user program.
     Ready,
-    /// child -> parent: setup failed at this step.
-    Failed(String),
+    /// child -> parent: setup failed at this step, with the error's kind.
+    Failed(Kind, String),
     /// child -> parent: the seccomp listener fd is attached (SCM_RIGHTS).
     SeccompFd,
     /// parent -> child: state.json is written, so the container is known to `list` and
@@ -37,6 +37,11 @@ pub enum Message {
 }
 
 impl Message {
+    /// The failure of `err`, kind kept, for the other end.
+    pub fn failed(err: &Error) -> Message {
+        Message::Failed(err.kind(), err.to_string())
+    }
+
     fn encode(&self) -> Vec<u8> {
         match self {
             Message::Mappable => vec![b'M'],
@@ -44,7 +49,7 @@ impl Message {
             Message::RunCreateRuntimeHooks => vec![b'H'],
             Message::HooksDone => vec![b'D'],
             Message::Ready => vec![b'R'],
-            Message::Failed(why) => [b"F".as_slice(), why.as_bytes()].concat(),
+            Message::Failed(kind, why) => [&[b'F', kind.tag()], why.as_bytes()].concat(),
             Message::SeccompFd => vec![b'S'],
             Message::Committed => vec![b'C'],
         }
@@ -57,7 +62,10 @@ impl Message {
             b'H' => Message::RunCreateRuntimeHooks,
             b'D' => Message::HooksDone,
             b'R' => Message::Ready,
-            b'F' => Message::Failed(String::from_utf8_lossy(&raw[1..]).into_owned()),
+            b'F' => Message::Failed(
+                Kind::from_tag(*raw.get(1)?),
+                String::from_utf8_lossy(&raw[2..]).into_owned(),
+            ),
             b'S' => Message::SeccompFd,
             b'C' => Message::Committed,
             _ => return None,
@@ -158,7 +166,7 @@ impl Channel {
     pub fn expect_fd(&self, wanted: &Message) -> Result<OwnedFd> {
         match self.recv_with_fd()? {
             Some((ref m, Some(fd))) if m == wanted => Ok(fd),
-            Some((Message::Failed(why), _)) => Err(Error::msg(why)),
+            Some((Message::Failed(kind, why), _)) => Err(Error::new(kind, why)),
             Some((other, _)) => Err(Error::msg(format!(
                 "init channel: expected {wanted:?} with a descriptor, got {other:?}"
             ))),
@@ -197,7 +205,7 @@ impl Channel {
     pub fn expect(&self, wanted: &Message) -> Result<()> {
         match self.recv()? {
             Some(ref m) if m == wanted => Ok(()),
-            Some(Message::Failed(why)) => Err(Error::msg(why)),
+            Some(Message::Failed(kind, why)) => Err(Error::new(kind, why)),
             Some(other) => Err(Error::msg(format!(
                 "init channel: expected {wanted:?}, got {other:?}"
             ))),
@@ -216,11 +224,13 @@ mod tests {
     fn messages_round_trip_and_failures_carry_their_text() {
         let (a, b) = pair().unwrap();
         a.send(&Message::Failed(
+            Kind::InvalidConfig,
             "mount \"proc\" on \"/proc\": EPERM".into(),
         ))
         .unwrap();
-        let err = b.expect(&Message::Ready).unwrap_err().to_string();
-        assert_eq!(err, "mount \"proc\" on \"/proc\": EPERM");
+        let err = b.expect(&Message::Ready).unwrap_err();
+        assert_eq!(err.kind(), Kind::InvalidConfig);
+        assert_eq!(err.to_string(), "mount \"proc\" on \"/proc\": EPERM");
         b.send(&Message::Go("{}".into())).unwrap();
         assert_eq!(a.recv().unwrap(), Some(Message::Go("{}".into())));
         drop(b);

@@ -42,7 +42,7 @@ pub fn run(ctx: &ExecContext<'_>, channel: &Channel) -> ! {
         Ok(Some(Message::Go(_))) => become_program(ctx, channel),
         other => Error::msg(format!("exec: expected go from the runtime, got {other:?}")),
     };
-    let _ = channel.send(&Message::Failed(err.to_string()));
+    let _ = channel.send(&Message::failed(&err));
     // SAFETY: leave without running the runtime's exit handlers in the child.
     unsafe { libc::_exit(1) }
 }

@@ -72,7 +72,7 @@ pub fn run(ctx: &InitContext<'_>, channel: &Channel) -> ! {
             127
         }
         Err(err) => {
-            let _ = channel.send(&Message::Failed(err.to_string()));
+            let _ = channel.send(&Message::failed(&err));
             1
         }
     };
@@ -171,6 +171,9 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
 
     channel.send(&Message::RunCreateRuntimeHooks)?;
     channel.expect(&Message::HooksDone)?;
+    // createContainer hooks start in the container's root, as runc's do (they write
+    // relative paths into it).
+    nix::unistd::chdir(&ctx.bundle.rootfs).context("chdir to rootfs")?;
     let hooks = spec.hooks().as_ref();
     hooks::run_all(
         "createContainer",
@@ -189,7 +192,10 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
     keep_only_needed(ctx, channel, false)?;
     if process.terminal().unwrap_or(false) {
         let socket = ctx.console_socket.ok_or_else(|| {
-            Error::msg("process.terminal is true but no --console-socket was given")
+            Error::new(
+                crate::Kind::InvalidConfig,
+                "process.terminal is true but no --console-socket was given",
+            )
         })?;
         let size = process
             .console_size()
@@ -330,10 +336,13 @@ pub(crate) fn prepare_cwd(process: &Process) -> Result<()> {
 pub(crate) fn check_cwd_inside(cwd: &Path) -> Result<()> {
     match std::env::current_dir() {
         Ok(dir) if dir.is_absolute() => Ok(()),
-        _ => Err(Error::msg(format!(
-            "process.cwd {:?}: resolves outside the container's root",
-            cwd.display()
-        ))),
+        _ => Err(Error::new(
+            crate::Kind::InvalidConfig,
+            format!(
+                "process.cwd {:?}: resolves outside the container's root",
+                cwd.display()
+            ),
+        )),
     }
 }
 
@@ -348,6 +357,9 @@ fn set_oom_score_adj(process: &Process) -> Result<()> {
 /// Groups, then gid, then uid with capabilities kept across, then the exact cap sets.
 pub(crate) fn switch_user(process: &Process, caps: Option<&CapSets>) -> Result<()> {
     let user = process.user();
+    if process.terminal().unwrap_or(false) {
+        give_terminal_to(user.uid())?;
+    }
     if let Some(caps) = caps {
         caps.drop_bounding()
             .context("process.capabilities.bounding")?;
@@ -375,6 +387,48 @@ pub(crate) fn switch_user(process: &Process, caps: Option<&CapSets>) -> Result<(
         Some(caps) => caps.apply().context("process.capabilities"),
         None => Ok(()),
     }
+}
+
+/// Hand the process its terminal (the user must be able to use and chmod their
+/// console), as runc does: the owner becomes the process' uid, the group stays (the
+/// devpts `gid=5` of the default config). runc does this to every stdio descriptor;
+/// patina only to the pty it made for `process.terminal`, so the caller's own terminal,
+/// a host file or a pipe it redirected stays the caller's (a container user owning the
+/// operator's tty could write to it and, on kernels with TIOCSTI, type into it).
+/// Descriptors already owned are left alone; EINVAL (group not mapped), EPERM (owner
+/// not mapped) and EROFS (read-only /dev) leave it as it is rather than fail.
+fn give_terminal_to(uid: u32) -> Result<()> {
+    use nix::sys::stat::fstat;
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    for fd in 0..3 {
+        // SAFETY: 0-2 stay open for the whole of init; the borrow ends in this iteration.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        if !nix::unistd::isatty(fd).unwrap_or(false) {
+            continue;
+        }
+        let st = match fstat(fd) {
+            Ok(st) => st,
+            Err(nix::errno::Errno::EBADF) => continue,
+            Err(e) => return Err(Error::os(e, format!("fstat stdio {}", fd.as_raw_fd()))),
+        };
+        if st.st_uid == uid {
+            continue;
+        }
+        let owner = Some(Uid::from_raw(uid));
+        match nix::unistd::fchown(fd, owner, Some(Gid::from_raw(st.st_gid))) {
+            Ok(()) => {}
+            Err(
+                nix::errno::Errno::EINVAL | nix::errno::Errno::EPERM | nix::errno::Errno::EROFS,
+            ) => {}
+            Err(e) => {
+                return Err(Error::os(
+                    e,
+                    format!("chown stdio {} to uid {uid}", fd.as_raw_fd()),
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// process.env, plus HOME when absent (as runc does, from /etc/passwd or "/").

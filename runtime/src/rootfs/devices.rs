@@ -57,17 +57,25 @@ impl DeviceNode {
             LinuxDeviceType::B => SFlag::S_IFBLK,
             LinuxDeviceType::P => SFlag::S_IFIFO,
             LinuxDeviceType::A => {
-                return Err(Error::msg(format!(
-                    "{}: type \"a\" is only valid in cgroup rules",
-                    field()
-                )))
+                return Err(Error::new(
+                    crate::Kind::InvalidConfig,
+                    format!("{}: type \"a\" is only valid in cgroup rules", field()),
+                ))
             }
         };
         if !dev.path().is_absolute() {
-            return Err(Error::msg(format!("{}: path must be absolute", field())));
+            return Err(Error::new(
+                crate::Kind::InvalidConfig,
+                format!("{}: path must be absolute", field()),
+            ));
         }
         let number = |n: i64, what: &str| {
-            u64::try_from(n).map_err(|_| Error::msg(format!("{}: negative {what} number", field())))
+            u64::try_from(n).map_err(|_| {
+                Error::new(
+                    crate::Kind::InvalidConfig,
+                    format!("{}: negative {what} number", field()),
+                )
+            })
         };
         Ok(DeviceNode {
             path: dev.path().clone(),

@@ -51,6 +51,8 @@ pub fn prepare(
 
     let all = spec.mounts().as_deref().unwrap_or_default();
     for (i, m) in all.iter().enumerate() {
+        let rw = writable_dev_first(m);
+        let m = rw.as_ref().unwrap_or(m);
         mounts::apply(root.as_fd(), mount_ctx, i, m)?;
         if m.destination() == Path::new("/") {
             // A mount on "/" itself (an overlay of image layers): later ones go on top of it.
@@ -68,6 +70,21 @@ pub fn prepare(
         populate_dev(sys, &root, spec, in_user_ns)?;
     }
     Ok(())
+}
+
+/// A fresh /dev asked read-only (`ro` on a non-bind mount at /dev) is mounted writable
+/// first and made read-only in [`finalize`], once its nodes, links, submounts (/dev/pts,
+/// /dev/shm) and /dev/console are in place, as runc does; mounted read-only at once,
+/// nothing could be made in it.
+fn writable_dev_first(m: &oci_spec::runtime::Mount) -> Option<oci_spec::runtime::Mount> {
+    let opts = m.options().as_deref().unwrap_or_default();
+    let bind = opts.iter().any(|o| o == "bind" || o == "rbind");
+    if m.destination() != Path::new("/dev") || bind || !opts.iter().any(|o| o == "ro") {
+        return None;
+    }
+    let mut rw = m.clone();
+    rw.set_options(Some(opts.iter().filter(|o| *o != "ro").cloned().collect()));
+    Some(rw)
 }
 
 fn populate_dev(sys: &dyn Syscalls, root: &OwnedFd, spec: &Spec, in_user_ns: bool) -> Result<()> {
@@ -92,6 +109,17 @@ fn populate_dev(sys: &dyn Syscalls, root: &OwnedFd, spec: &Spec, in_user_ns: boo
 /// root propagation if asked for.
 pub fn finalize(sys: &dyn Syscalls, spec: &Spec) -> Result<()> {
     let linux = spec.linux().as_ref();
+    let mounts = spec.mounts().as_deref().unwrap_or_default();
+    if mounts.iter().any(|m| writable_dev_first(m).is_some()) {
+        let dev = open(
+            Path::new("/dev"),
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .context("open /dev to make it read-only")?;
+        mounts::remount_read_only(sys, &paths::fd_path(&dev))
+            .context("mounts: remount /dev read-only")?;
+    }
     for path in linux
         .and_then(|l| l.readonly_paths().as_deref())
         .unwrap_or_default()

@@ -53,6 +53,7 @@ pub fn apply(root: BorrowedFd<'_>, ctx: &MountContext<'_>, index: usize, m: &Mou
         // As runc: procfs and sysfs only on an ordinary directory, never where an image
         // symlink (`/proc -> /`) would put them (over the root, or a fake /proc).
         bail!(
+            InvalidConfig,
             "{}: {typ} must be mounted on an ordinary directory, not through a symlink",
             describe()
         );
@@ -94,6 +95,7 @@ fn mount_entry(
 fn bind_source(bundle: &Path, m: &Mount) -> Result<PathBuf> {
     let Some(source) = m.source() else {
         bail!(
+            InvalidConfig,
             "bind mount onto {:?} has no source",
             m.destination().display()
         );
@@ -199,7 +201,10 @@ fn check_target(root: BorrowedFd<'_>, target: &OwnedFd, typ: &str, dest: &Path) 
             fstat(target).context("fstat")?,
         );
         if (r.st_dev, r.st_ino) == (t.st_dev, t.st_ino) {
-            bail!("{typ} on the rootfs itself would replace the whole of it");
+            bail!(
+                InvalidConfig,
+                "{typ} on the rootfs itself would replace the whole of it"
+            );
         }
     }
     let on_procfs = fstatfs(target).context("fstatfs")?.filesystem_type() == PROC_SUPER_MAGIC;
@@ -207,7 +212,7 @@ fn check_target(root: BorrowedFd<'_>, target: &OwnedFd, typ: &str, dest: &Path) 
     let allowed = LXCFS_PROC_FILES.iter().any(|f| Path::new(f) == lexical)
         || (typ == "proc" && lexical == Path::new("/proc"));
     if on_procfs && !allowed {
-        bail!("the destination is inside /proc, where only the files lxcfs emulates may be mounted over");
+        bail!(InvalidConfig, "the destination is inside /proc, where only the files lxcfs emulates may be mounted over");
     }
     Ok(())
 }
@@ -263,6 +268,14 @@ pub fn remount_bind(sys: &dyn Syscalls, target: &Path, flags: MsFlags) -> Result
     }
 }
 
+/// Make the mount at `target` read-only, keeping its other flags (nosuid, noexec...).
+pub fn remount_read_only(sys: &dyn Syscalls, target: &Path) -> Result<()> {
+    let flags = locked_flags(sys, target)? | MsFlags::MS_RDONLY;
+    let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
+    sys.mount(None, target, None, remount | flags, None)
+        .context("remount read-only")
+}
+
 fn locked_flags(sys: &dyn Syscalls, target: &Path) -> Result<MsFlags> {
     use nix::sys::statvfs::FsFlags;
     let st_flags = sys.statvfs_flags(target).context("statvfs")?;
@@ -290,7 +303,7 @@ fn mount_fs(
     plan: &MountPlan,
 ) -> Result<OwnedFd> {
     if typ.is_empty() {
-        bail!("no type given (and not a bind mount)");
+        bail!(InvalidConfig, "no type given (and not a bind mount)");
     }
     let target = mkdir_all_in_root(root, dest, 0o755)?;
     check_target(root, &target, typ, dest)?;

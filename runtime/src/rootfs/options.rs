@@ -162,7 +162,7 @@ impl MountOption {
         }
         use MountOption::*;
         Ok(match option {
-            "" => bail!("empty option"),
+            "" => bail!(InvalidConfig, "empty option"),
             "bind" => Bind { recursive: false },
             "rbind" => Bind { recursive: true },
             "private" => Propagation(MsFlags::MS_PRIVATE),
@@ -175,8 +175,8 @@ impl MountOption {
             "runbindable" => Propagation(MsFlags::MS_UNBINDABLE | MsFlags::MS_REC),
             "idmap" => Idmap { recursive: false },
             "ridmap" => Idmap { recursive: true },
-            "tmpcopyup" => bail!("not supported by patina yet"),
-            o if o.starts_with("idmap=") || o.starts_with("ridmap=") => bail!(
+            "tmpcopyup" => bail!(Unsupported, "not supported by patina yet"),
+            o if o.starts_with("idmap=") || o.starts_with("ridmap=") => bail!(Unsupported,
                 "mappings in the option are not supported: give the entry's uidMappings and gidMappings"
             ),
             other => Data(other.to_owned()),
@@ -298,7 +298,7 @@ impl MountPlan {
         if plan.is_bind(m) {
             let data: Vec<&str> = plan.data.split(',').filter(|d| !d.is_empty()).collect();
             if let Some(unknown) = data.iter().find(|d| !d.contains('=')) {
-                bail!("{field} {unknown:?}: not a mount option patina knows (a bind mount takes no filesystem data)");
+                bail!(InvalidConfig, "{field} {unknown:?}: not a mount option patina knows (a bind mount takes no filesystem data)");
             }
             if !data.is_empty() {
                 crate::logging::warn(&format!(
@@ -366,7 +366,10 @@ pub fn root_propagation(value: Option<&str>) -> Result<MsFlags> {
         None | Some("") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
         Some(p) => match MountOption::parse(p) {
             Ok(MountOption::Propagation(flags)) => flags | MsFlags::MS_REC,
-            _ => bail!("linux.rootfsPropagation {p:?}: not a propagation mode"),
+            _ => bail!(
+                InvalidConfig,
+                "linux.rootfsPropagation {p:?}: not a propagation mode"
+            ),
         },
     })
 }

@@ -4,7 +4,8 @@
 //! rootfs, so `..` and symlinks planted in the image (`/proc -> /`, `etc -> /etc`) are
 //! clamped to the rootfs, also if the image changes under us (CVE-2021-30465). The
 //! caller then mounts onto `/proc/self/fd/N` of what was opened, not onto a path that
-//! could be swapped in between.
+//! could be swapped in between. patina-imagetool resolves a layer's entries inside the
+//! rootfs it unpacks with the same [`openat2_in_root`] and [`in_root_how`].
 
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -21,7 +22,7 @@ use crate::error::{Error, Result};
 /// for a `..` step while any rename or mount happens on the host at the same moment
 /// (openat2(2): "the caller may choose to retry"). Other containers starting in
 /// parallel make that common; a bounded number of tries keeps a hostile loop finite.
-fn openat2_in_root(root: impl AsFd, path: &Path, how: OpenHow) -> nix::Result<OwnedFd> {
+pub fn openat2_in_root(root: impl AsFd, path: &Path, how: OpenHow) -> nix::Result<OwnedFd> {
     const TRIES: usize = 128;
     let root = root.as_fd();
     let mut result = openat2(root, path, how);
@@ -34,7 +35,8 @@ fn openat2_in_root(root: impl AsFd, path: &Path, how: OpenHow) -> nix::Result<Ow
     result
 }
 
-fn how(flags: OFlag) -> OpenHow {
+/// `flags` (plus O_CLOEXEC), resolved as if `root` were `/`, magic links refused.
+pub fn in_root_how(flags: OFlag) -> OpenHow {
     OpenHow::new()
         .flags(flags | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
@@ -55,7 +57,7 @@ fn relative(path: &Path) -> PathBuf {
 
 /// Open `path` inside `root` as an O_PATH handle.
 pub fn open_in_root(root: impl AsFd, path: &Path, extra: OFlag) -> nix::Result<OwnedFd> {
-    openat2_in_root(root, &relative(path), how(OFlag::O_PATH | extra))
+    openat2_in_root(root, &relative(path), in_root_how(OFlag::O_PATH | extra))
 }
 
 /// Whether `path` inside `root` is reached through a symlink (a missing path is not).
@@ -138,7 +140,7 @@ pub fn touch_in_root(root: impl AsFd, path: &Path) -> Result<OwnedFd> {
     let created = openat2_in_root(
         root,
         &relative(path),
-        how(OFlag::O_CREAT | OFlag::O_WRONLY).mode(Mode::from_bits_truncate(0o644)),
+        in_root_how(OFlag::O_CREAT | OFlag::O_WRONLY).mode(Mode::from_bits_truncate(0o644)),
     );
     match created {
         Ok(_) | Err(Errno::EEXIST) => {}

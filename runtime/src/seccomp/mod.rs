@@ -189,7 +189,10 @@ fn action(field: &str, act: LinuxSeccompAction, errno_ret: Option<u32>) -> Resul
     let data = |default: u32| -> Result<u32> {
         let v = errno_ret.unwrap_or(default);
         if v > 0xffff {
-            bail!("{field}: errnoRet {v} is out of range (at most 65535)");
+            bail!(
+                InvalidConfig,
+                "{field}: errnoRet {v} is out of range (at most 65535)"
+            );
         }
         Ok(v)
     };
@@ -208,6 +211,7 @@ fn action(field: &str, act: LinuxSeccompAction, errno_ret: Option<u32>) -> Resul
 fn check(field: &str, arg: &LinuxSeccompArg) -> Result<ArgCheck> {
     if arg.index() > 5 {
         bail!(
+            InvalidConfig,
             "{field}.index {}: a syscall has 6 arguments (0 to 5)",
             arg.index()
         );
@@ -244,7 +248,8 @@ struct AbiRules {
     /// reached through a multiplexer as that call (`through_mux`), made only when the
     /// section is built, and only if no rule before it already decides the syscall.
     keys: Vec<u64>,
-    /// The largest number a name of the profile resolves to (ENOSYS above it).
+    /// The largest number a name of the profile resolves to, directly or through its
+    /// multiplexer (ENOSYS above it).
     max: Option<u32>,
     /// socketcall(2) and ipc(2) on this ABI (`NONE`: it has no such multiplexer).
     socketcall: u32,
@@ -302,6 +307,7 @@ fn entry_rules(field: &str, sc: &LinuxSyscall, act: u32) -> Result<Vec<Rule>> {
     let args = sc.args().as_deref().unwrap_or_default();
     if args.len() > 6 {
         bail!(
+            InvalidConfig,
             "{field}.args: {} conditions, but a syscall has at most 6 arguments",
             args.len()
         );
@@ -312,7 +318,10 @@ fn entry_rules(field: &str, sc: &LinuxSyscall, act: u32) -> Result<Vec<Rule>> {
         .map(|(j, a)| check(&format!("{field}.args[{j}]"), a))
         .collect::<Result<Vec<_>>>()?;
     if sc.names().is_empty() {
-        bail!("{field}.names: must name at least one syscall");
+        bail!(
+            InvalidConfig,
+            "{field}.names: must name at least one syscall"
+        );
     }
     let distinct = checks
         .iter()
@@ -451,7 +460,7 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Seccomp> {
         spec.default_errno_ret(),
     )?;
     if default_action == RET_USER_NOTIF {
-        bail!("linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action (the runtime's own syscalls would wait on the listener)");
+        bail!(InvalidConfig, "linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action (the runtime's own syscalls would wait on the listener)");
     }
     let arches = profile_arches(spec);
     let mut abis: Vec<AbiRules> = Vec::with_capacity(arches.len());
@@ -469,7 +478,10 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Seccomp> {
         let rules = entry_rules(&field, sc, act)?;
         if act == RET_USER_NOTIF {
             if spec.listener_path().is_none() {
-                bail!("{field}: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath");
+                bail!(
+                    InvalidConfig,
+                    "{field}: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath"
+                );
             }
             notify = true;
         }
@@ -480,7 +492,10 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Seccomp> {
             all_rules.extend(rules);
         }
         if all_rules.len() >= 1 << 24 {
-            bail!("{field}: more than 2^24 rules in the profile");
+            bail!(
+                InvalidConfig,
+                "{field}: more than 2^24 rules in the profile"
+            );
         }
         let new_rules = first..all_rules.len();
         for name in sc.names() {
@@ -496,6 +511,10 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Seccomp> {
                 }
                 if let Some((via, call)) = mux.and_then(|m| a.via(m)) {
                     known = true;
+                    // The multiplexer counts as a number the name reaches: ENOSYS
+                    // starts above it, never shadowing (or leaving a gap below) its
+                    // rules in a profile whose direct names are all smaller.
+                    a.max = a.max.max(Some(via));
                     a.keys.extend(new_rules.clone().map(|r| key(via, r, call)));
                 }
             }
