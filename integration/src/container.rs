@@ -85,6 +85,9 @@ pub struct Container {
     /// The runtime binary this fixture drives: [`runtime_path`] unless the test
     /// asked for a private copy ([`Container::use_private_runtime`]).
     pub runtime: PathBuf,
+    /// A program and arguments the runtime is run through (e.g. `setpriv` as another
+    /// user: rootless tests); empty for none.
+    pub wrapper: Vec<String>,
     /// Written to `bundle/config.json` by [`Container::write_config`]
     /// (and by `create`/`run`).
     pub config: Value,
@@ -123,6 +126,7 @@ impl Container {
             rootfs,
             root,
             runtime: runtime_path().to_path_buf(),
+            wrapper: Vec::new(),
             pids: Vec::new(),
             host_mounts: Vec::new(),
             cleanups: Vec::new(),
@@ -164,7 +168,14 @@ impl Container {
 
     /// A command for the runtime with `--root` set, cwd = test dir.
     pub fn command(&self) -> Command {
-        let mut c = Command::new(&self.runtime);
+        let mut c = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(&self.runtime);
+                c
+            }
+            None => Command::new(&self.runtime),
+        };
         c.arg("--root").arg(&self.root).current_dir(&self.dir);
         c
     }

@@ -20,12 +20,14 @@
 //! * [`container`]: the per-test fixture (bundle, `--root`, cleanup, leak check).
 //! * [`procfs`]: mountinfo parsing and small /proc helpers.
 //! * [`console`]: receiving a pty master over a console socket.
+//! * [`rootless`]: a throwaway user with subordinate id ranges, and rootless configs.
 
 pub mod console;
 pub mod container;
 pub mod containerd;
 pub mod procfs;
 pub mod rootfs;
+pub mod rootless;
 pub mod runtime;
 pub mod security;
 pub mod shim_client;

@@ -42,18 +42,36 @@ fn preserve_fds_passes_exactly_the_given_count() {
 }
 
 #[test]
-fn rootless_true_is_refused_not_ignored() {
+fn rootless_flag_as_root_runs_in_its_cgroup() {
+    // As runc: --rootless true for uid 0 of the host's namespace changes nothing that
+    // root can do (its cgroup is writable, so it is used); a bad value is refused.
     let mut c = Container::new("rootless");
-    c.set_args(&["true"]);
+    integration::spec::remove_namespace(&mut c.config, "cgroup");
+    c.config["linux"]["resources"] = json!({ "devices": [{ "allow": false, "access": "rwm" }] });
+    for set in ["bounding", "effective", "permitted"] {
+        c.config["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_MKNOD"));
+    }
+    // The device rules stay: a node the container makes for /dev/mem cannot be opened.
+    c.set_sh(
+        "cat /proc/self/cgroup; mknod /tmp/mem c 1 1; \
+         head -c 1 /tmp/mem 2>&1 >/dev/null | grep -o 'Operation not permitted'",
+    );
     c.write_config();
     let bundle = c.bundle.to_str().unwrap().to_owned();
     let out = c.rt(&["--rootless", "true", "run", "--bundle", &bundle, &c.id]);
-    if is_runc() {
-        // beyond runc: runc 1.1.5 run as root with --rootless true just runs the container.
-        out.assert_ok();
-    } else {
-        out.assert_failed();
-        assert!(out.stderr.contains("--rootless"), "{out:?}");
+    out.assert_ok();
+    assert!(out.stdout.contains(&c.id), "not in its own cgroup: {out:?}");
+    assert!(
+        out.stdout.ends_with("Operation not permitted\n"),
+        "device rules dropped: {out:?}"
+    );
+    let out = c.rt(&["--rootless", "maybe", "run", "--bundle", &bundle, &c.id]);
+    out.assert_failed();
+    if !is_runc() {
+        assert!(out.stderr.contains("--rootless \"maybe\""), "{out:?}");
     }
 }
 

@@ -12,6 +12,7 @@ use patina::container::{
     create, delete, events, exec, kill, list, pause, ps, resume, run, start, state, update,
 };
 use patina::logging::{self, Format};
+use patina::rootless::{self, Mode};
 use patina::{bail, Result};
 
 /// `-v`/`--version` in runc's shape ("NAME version X", then "key: value" lines), which
@@ -43,9 +44,10 @@ pub struct Cli {
     /// Print the version and commit
     #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
     version: (),
-    /// Directory for the containers' state
-    #[arg(long, default_value = "/run/patina", help_heading = GLOBAL, value_name = "DIR")]
-    root: PathBuf,
+    /// Directory for the containers' state (default /run/patina; $XDG_RUNTIME_DIR/patina
+    /// when not run as root)
+    #[arg(long, help_heading = GLOBAL, value_name = "DIR")]
+    root: Option<PathBuf>,
     /// Log file (errors and warnings; debug with --debug)
     #[arg(long, help_heading = GLOBAL, value_name = "FILE")]
     log: Option<PathBuf>,
@@ -219,7 +221,8 @@ enum Command {
         /// Directory to write config.json into
         #[arg(short = 'b', long, default_value = ".", value_name = "DIR")]
         bundle: PathBuf,
-        /// Rootless spec (not supported yet)
+        /// A config for the calling user (user namespace mapping it to root, no network
+        /// namespace, no cgroup limits, /sys bound from the host)
         #[arg(long = "rootless", id = "spec_rootless")]
         rootless: bool,
     },
@@ -393,17 +396,6 @@ fn check_inherited_fds(command: &Command) -> Result<()> {
 }
 
 fn check_global_flags(cli: &Cli) -> Result<()> {
-    match cli.rootless.as_deref() {
-        None | Some("false") | Some("auto") => {}
-        Some("true") => bail!(
-            Unsupported,
-            "--rootless=true: rootless mode is not supported by patina yet"
-        ),
-        Some(other) => bail!(
-            InvalidConfig,
-            "--rootless {other:?}: expected true, false or auto"
-        ),
-    }
     if let Some(criu) = &cli.criu {
         logging::debug(&format!(
             "--criu {:?}: kept for checkpoint, which patina does not support",
@@ -413,7 +405,11 @@ fn check_global_flags(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
-fn create_options(args: &CreateArgs, systemd_cgroup: bool) -> Result<CreateOptions> {
+fn create_options(
+    args: &CreateArgs,
+    systemd_cgroup: bool,
+    rootless: Mode,
+) -> Result<CreateOptions> {
     if args.preserve_fds < 0 {
         bail!(
             InvalidConfig,
@@ -430,6 +426,7 @@ fn create_options(args: &CreateArgs, systemd_cgroup: bool) -> Result<CreateOptio
         no_new_keyring: args.no_new_keyring,
         preserve_fds: args.preserve_fds,
         systemd_cgroup,
+        rootless,
     })
 }
 
@@ -443,13 +440,20 @@ fn print(text: &str) {
 
 fn dispatch(cli: Cli) -> Result<i32> {
     check_global_flags(&cli)?;
-    let root = absolute(&cli.root);
+    let mode = Mode::parse(cli.rootless.as_deref())?;
+    let root = match &cli.root {
+        Some(root) => absolute(root),
+        None => rootless::default_state_root(
+            &rootless::Caller::detect(),
+            std::env::var("XDG_RUNTIME_DIR").ok().as_deref(),
+        ),
+    };
     match cli.command {
         Command::Create(args) => {
             create::create(
                 &root,
                 &args.container_id,
-                &create_options(&args, cli.systemd_cgroup)?,
+                &create_options(&args, cli.systemd_cgroup, mode)?,
             )?;
         }
         Command::Start { container_id } => start::start(&root, &container_id)?,
@@ -479,7 +483,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             return run::run(
                 &root,
                 &create.container_id,
-                &create_options(&create, cli.systemd_cgroup)?,
+                &create_options(&create, cli.systemd_cgroup, mode)?,
                 after,
             );
         }
@@ -491,15 +495,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             };
             print(&list::list(&root, format)?);
         }
-        Command::Spec { bundle, rootless } => {
-            if rootless {
-                bail!(
-                    Unsupported,
-                    "spec --rootless: rootless containers are not supported by patina yet"
-                );
-            }
-            write_spec(&bundle)?;
-        }
+        Command::Spec { bundle, rootless } => write_spec(&bundle, rootless)?,
         Command::Features => {
             let json = serde_json::to_string_pretty(&patina::features::features())
                 .expect("features serialise");
@@ -592,7 +588,7 @@ fn exec_command(root: &Path, args: ExecArgs) -> Result<i32> {
     exec::exec(&dir, &record, &process, &opts)
 }
 
-fn write_spec(bundle: &Path) -> Result<()> {
+fn write_spec(bundle: &Path, rootless: bool) -> Result<()> {
     let path = bundle.join("config.json");
     if path.exists() {
         bail!(
@@ -601,8 +597,12 @@ fn write_spec(bundle: &Path) -> Result<()> {
             path.display()
         );
     }
-    let json = serde_json::to_string_pretty(&patina::default_spec::default_spec_for_host())
-        .expect("spec serialises");
+    let mut spec = patina::default_spec::default_spec_for_host();
+    if rootless {
+        let caller = rootless::Caller::detect();
+        patina::default_spec::to_rootless(&mut spec, caller.euid, caller.egid);
+    }
+    let json = serde_json::to_string_pretty(&spec).expect("spec serialises");
     std::fs::write(&path, json + "\n")
         .map_err(|e| patina::Error::from(e).wrap(format!("write {:?}", path.display())))
 }

@@ -69,9 +69,69 @@ pub fn default_spec_for_host() -> Value {
     spec
 }
 
+/// `spec --rootless`, as runc's: the caller's uid and gid mapped to root of a new user
+/// namespace; no network namespace (an unprivileged user could not connect one) and no
+/// cgroup namespace (runc's has none; a user namespace cannot mount cgroup v1); /sys bound
+/// read-only from the host (a fresh sysfs needs the network namespace); no `uid=`/`gid=`
+/// mount options (ids outside the map); no `linux.resources` (no cgroup to hold them).
+pub fn to_rootless(spec: &mut Value, uid: u32, gid: u32) {
+    let linux = &mut spec["linux"];
+    if let Some(namespaces) = linux["namespaces"].as_array_mut() {
+        namespaces.retain(|ns| !matches!(ns["type"].as_str(), Some("network" | "user" | "cgroup")));
+        namespaces.push(json!({ "type": "user" }));
+    }
+    linux["uidMappings"] = json!([{ "containerID": 0, "hostID": uid, "size": 1 }]);
+    linux["gidMappings"] = json!([{ "containerID": 0, "hostID": gid, "size": 1 }]);
+    if let Some(l) = linux.as_object_mut() {
+        l.remove("resources");
+    }
+    for mount in spec["mounts"].as_array_mut().into_iter().flatten() {
+        if mount["destination"] == "/sys" {
+            *mount = json!({ "destination": "/sys", "type": "none", "source": "/sys",
+                             "options": ["rbind", "nosuid", "noexec", "nodev", "ro"] });
+            continue;
+        }
+        if let Some(options) = mount["options"].as_array_mut() {
+            options.retain(|o| {
+                !o.as_str()
+                    .is_some_and(|o| o.starts_with("uid=") || o.starts_with("gid="))
+            });
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rootless_spec_maps_the_caller_and_passes_our_checks() {
+        let mut spec = default_spec();
+        to_rootless(&mut spec, 1000, 100);
+        let raw = serde_json::to_vec(&spec).unwrap();
+        let parsed = crate::spec::parse_config(&raw).unwrap();
+        crate::spec::validate(&parsed).unwrap();
+        let linux = parsed.linux().as_ref().unwrap();
+        let types: Vec<String> = linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .map(|n| n.typ().to_string())
+            .collect();
+        assert_eq!(types, ["pid", "ipc", "uts", "mnt", "user"]);
+        let uid = &linux.uid_mappings().as_ref().unwrap()[0];
+        assert_eq!(
+            (uid.container_id(), uid.host_id(), uid.size()),
+            (0, 1000, 1)
+        );
+        assert_eq!(linux.gid_mappings().as_ref().unwrap()[0].host_id(), 100);
+        assert!(linux.resources().is_none());
+        let text = String::from_utf8(raw).unwrap();
+        assert!(
+            !text.contains("gid=5") && text.contains(r#""source":"/sys""#),
+            "{text}"
+        );
+    }
 
     #[test]
     fn default_spec_passes_our_own_checks() {

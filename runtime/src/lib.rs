@@ -21,6 +21,7 @@ pub mod personality;
 pub mod process;
 pub mod rlimits;
 pub mod rootfs;
+pub mod rootless;
 pub mod scheduler;
 pub mod seccomp;
 pub mod signal;

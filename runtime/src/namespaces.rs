@@ -189,15 +189,6 @@ pub fn format_id_map(mappings: &[LinuxIdMapping]) -> String {
         .collect()
 }
 
-/// Write init's uid and gid maps from the runtime (which is privileged in the parent namespace).
-pub fn write_id_maps(pid: i32, linux: &Linux) -> Result<()> {
-    let uid = format_id_map(linux.uid_mappings().as_deref().unwrap_or_default());
-    let gid = format_id_map(linux.gid_mappings().as_deref().unwrap_or_default());
-    std::fs::write(format!("/proc/{pid}/uid_map"), uid)
-        .context("linux.uidMappings: write uid_map")?;
-    std::fs::write(format!("/proc/{pid}/gid_map"), gid).context("linux.gidMappings: write gid_map")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,6 +58,10 @@ pub struct Record {
     /// the file, with the pid: what `delete --force` can still read of a truncated state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<crate::cgroups::Cgroup>,
+    /// Why there is no cgroup (rootless without a delegated one), for the operations that
+    /// need one to say so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_cgroup: Option<String>,
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
     pub created: String,

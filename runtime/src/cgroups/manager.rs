@@ -59,10 +59,14 @@ impl Cgroup {
     }
 
     /// Before init is cloned, cgroupfs writes the resources (systemd: at adopt).
-    pub fn apply_before_clone(&self, resources: &LinuxResources, rules: &[Rule]) -> Result<()> {
+    pub fn apply_before_clone(
+        &self,
+        resources: &LinuxResources,
+        rules: Option<&[Rule]>,
+    ) -> Result<()> {
         match self.systemd {
             Some(_) => Ok(()),
-            None => self.apply(resources, Some(rules)),
+            None => self.apply(resources, rules),
         }
     }
 

@@ -20,6 +20,7 @@ use crate::namespaces::{self, Plan};
 use crate::process::channel::{self, Channel, Message};
 use crate::process::init::{self, InitContext};
 use crate::process::{clone_in_cgroup, kill_and_reap};
+use crate::rootless;
 use crate::seccomp::{notify, Seccomp};
 use crate::spec::Bundle;
 use crate::state::{self, Record, StateDir, Status};
@@ -35,6 +36,8 @@ pub struct CreateOptions {
     pub preserve_fds: i32,
     /// `--systemd-cgroup`: the cgroup is a systemd unit (recorded for later commands).
     pub systemd_cgroup: bool,
+    /// `--rootless`: decides, with who the caller is, the rootless behaviour (rootless.rs).
+    pub rootless: crate::rootless::Mode,
 }
 
 /// A container in the `created` state; `pid` is a child of this process. `lock` is the
@@ -116,7 +119,17 @@ pub fn create_from_bundle(
         (None, None) => None,
     };
     let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref());
-    let cgroup = Cgroup::for_container(&Layout::detect()?, cgroups_path, id, opts.systemd_cgroup)?;
+    let layout = Layout::detect()?;
+    let cgroup = Cgroup::for_container(&layout, cgroups_path, id, opts.systemd_cgroup)?;
+    let caller = rootless::Caller::detect();
+    let rootless = rootless::Plan::new(&caller, opts.rootless, &bundle.spec, &cgroup)?;
+    if cgroup.systemd.is_some() && rootless.no_cgroup.is_some() {
+        bail!(
+            Unsupported,
+            "--systemd-cgroup: a rootless container's scope through the user's bus is not supported yet"
+        );
+    }
+    let cgroup = Placement::new(cgroup, &rootless, &layout)?;
     let idmapped = crate::rootfs::idmap::prepare_trees(&bundle.spec, &bundle.dir)?;
     dir.create()?;
     let lock = dir.lock().inspect_err(|_| {
@@ -130,13 +143,16 @@ pub fn create_from_bundle(
         caps: caps.as_ref(),
         seccomp: seccomp.as_ref(),
         idmapped: &idmapped,
+        rootless: &rootless,
+        visible_cgroup: &cgroup.visible,
     };
     let made = (|| {
-        let mut record = initial_record(&dir, &bundle, &plan, &security, cgroup, opts)?;
+        let mut record = initial_record(&dir, &bundle, &plan, &security, &cgroup, opts)?;
         // From here on the container is on record: `list` shows it and `delete --force`
         // removes whatever a create killed at any later point leaves (cgroups).
         dir.save(&record)?;
-        let pid = in_cgroup(&mut record, &dir, &bundle, |record, rules| {
+        let device_rules = rootless.device_rules;
+        let pid = in_cgroup(&mut record, &dir, &bundle, device_rules, |record, rules| {
             spawn(
                 &dir,
                 &bundle,
@@ -170,10 +186,13 @@ fn initial_record(
     bundle: &Bundle,
     plan: &Plan,
     security: &Prepared<'_>,
-    mut cgroup: Cgroup,
+    placement: &Placement,
     opts: &CreateOptions,
 ) -> Result<Record> {
-    cgroup.plan_creation()?;
+    let mut cgroup = placement.own.clone();
+    if let Some(cgroup) = &mut cgroup {
+        cgroup.plan_creation()?;
+    }
     let spec = &bundle.spec;
     Ok(Record {
         oci_version: spec.version().clone(),
@@ -195,7 +214,8 @@ fn initial_record(
         process: spec.process().clone(),
         seccomp_filter: security.seccomp.cloned(),
         seccomp: None,
-        cgroup: Some(cgroup),
+        cgroup,
+        no_cgroup: placement.why_none.clone(),
         no_new_keyring: opts.no_new_keyring,
     })
 }
@@ -237,23 +257,30 @@ pub fn socket_activation_fds() -> i32 {
 }
 
 /// Make the container's cgroup with its resources (under systemd: only once init
-/// exists, see [`Cgroup::adopt`]), run `f` with the device rules, and remove the
-/// cgroup (stop the unit) again if `f` fails (by then `f` has killed init), so a
-/// failed create leaves nothing.
+/// exists, see [`Cgroup::adopt`]; device rules only if `device_rules`), run `f` with
+/// the device rules, and remove the cgroup (stop the unit) again if `f` fails (by then
+/// `f` has killed init), so a failed create leaves nothing. Without a cgroup
+/// (rootless.rs) it only runs `f`.
 fn in_cgroup<T>(
     record: &mut Record,
     dir: &StateDir,
     bundle: &Bundle,
+    device_rules: bool,
     f: impl FnOnce(&mut Record, &[devices::Rule]) -> Result<T>,
 ) -> Result<T> {
     let rules = devices::container_rules(resources_of(bundle).devices().as_deref())?;
-    let replanned = record.cgroup.as_mut().expect("planned").prepare()?;
+    let Some(planned) = record.cgroup.as_mut() else {
+        return f(record, &rules);
+    };
+    let replanned = planned.prepare()?;
     let result = (|| {
         if replanned {
             dir.save(record)?;
         }
         let cgroup = record.cgroup.as_ref().expect("made");
-        cgroup.apply_before_clone(resources_of(bundle), &rules)?;
+        // Device rules need CAP_SYS_ADMIN over the host (rootless.rs): without it the
+        // container's devices are host nodes the user may open anyway, as in runc.
+        cgroup.apply_before_clone(resources_of(bundle), device_rules.then_some(&rules[..]))?;
         f(record, &rules)
     })();
     if result.is_err() {
@@ -289,6 +316,36 @@ struct Prepared<'a> {
     caps: Option<&'a CapSets>,
     seccomp: Option<&'a Seccomp>,
     idmapped: &'a [Option<OwnedFd>],
+    rootless: &'a rootless::Plan,
+    /// What `type: cgroup` mounts show (Placement).
+    visible_cgroup: &'a Cgroup,
+}
+
+/// The container's cgroup, or none (rootless without a delegated one: `why_none`); and
+/// the cgroup `type: cgroup` mounts show without a cgroup namespace (the container's, or
+/// else the caller's own, as runc's rootless mode shows).
+struct Placement {
+    own: Option<Cgroup>,
+    why_none: Option<String>,
+    visible: Cgroup,
+}
+
+impl Placement {
+    fn new(cgroup: Cgroup, rootless: &rootless::Plan, layout: &Layout) -> Result<Placement> {
+        let Some(why) = &rootless.no_cgroup else {
+            return Ok(Placement {
+                visible: cgroup.clone(),
+                own: Some(cgroup),
+                why_none: None,
+            });
+        };
+        let own = std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
+        Ok(Placement {
+            own: None,
+            why_none: Some(why.clone()),
+            visible: Cgroup::resolve_with(layout, &own, Path::new("")),
+        })
+    }
 }
 
 fn spawn(
@@ -300,12 +357,10 @@ fn spawn(
     opts: &CreateOptions,
     (record, rules): (&mut Record, &[devices::Rule]),
 ) -> Result<Pid> {
-    let cgroup = record.cgroup.clone().expect("made");
+    let cgroup = record.cgroup.clone();
     let spec = &bundle.spec;
     let fifo = dir.fifo_path();
-    mkfifo(&fifo, Mode::from_bits_truncate(0o622)).context("create exec fifo")?;
-    let (uid, gid) = host_ids_of_user(spec);
-    chown(&fifo, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))).context("chown exec fifo")?;
+    make_exec_fifo(&fifo, spec, security.rootless)?;
     // init holds the fifo itself, never the state dir: a directory descriptor would be a
     // way out of the container while init resolves the container's paths (fds.rs).
     let exec_fifo =
@@ -323,11 +378,25 @@ fn spawn(
         caps: security.caps,
         new_keyring: (!opts.no_new_keyring).then_some(dir.id.as_str()),
         seccomp: security.seccomp,
-        cgroup: Some(&cgroup),
+        cgroup: Some(security.visible_cgroup),
         idmapped: security.idmapped,
+        dumpable_until_go: security.rootless.init_dumpable_until_mapped(),
+        caller_in_user_ns: security.rootless.caller_in_user_ns,
     };
-    let pid = clone_in_cgroup(plan.clone_flags, cgroup.clone_target(), |joined| {
+    let target = cgroup.as_ref().and_then(Cgroup::clone_target);
+    let pid = clone_in_cgroup(plan.clone_flags, target, |joined| {
         parent.close_copy_in_child();
+        if ctx.dumpable_until_go {
+            // Until the maps are written (init.rs makes it non-dumpable again at Go); the
+            // runtime waits for this before it writes them.
+            let dumpable = nix::sys::prctl::set_dumpable(true)
+                .context("make init dumpable for its maps")
+                .and_then(|()| child.send(&Message::Mappable));
+            if let Err(e) = dumpable {
+                let _ = child.send(&Message::failed(&e));
+                return 1;
+            }
+        }
         if let Err(e) = joined {
             let _ = child.send(&Message::failed(&e));
             return 1;
@@ -336,21 +405,24 @@ fn spawn(
     })?;
     drop(child);
     // systemd: the scope is made now, with init (waiting for Go) in it.
-    let adopted = record.cgroup.as_mut().expect("made");
-    if let Err(e) = adopted.adopt(pid.as_raw(), &dir.id, resources_of(bundle), rules) {
-        kill_and_reap(pid);
-        return Err(e);
-    }
-    let cgroup = match adopted.systemd {
-        Some(_) => adopted.clone(),
-        None => cgroup,
+    let cgroup = match record.cgroup.as_mut() {
+        Some(adopted) => {
+            if let Err(e) = adopted.adopt(pid.as_raw(), &dir.id, resources_of(bundle), rules) {
+                kill_and_reap(pid);
+                return Err(e);
+            }
+            match adopted.systemd {
+                Some(_) => Some(adopted.clone()),
+                None => cgroup,
+            }
+        }
+        None => None,
     };
-    let cgroup = &cgroup;
-    let result = drive_init(dir, bundle, plan, &parent, pid, security.seccomp, record);
+    let result = drive_init(dir, bundle, plan, &parent, pid, security, record);
     if result.is_err() {
         kill_and_reap(pid);
     }
-    result.map_err(|e| explain_oom(e, cgroup, &bundle.spec))?;
+    result.map_err(|e| explain_oom(e, cgroup.as_ref(), &bundle.spec))?;
     super::announce(
         pid.as_raw(),
         opts.pid_file.as_deref(),
@@ -362,8 +434,8 @@ fn spawn(
 
 /// init killed by the kernel's OOM killer while it set up (the channel just breaks):
 /// say so, naming the limit, rather than leave "ECONNRESET" as the reason.
-fn explain_oom(err: Error, cgroup: &Cgroup, spec: &Spec) -> Error {
-    if crate::cgroups::stats::oom_kills(cgroup) == 0 {
+fn explain_oom(err: Error, cgroup: Option<&Cgroup>, spec: &Spec) -> Error {
+    if cgroup.is_none_or(|cg| crate::cgroups::stats::oom_kills(cg) == 0) {
         return err;
     }
     let limit = spec
@@ -396,14 +468,20 @@ fn drive_init(
     plan: &Plan,
     parent: &Channel,
     pid: Pid,
-    seccomp: Option<&Seccomp>,
+    security: &Prepared<'_>,
     record: &mut Record,
 ) -> Result<()> {
     let spec = &bundle.spec;
+    let seccomp = security.seccomp;
     // init is in its cgroup already (born there, or joined before it reads Go); it
     // unshares its cgroup namespace only after Go, so this cgroup is its root.
+    if security.rootless.init_dumpable_until_mapped() {
+        parent
+            .expect(&Message::Mappable)
+            .map_err(|e| e.wrap("container init"))?;
+    }
     if plan.new_user {
-        namespaces::write_id_maps(
+        security.rootless.write_id_maps(
             pid.as_raw(),
             spec.linux().as_ref().expect("user ns implies linux"),
         )?;
@@ -443,6 +521,26 @@ fn drive_init(
         .map_err(|e| e.wrap("container init"))?;
     dir.save(record)?;
     parent.send(&Message::Committed)
+}
+
+/// The fifo init blocks on until `start`. It belongs to init's user (through the maps);
+/// an unprivileged runtime cannot give a file away, so there the fifo is the caller's and
+/// writable by anyone who can reach it (only init holds a path to it: the state dir is
+/// the caller's, 0711).
+fn make_exec_fifo(fifo: &Path, spec: &Spec, rootless: &rootless::Plan) -> Result<()> {
+    mkfifo(fifo, Mode::from_bits_truncate(0o622)).context("create exec fifo")?;
+    let (uid, gid) = host_ids_of_user(spec);
+    let own = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    if !rootless.init_dumpable_until_mapped() || (uid, gid) == own {
+        return chown(fifo, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+            .context("chown exec fifo");
+    }
+    // mkfifo's mode went through the umask.
+    std::fs::set_permissions(fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
+        .context("chmod exec fifo")
 }
 
 /// Only poststart and poststop are needed after `create` returns.

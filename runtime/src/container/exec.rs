@@ -96,7 +96,17 @@ pub fn exec(dir: &StateDir, record: &Record, process: &Process, opts: &ExecOptio
     });
     let process = sized.as_ref().unwrap_or(process);
 
-    let (for_children, join) = split_namespaces(&record.namespaces);
+    let (mut for_children, mut join) = split_namespaces(&record.namespaces);
+    // Entering a pid namespace takes CAP_SYS_ADMIN in the caller's own user namespace too:
+    // an unprivileged (rootless) runtime enters the container's user namespace with it,
+    // in the same setns, and the exec'd process is born there.
+    if !for_children.is_empty()
+        && join.contains(CloneFlags::CLONE_NEWUSER)
+        && !nix::unistd::geteuid().is_root()
+    {
+        for_children |= CloneFlags::CLONE_NEWUSER;
+        join.remove(CloneFlags::CLONE_NEWUSER);
+    }
     if !for_children.is_empty() {
         setns(&init, for_children)
             .context("enter the container's pid/time namespace for the exec'd process")?;

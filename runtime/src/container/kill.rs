@@ -19,6 +19,14 @@ pub fn kill(root: &Path, id: &str, signal: &str, all: bool) -> Result<()> {
     let record = dir.load()?;
     match dir.status(&record) {
         Status::Created | Status::Running | Status::Paused => {
+            if all && record.cgroup.is_none() && !record.own_pid_ns {
+                // Neither a cgroup nor a pid namespace (rootless): the container's
+                // processes cannot be told apart from the caller's.
+                return Err(
+                    crate::rootless::no_cgroup_error(id, record.no_cgroup.as_deref())
+                        .wrap("kill --all"),
+                );
+            }
             signal_container(&record, signal, all)
         }
         // As runc: `kill --all` of a stopped container signals what is left in its
@@ -43,13 +51,18 @@ pub fn signal_container(record: &Record, signal: i32, all: bool) -> Result<()> {
         bail!(WrongState, "container {:?} is not running", record.id);
     };
     // SIGKILL to the init of a pid namespace kills every process in it: no scan needed.
-    // Otherwise every process of the container is in its cgroup.
+    // Otherwise every process of the container is in its cgroup (or, rootless without
+    // one, in its pid namespace).
     if all && !(record.own_pid_ns && signal == libc::SIGKILL) {
-        if let Some(cg) = &record.cgroup {
-            for pid in cg.procs()?.into_iter().filter(|p| *p != record.pid) {
-                // SAFETY: kill(2) with a pid and signal number; a vanished pid gives ESRCH.
-                unsafe { libc::kill(pid, signal) };
-            }
+        let members = match &record.cgroup {
+            Some(cg) => cg.procs()?,
+            None if record.own_pid_ns => super::ps::members(record)?,
+            // kill() refused this for --all; delete ends init, as it can.
+            None => Vec::new(),
+        };
+        for pid in members.into_iter().filter(|p| *p != record.pid) {
+            // SAFETY: kill(2) with a pid and signal number; a vanished pid gives ESRCH.
+            unsafe { libc::kill(pid, signal) };
         }
     }
     super::send_signal(&pidfd, signal)

@@ -18,11 +18,8 @@ pub fn pause(root: &Path, id: &str) -> Result<()> {
 }
 
 pub(crate) fn cgroup_of(record: &Record) -> Result<&crate::cgroups::Cgroup> {
-    match &record.cgroup {
-        Some(cg) => Ok(cg),
-        None => bail!(
-            "container {:?} has no cgroup (created by an older patina)",
-            record.id
-        ),
-    }
+    record
+        .cgroup
+        .as_ref()
+        .ok_or_else(|| crate::rootless::no_cgroup_error(&record.id, record.no_cgroup.as_deref()))
 }

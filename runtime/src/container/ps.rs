@@ -1,11 +1,11 @@
-//! `ps`: the container's processes (from its cgroup), as `ps` shows them or as a JSON
-//! array of pids, like runc.
+//! `ps`: the container's processes (from its cgroup, or from its pid namespace when it
+//! has no cgroup: rootless), as `ps` shows them or as a JSON array of pids, like runc.
 
 use std::path::Path;
 
 use crate::bail;
 use crate::error::{Context, Result};
-use crate::state::StateDir;
+use crate::state::{Record, StateDir};
 
 pub enum PsFormat {
     Table,
@@ -15,11 +15,37 @@ pub enum PsFormat {
 pub fn ps(root: &Path, id: &str, format: PsFormat, ps_args: &[String]) -> Result<String> {
     let dir = StateDir::new(root, id)?;
     let record = dir.load()?;
-    let pids = super::pause::cgroup_of(&record)?.procs()?;
+    let pids = members(&record)?;
     match format {
         PsFormat::Json => Ok(serde_json::to_string(&pids).expect("pids serialise") + "\n"),
         PsFormat::Table => table(&pids, ps_args),
     }
+}
+
+/// The container's processes: its cgroup's; without a cgroup (rootless, none delegated)
+/// those of init's own pid namespace, which holds every process of the container.
+/// beyond runc: runc 1.1.5 fails there ("no cgroup").
+pub(crate) fn members(record: &Record) -> Result<Vec<i32>> {
+    if let Some(cg) = &record.cgroup {
+        return cg.procs();
+    }
+    if !record.own_pid_ns || record.pid <= 0 {
+        return Err(crate::rootless::no_cgroup_error(
+            &record.id,
+            record.no_cgroup.as_deref(),
+        ));
+    }
+    let ns_of = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let init_ns = ns_of(&record.pid.to_string())
+        .ok_or_else(|| crate::err!(WrongState, "container {:?} is not running", record.id))?;
+    let mut pids: Vec<i32> = std::fs::read_dir("/proc")
+        .context("read /proc")?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| ns_of(&pid.to_string()).as_ref() == Some(&init_ns))
+        .collect();
+    pids.sort_unstable();
+    Ok(pids)
 }
 
 /// Run `ps ARGS` (default -ef) and keep the header and the container's lines.

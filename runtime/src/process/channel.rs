@@ -14,6 +14,9 @@ use crate::error::{Context, Error, Kind, Result};
 /// What flows between the runtime (parent) and init (child).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
+    /// child -> parent (rootless only): init is dumpable, its /proc files are the
+    /// caller's, so the maps can be written (rootless.rs).
+    Mappable,
     /// parent -> child: uid/gid maps are written, go on; carries the state JSON
     /// (with init's pid as the runtime sees it) for the hooks init runs.
     Go(String),
@@ -41,6 +44,7 @@ impl Message {
 
     fn encode(&self) -> Vec<u8> {
         match self {
+            Message::Mappable => vec![b'M'],
             Message::Go(state) => [b"G".as_slice(), state.as_bytes()].concat(),
             Message::RunCreateRuntimeHooks => vec![b'H'],
             Message::HooksDone => vec![b'D'],
@@ -53,6 +57,7 @@ impl Message {
 
     fn decode(raw: &[u8]) -> Option<Message> {
         Some(match raw.first()? {
+            b'M' => Message::Mappable,
             b'G' => Message::Go(String::from_utf8_lossy(&raw[1..]).into_owned()),
             b'H' => Message::RunCreateRuntimeHooks,
             b'D' => Message::HooksDone,

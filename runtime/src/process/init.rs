@@ -45,12 +45,21 @@ pub struct InitContext<'a> {
     pub cgroup: Option<&'a crate::cgroups::Cgroup>,
     /// Idmapped mount trees the runtime made, by `mounts[]` index.
     pub idmapped: &'a [Option<OwnedFd>],
+    /// An unprivileged runtime writes the maps (rootless.rs): init stays dumpable, so
+    /// that its /proc files are the caller's, until the runtime says Go.
+    pub dumpable_until_go: bool,
+    /// The runtime runs in a user namespace that does not map every id (rootless podman):
+    /// init is in a user namespace even without one of its own.
+    pub caller_in_user_ns: bool,
 }
 
 /// Entry point in the cloned child; never returns.
 pub fn run(ctx: &InitContext<'_>, channel: &Channel) -> ! {
     let setup = keep_only_needed(ctx, channel, true)
-        .and_then(|()| crate::exe_protect::protect())
+        .and_then(|()| match ctx.dumpable_until_go {
+            true => Ok(()),
+            false => crate::exe_protect::protect(),
+        })
         .and_then(|()| setup(ctx, channel));
     let code = match setup {
         Ok(ready) => {
@@ -109,6 +118,12 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
             )))
         }
     };
+    if ctx.dumpable_until_go {
+        // Non-dumpable, init's /proc files are global root's: its oom_score_adj could no
+        // longer be written by init itself, which is still the caller here.
+        set_oom_score_adj(process)?;
+        crate::exe_protect::protect()?;
+    }
     if ctx.plan.new_user {
         // Become root of the new user namespace, now that the maps exist.
         setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
@@ -134,14 +149,14 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
         join_session_keyring(name)?;
     }
     set_names(spec)?;
-    if let Some(adj) = process.oom_score_adj() {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .with_context(|| format!("process.oomScoreAdj: write {adj}"))?;
+    if !ctx.dumpable_until_go {
+        set_oom_score_adj(process)?;
     }
 
-    let in_user_ns = ctx
-        .plan
-        .has_own(oci_spec::runtime::LinuxNamespaceType::User);
+    let in_user_ns = ctx.caller_in_user_ns
+        || ctx
+            .plan
+            .has_own(oci_spec::runtime::LinuxNamespaceType::User);
     let own_cgroupns = ctx
         .plan
         .has_own(oci_spec::runtime::LinuxNamespaceType::Cgroup);
@@ -331,6 +346,14 @@ pub(crate) fn check_cwd_inside(cwd: &Path) -> Result<()> {
     }
 }
 
+fn set_oom_score_adj(process: &Process) -> Result<()> {
+    match process.oom_score_adj() {
+        Some(adj) => std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .with_context(|| format!("process.oomScoreAdj: write {adj}")),
+        None => Ok(()),
+    }
+}
+
 /// Groups, then gid, then uid with capabilities kept across, then the exact cap sets.
 pub(crate) fn switch_user(process: &Process, caps: Option<&CapSets>) -> Result<()> {
     let user = process.user();
@@ -347,7 +370,13 @@ pub(crate) fn switch_user(process: &Process, caps: Option<&CapSets>) -> Result<(
         .flatten()
         .map(|g| Gid::from_raw(*g))
         .collect();
-    nix::unistd::setgroups(&groups).context("process.user.additionalGids: setgroups")?;
+    match nix::unistd::setgroups(&groups) {
+        // Denied in a user namespace whose gid map an unprivileged runtime wrote
+        // (rootless.rs): the list can never change, so there is nothing to drop. (Root of
+        // the namespace, this process has CAP_SETGID: EPERM can only mean that.)
+        Err(nix::errno::Errno::EPERM) if groups.is_empty() => {}
+        other => other.context("process.user.additionalGids: setgroups")?,
+    }
     let gid = Gid::from_raw(user.gid());
     setresgid(gid, gid, gid).with_context(|| format!("process.user.gid: setgid {gid}"))?;
     nix::sys::prctl::set_keepcaps(true).context("keep capabilities across setuid")?;

@@ -313,14 +313,18 @@ fn mount_fs(
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from(typ));
     let data = (!plan.data.is_empty()).then_some(plan.data.as_str());
-    sys.mount(
+    let mounted = sys.mount(
         Some(&source),
         &fd_path(&target),
         Some(typ),
         plan.flags,
         data,
-    )
-    .with_context(|| match data {
+    );
+    if mounted == Err(nix::errno::Errno::EPERM) && typ == "sysfs" {
+        bind_host_sysfs(sys, root, dest, &target, plan)?;
+        return Ok(target);
+    }
+    mounted.with_context(|| match data {
         Some(data) => format!("mount with data {data:?}"),
         None => "mount".to_owned(),
     })?;
@@ -329,6 +333,34 @@ fn mount_fs(
         apply_propagation(sys, &fd_path(&mounted), &plan.propagation)?;
     }
     Ok(target)
+}
+
+/// A fresh sysfs needs CAP_SYS_ADMIN over the network namespace: a rootless container
+/// without one of its own (its user namespace does not own the host's) is refused, and
+/// gets the host's /sys, bound recursively with the entry's flags (runc's rootless spec
+/// asks for that bind itself).
+fn bind_host_sysfs(
+    sys: &dyn Syscalls,
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    target: &OwnedFd,
+    plan: &MountPlan,
+) -> Result<()> {
+    let host = Path::new("/sys");
+    let step = "fresh sysfs refused (EPERM): bind the host's /sys instead";
+    sys.mount(
+        Some(host),
+        &fd_path(target),
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )
+    .context(step)?;
+    let as_bind = MountPlan {
+        bind: Some(true),
+        ..plan.clone()
+    };
+    finish_bind(sys, root, dest, target, &as_bind).context(step)
 }
 
 /// The mount just made on `target`, found again through `dest` (a handle on `target`
@@ -388,8 +420,6 @@ fn mount_cgroup(
         )
         .context("mount tmpfs for cgroup hierarchies")?;
     }
-    // Without a cgroup namespace a fresh mount would show the host's whole tree.
-    let own_dirs = ctx.cgroup.filter(|_| !ctx.own_cgroupns);
     for controllers in &hierarchies {
         let (name, fstype, data) = if controllers.is_empty() {
             ("unified".to_owned(), "cgroup2", String::new())
@@ -405,22 +435,35 @@ fn mount_cgroup(
         };
         let target = mkdir_all_in_root(root, &sub, 0o755)?;
         // The container's directory in this hierarchy: co-mounted controllers share one.
-        let own_dir = own_dirs.and_then(|cg| match controllers.split(',').next() {
-            Some("") | None => cg.unified.as_deref(),
-            Some(first) => cg.v1_dir(first),
-        });
+        let own_dir = ctx
+            .cgroup
+            .and_then(|cg| match controllers.split(',').next() {
+                Some("") | None => cg.unified.as_deref(),
+                Some(first) => cg.v1_dir(first),
+            });
+        let bind_own = |dir: &Path| -> Result<()> {
+            sys.mount(Some(dir), &fd_path(&target), None, MsFlags::MS_BIND, None)
+                .with_context(|| format!("bind the container's cgroup {:?}", dir.display()))?;
+            let mounted = reopen_mount(sys, root, &sub, &target)?;
+            remount_bind(sys, &fd_path(&mounted), flags)
+        };
         match own_dir {
-            Some(dir) => {
-                sys.mount(Some(dir), &fd_path(&target), None, MsFlags::MS_BIND, None)
-                    .with_context(|| format!("bind the container's cgroup {:?}", dir.display()))?;
-                let mounted = reopen_mount(sys, root, &sub, &target)?;
-                remount_bind(sys, &fd_path(&mounted), flags)?;
-            }
-            None => {
+            // Without a cgroup namespace a fresh mount would show the host's whole tree.
+            Some(dir) if !ctx.own_cgroupns => bind_own(dir)?,
+            _ => {
                 let data = (!data.is_empty()).then_some(data.as_str());
                 let source = Some(Path::new("cgroup"));
-                sys.mount(source, &fd_path(&target), Some(fstype), flags, data)
-                    .with_context(|| format!("mount cgroup hierarchy {name:?}"))?;
+                match (
+                    sys.mount(source, &fd_path(&target), Some(fstype), flags, data),
+                    own_dir,
+                ) {
+                    // A user namespace may not mount a cgroup v1 hierarchy (nor cgroup2
+                    // without owning its cgroup namespace): bind the directory instead.
+                    (Err(nix::errno::Errno::EPERM), Some(dir)) => bind_own(dir)?,
+                    (mounted, _) => {
+                        mounted.with_context(|| format!("mount cgroup hierarchy {name:?}"))?
+                    }
+                }
             }
         }
     }

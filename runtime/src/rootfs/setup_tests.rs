@@ -488,3 +488,42 @@ fn a_destination_swapped_between_the_bind_and_the_remount_is_refused() {
     let calls = sys.calls.borrow();
     assert_eq!(calls.len(), 1, "only the bind, no remount: {calls:?}");
 }
+
+#[test]
+fn refused_sysfs_becomes_a_recursive_bind_of_the_hosts() {
+    // Rootless without a network namespace of its own: the kernel refuses a fresh sysfs
+    // (EPERM), and the host's /sys is bound with the entry's flags instead.
+    let s = Scratch::new("sysfs");
+    let sys = Recorder {
+        errors: vec![Some(Errno::EPERM)].into(),
+        ..Recorder::default()
+    };
+    let m = mount_entry(
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                               "options": ["nosuid", "noexec", "nodev", "ro"]}),
+    );
+    let calls = apply(&s, &sys, &m).unwrap();
+    let target = s.root().join("sys");
+    let rec = MsFlags::MS_BIND | MsFlags::MS_REC;
+    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert_eq!(calls[0].fstype.as_deref(), Some("sysfs"));
+    assert_eq!(calls[1], call(Some(Path::new("/sys")), target.clone(), rec));
+    assert_eq!(
+        calls[2],
+        call(None, target, MsFlags::MS_REMOUNT | rec | flags)
+    );
+}
+
+#[test]
+fn other_refused_filesystems_are_not_replaced() {
+    let s = Scratch::new("procfail");
+    let sys = Recorder {
+        errors: vec![Some(Errno::EPERM)].into(),
+        ..Recorder::default()
+    };
+    let m = mount_entry(json!({"destination": "/proc", "type": "proc", "source": "proc"}));
+    let err = apply(&s, &sys, &m).unwrap_err().to_string();
+    assert!(err.contains("EPERM") && err.contains("mounts[0]"), "{err}");
+    assert_eq!(sys.calls.borrow().len(), 1);
+}
