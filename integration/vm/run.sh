@@ -10,6 +10,9 @@
 #          the arm64 busybox, nothing else)
 #        PATINA_VM_TIMEOUT seconds for the whole guest run (default 900)
 #        PATINA_VM_TEST_ARGS extra arguments for every test binary (a name filter, --nocapture)
+#        PATINA_VM_BENCH=N: instead of the tests, N `run`s of a busybox `true` container by
+#          patina (release build) and by Debian's runc for the guest's arch (with the
+#          libraries it needs), timed in the guest (integration/vm/bench.sh)
 # The guest's console is kept in target/vm/console.txt (console-aarch64.txt for an arm64 guest).
 #
 # Builds patina and the test binaries (static, see .cargo/config.toml), packs them with
@@ -25,16 +28,18 @@ repo=$(cd "$here/../.." && pwd)
 cache=${PATINA_VM_CACHE:-/var/cache/patina-vm}
 timeout_s=${PATINA_VM_TIMEOUT:-900}
 if [ $# -gt 0 ]; then tests=("$@"); else mapfile -t tests < <(grep -v '^#' "$here/tests.txt" | grep .); fi
+bench_runs=${PATINA_VM_BENCH:-}
+[ -z "$bench_runs" ] || tests=()
 arch=${PATINA_VM_ARCH:-$(uname -m)}
 triple=$arch-unknown-linux-gnu
 case $arch in
     x86_64)
-        qemu=qemu-system-x86_64 qemu_pkg=qemu-system-x86 kernel_meta=linux-image-cloud-amd64
+        qemu=qemu-system-x86_64 qemu_pkg=qemu-system-x86 kernel_meta=linux-image-cloud-amd64 deb_arch=amd64
         machine=(-cpu max) console=ttyS0
         ;;
     aarch64)
         # pauth-impdef: TCG's pointer authentication with a cheap hash (QEMU's advice).
-        qemu=qemu-system-aarch64 qemu_pkg=qemu-system-arm kernel_meta=linux-image-cloud-arm64:arm64
+        qemu=qemu-system-aarch64 qemu_pkg=qemu-system-arm kernel_meta=linux-image-cloud-arm64:arm64 deb_arch=arm64
         machine=(-M virt -cpu max,pauth-impdef=on) console=ttyAMA0
         ;;
     *) echo "vm: no guest for architecture $arch (x86_64, aarch64)" >&2; exit 2 ;;
@@ -85,7 +90,6 @@ ensure_kernel() {
 ensure_busybox() {
     busybox=/bin/busybox
     [ "$arch" = "$(uname -m)" ] && return
-    local deb_arch=arm64
     busybox=$cache/busybox-$deb_arch/busybox
     [ -x "$busybox" ] && return
     local tmp; tmp=$(mktemp -d "$cache/dl.XXXXXX")
@@ -96,6 +100,10 @@ ensure_busybox() {
 }
 
 build() {
+    if [ -n "$bench_runs" ]; then
+        (cd "$repo" && "$cargo" build -q --release --target "$triple" -p patina)
+        return
+    fi
     (cd "$repo" && "$cargo" build -q --target "$triple" -p patina)
     local json
     json=$(cd "$repo" && "$cargo" test -q --target "$triple" -p integration --no-run --message-format=json 2>/dev/null)
@@ -122,7 +130,8 @@ assemble() {
     local run=()
     [ "$arch" = "$(uname -m)" ] || run=(qemu-"$arch")
     for b in $("${run[@]}" "$busybox" --list); do [ "$b" = busybox ] || ln -s busybox "$root/bin/$b"; done
-    cp "$repo/target/$triple/debug/patina" "$root/patina/patina"
+    cp "$repo/target/$triple/${bench_runs:+release}${bench_runs:-debug}/patina" "$root/patina/patina"
+    [ -z "$bench_runs" ] || add_runc
     for e in "${exes[@]}"; do cp "${e#*=}" "$root/patina/tests/${e%%=*}"; done
     printf '%s\n' "${PATINA_VM_TEST_ARGS:-}" > "$root/patina/args"
     mkdir -p "$root/patina/modules"
@@ -137,6 +146,20 @@ assemble() {
     cp "$here/guest.sh" "$root/guest.sh"
     chmod +x "$root/init" "$root/guest.sh"
     (cd "$root" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) > "$work/initrd.gz"
+}
+
+# Debian's runc for the guest's architecture and the libraries it links (dynamic: the
+# guest has no others), unpacked into the guest's root; the benchmark script.
+add_runc() {
+    local tmp p; tmp=$(mktemp -d "$work/debs.XXXXXX")
+    for p in runc libseccomp2 libc6; do
+        (cd "$tmp" && apt-get download -qq "$p:$deb_arch" 2>/dev/null) || { echo "vm: no $p:$deb_arch" >&2; exit 1; }
+    done
+    for p in "$tmp"/*.deb; do dpkg -x "$p" "$root"; done
+    rm -rf "$tmp"
+    cp "$here/bench.sh" "$root/patina/bench.sh"
+    chmod +x "$root/patina/bench.sh"
+    echo "$bench_runs" > "$root/patina/bench-runs"
 }
 
 boot() {
@@ -160,6 +183,11 @@ boot() {
 report() {
     local txt=$work/console.txt passed=0 failed=0 missing=0
     grep -q '^PATINA-VM-DONE' "$txt" || { echo "vm: the guest did not finish" >&2; tail -60 "$txt" >&2; exit 1; }
+    if [ -n "$bench_runs" ]; then
+        grep '^bench' "$txt" | sed "s/^/[$arch guest] /"
+        grep -q '^bench: done' "$txt"
+        return
+    fi
     for e in "${exes[@]}"; do
         local t=${e%%=*} line
         line=$(awk -v t="$t" '$0 == "=== " t {on=1; next} on && /^test result:/ {print; exit}' "$txt")
