@@ -130,7 +130,9 @@ assemble() {
     local run=()
     [ "$arch" = "$(uname -m)" ] || run=(qemu-"$arch")
     for b in $("${run[@]}" "$busybox" --list); do [ "$b" = busybox ] || ln -s busybox "$root/bin/$b"; done
-    cp "$repo/target/$triple/${bench_runs:+release}${bench_runs:-debug}/patina" "$root/patina/patina"
+    local profile=debug
+    [ -z "$bench_runs" ] || profile=release
+    cp "$repo/target/$triple/$profile/patina" "$root/patina/patina"
     [ -z "$bench_runs" ] || add_runc
     for e in "${exes[@]}"; do cp "${e#*=}" "$root/patina/tests/${e%%=*}"; done
     printf '%s\n' "${PATINA_VM_TEST_ARGS:-}" > "$root/patina/args"
