@@ -9,7 +9,6 @@ APT_LISTS := .ci/apt-packages.txt $(wildcard integration/apt-packages.txt imaget
 # .cargo/config.toml builds for "host-tuple": the outputs are under target/$(HOST_TRIPLE)/.
 HOST_TRIPLE := $(shell uname -m)-unknown-linux-gnu
 ARM64 := aarch64-unknown-linux-gnu
-BINS := patina containerd-shim-patina-v2 patina-imagetool
 BIN_PKGS := -p patina -p containerd-shim-patina -p patina-imagetool
 
 deps:
@@ -104,13 +103,12 @@ cross-arm64: deps
 	$(ARM64_ENV) && $$ARM64_CARGO build --release --target $(ARM64) $(BIN_PKGS)
 
 # The unit tests (--lib --bins) built for aarch64 and run under qemu-user (the runner in
-# .cargo/config.toml). The integration suite needs a kernel: test-arm64; the end-to-end
-# tests of imagetool and the shim (their tests/) spawn the aarch64 binaries, which this
-# machine cannot exec without a binfmt_misc handler (not installed: it is machine-wide),
-# so they are not run for aarch64. qemu-user
-# passes most syscalls to the host kernel, but not mount_setattr (ENOSYS) nor statx's
-# mount id: the two tests that need them are left out here, by name, and run natively
-# and in test-arm64's guest (as the runtime).
+# .cargo/config.toml): CI's arm64 smoke. The integration suite needs a kernel: test-arm64.
+# The end-to-end tests of imagetool and the shim (their tests/) spawn the aarch64
+# binaries, which this machine cannot exec without a binfmt_misc handler (machine-wide:
+# not installed), so they are not run for aarch64. qemu-user passes most syscalls to the
+# host kernel, but not mount_setattr (ENOSYS) nor statx's mount id: the two tests that
+# need them are left out by name (their code runs in test-arm64's guest, in the runtime).
 QEMU_USER_SKIP := exe_protect::tests::read_only_view_cannot_be_reopened_for_writing \
 	rootfs::propagation::tests::finds_the_root_of_the_mount_a_directory_is_on
 unit-arm64: deps
@@ -125,7 +123,7 @@ test-arm64: deps
 
 # Release tarballs in target/dist/: patina-<version>-<arch>-linux.tar.gz holding bin/ (the
 # three static binaries), share/ (whatever dist-share puts in target/dist/share) and the
-# README, plus SHA256SUMS.
+# README, plus SHA256SUMS. From x86_64: both arches; on arm64: aarch64 only.
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 dist: deps dist-share
 	$(CARGO) build --release $(BIN_PKGS)
