@@ -9,6 +9,6 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 cargo build --release -p patina -p containerd-shim-patina
-release=$repo/target/x86_64-unknown-linux-gnu/release
+release=$repo/target/$(uname -m)-unknown-linux-gnu/release
 PODS=${1:-20} EXECS=${2:-100} PATINA_SHIM_DIR=$release PATINA_SHIM_RUNTIME=$release/patina \
     cargo test -p integration --test cri -- --ignored --exact cri_bench --nocapture

@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 runc=${RUNC:-/usr/sbin/runc}
-patina=${PATINA:-$repo/target/x86_64-unknown-linux-gnu/release/patina}
+patina=${PATINA:-$repo/target/$(uname -m)-unknown-linux-gnu/release/patina}
 if [ -z "${PATINA:-}" ] && [ ! -x "$patina" ]; then
     (cd "$repo" && cargo build --release -p patina) >&2
 fi

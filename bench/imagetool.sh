@@ -8,7 +8,7 @@
 #             (default /var/tmp/patina-imagetool-bench; building them needs
 #             debootstrap and apt's Debian mirror)
 #   MIRROR    Debian mirror for debootstrap (default: the one apt uses)
-#   IMAGETOOL patina-imagetool binary (default: target/x86_64-unknown-linux-gnu/release, built if missing)
+#   IMAGETOOL patina-imagetool binary (default: target/<arch>-unknown-linux-gnu/release, built if missing)
 #
 # Runs are interleaved (umoci, patina cold, patina warm-cache variants in
 # turn), on tmpfs (/dev/shm) and on disk ($WORK). Prints medians in seconds
@@ -28,7 +28,7 @@ done
 work=${WORK:-/var/tmp/patina-imagetool-bench}
 mkdir -p "$work"
 
-tool=${IMAGETOOL:-$repo/target/x86_64-unknown-linux-gnu/release/patina-imagetool}
+tool=${IMAGETOOL:-$repo/target/$(uname -m)-unknown-linux-gnu/release/patina-imagetool}
 if [ ! -x "$tool" ]; then
     (cd "$repo" && cargo build --release -p patina-imagetool >&2)
 fi

@@ -10,7 +10,7 @@
 #                bench/podman-seccomp-x86_64.json is podman's default profile as podman
 #                hands it to the runtime (arch map and default capabilities resolved)
 # Environment:
-#   PATINA   patina binary (default: target/x86_64-unknown-linux-gnu/release/patina, built if missing)
+#   PATINA   patina binary (default: target/<arch>-unknown-linux-gnu/release/patina, built if missing)
 #   RUNC     runc binary   (default: /usr/sbin/runc)
 #   To try the script without patina: PATINA=/usr/sbin/runc bench/run.sh
 #
@@ -42,7 +42,7 @@ case "$n" in ''|*[!0-9]*|0) echo "iterations must be a positive integer: $n" >&2
 
 runc=${RUNC:-/usr/sbin/runc}
 if [ -z "${PATINA:-}" ]; then
-    patina="$repo/target/x86_64-unknown-linux-gnu/release/patina"
+    patina="$repo/target/$(uname -m)-unknown-linux-gnu/release/patina"
     if [ ! -x "$patina" ]; then
         echo "building patina (release)..." >&2
         (cd "$repo" && cargo build --release -p patina) >&2

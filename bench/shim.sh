@@ -22,7 +22,7 @@ while True:
 sys.exit(rc)' "$0" "$@"
 fi
 n=${1:-50} runs=${2:-20}
-release=$repo/target/x86_64-unknown-linux-gnu/release
+release=$repo/target/$(uname -m)-unknown-linux-gnu/release
 [ -x "$release/containerd-shim-patina-v2" ] || { echo "cargo build --release -p containerd-shim-patina first" >&2; exit 1; }
 runtime=${SHIM_RUNTIME:-$release/patina}
 runc_runtime=${RUNC_SHIM_RUNTIME:-/usr/sbin/runc}

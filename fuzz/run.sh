@@ -19,7 +19,7 @@ fi
 # cargo-fuzz asks rustc for nightly features (-Zsanitizer, sancov passes): the stable
 # toolchain accepts them with RUSTC_BOOTSTRAP=1.
 export RUSTC_BOOTSTRAP=1
-# The repo's .cargo/config.toml builds x86_64-unknown-linux-gnu with +crt-static and
+# The repo's .cargo/config.toml builds the machine's target with +crt-static and
 # relocation-model=static (a static patina starts faster). AddressSanitizer refuses a
 # statically linked libc ("sanitizer is incompatible with statically linked libc").
 # cargo-fuzz passes its flags in RUSTFLAGS, which replaces the config's target rustflags

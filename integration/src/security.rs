@@ -1,14 +1,36 @@
 //! Helpers for the security tests: podman's default seccomp profile turned into the
 //! OCI `linux.seccomp` object (what podman does before calling the runtime), and tiny
-//! hand-made static ELF programs that make exactly the syscalls a test needs.
+//! hand-made static ELF programs that make exactly the syscalls a test needs, for the
+//! architecture the tests are built for (x86_64 or aarch64) and for its 32-bit
+//! compat ABI (i386 through `int 0x80`, or an AArch32 program on arm64).
 
 use serde_json::{json, Value};
 
 /// Installed by Debian's `golang-github-containers-common`.
 pub const PODMAN_PROFILE: &str = "/usr/share/containers/seccomp.json";
 
-/// The x86_64 OCI profile for a container with capabilities `caps`: the arch map's
-/// x86_64 entry, and only the rules whose includes/excludes select amd64 and `caps`.
+/// The native architecture's seccomp name and its sub-architectures in podman's arch
+/// map (the compat ABIs), and podman's name for it in `includes.arches`.
+#[cfg(target_arch = "x86_64")]
+pub const NATIVE_ARCH: (&str, &[&str], &str) = (
+    "SCMP_ARCH_X86_64",
+    &["SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+    "amd64",
+);
+#[cfg(target_arch = "aarch64")]
+pub const NATIVE_ARCH: (&str, &[&str], &str) = ("SCMP_ARCH_AARCH64", &["SCMP_ARCH_ARM"], "arm64");
+
+/// The native architecture with its compat ABIs: what podman lists for this machine.
+pub fn native_arches() -> Vec<&'static str> {
+    let (native, subs, _) = NATIVE_ARCH;
+    std::iter::once(native)
+        .chain(subs.iter().copied())
+        .collect()
+}
+
+/// The OCI profile podman hands the runtime on this architecture for a container with
+/// capabilities `caps`: the arch map's entry for it, and only the rules whose
+/// includes/excludes select it and `caps`.
 pub fn podman_profile(caps: &[&str]) -> Value {
     let text = std::fs::read_to_string(PODMAN_PROFILE).unwrap_or_else(|e| {
         panic!("{PODMAN_PROFILE}: {e} (apt-get install golang-github-containers-common)")
@@ -23,9 +45,10 @@ pub fn podman_profile(caps: &[&str]) -> Value {
             })
             .unwrap_or_default()
     };
-    let mut arches = vec!["SCMP_ARCH_X86_64".to_string()];
+    let (native, _, podman_arch) = NATIVE_ARCH;
+    let mut arches = vec![native.to_string()];
     for m in p["archMap"].as_array().into_iter().flatten() {
-        if m["architecture"] == "SCMP_ARCH_X86_64" {
+        if m["architecture"] == native {
             arches.extend(strs(&m["subArchitectures"]));
         }
     }
@@ -36,8 +59,8 @@ pub fn podman_profile(caps: &[&str]) -> Value {
         let exc_arch = strs(&s["excludes"]["arches"]);
         let inc_caps = strs(&s["includes"]["caps"]);
         let exc_caps = strs(&s["excludes"]["caps"]);
-        if (!inc_arch.is_empty() && !inc_arch.iter().any(|a| a == "amd64"))
-            || exc_arch.iter().any(|a| a == "amd64")
+        if (!inc_arch.is_empty() && !inc_arch.iter().any(|a| a == podman_arch))
+            || exc_arch.iter().any(|a| a == podman_arch)
             || !inc_caps.iter().all(has)
             || exc_caps.iter().any(has)
         {
@@ -67,14 +90,26 @@ pub fn podman_profile(caps: &[&str]) -> Value {
     out
 }
 
-/// A static x86_64 ELF executable whose whole program is `code` (loaded at 0x400078).
-pub fn tiny_elf(code: &[u8]) -> Vec<u8> {
-    const BASE: u64 = 0x40_0000;
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+#[cfg(target_arch = "aarch64")]
+pub use aarch64::*;
+#[cfg(target_arch = "x86_64")]
+pub use x86_64::*;
+
+/// Where the tiny programs are loaded (one PT_LOAD of the whole file, at offset 0).
+const BASE: u64 = 0x40_0000;
+
+/// A 64-bit static ELF executable for `machine` whose whole program is `code`, which
+/// starts right after the headers (at BASE + 120).
+fn elf64(machine: u16, code: &[u8]) -> Vec<u8> {
     let total = (64 + 56 + code.len()) as u64;
     let mut e = Vec::new();
     e.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     e.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
-    e.extend_from_slice(&0x3eu16.to_le_bytes()); // EM_X86_64
+    e.extend_from_slice(&machine.to_le_bytes());
     e.extend_from_slice(&1u32.to_le_bytes());
     e.extend_from_slice(&(BASE + 120).to_le_bytes()); // entry
     e.extend_from_slice(&64u64.to_le_bytes()); // phoff
@@ -92,112 +127,30 @@ pub fn tiny_elf(code: &[u8]) -> Vec<u8> {
     e
 }
 
-/// `exit(geteuid())`: the exit code is the effective uid (mod 256).
-pub fn exit_with_euid() -> Vec<u8> {
-    tiny_elf(&[
-        0xb8, 107, 0, 0, 0, // mov eax, SYS_geteuid
-        0x0f, 0x05, // syscall
-        0x89, 0xc7, // mov edi, eax
-        0xb8, 60, 0, 0, 0, // mov eax, SYS_exit
-        0x0f, 0x05,
-    ])
+/// Whether this machine runs the 32-bit compat programs at all: the kernel may be
+/// built without compat support (or booted with ia32_emulation=0), and many arm64
+/// CPUs have no AArch32 mode. The tests that need one say so by name when not.
+pub fn compat_runs() -> bool {
+    let dir = std::env::temp_dir().join(format!("patina-compat-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("getpid32");
+    install_program(&path, &exit_with_compat_syscall(COMPAT_NR.getpid, 0), 0o755);
+    let ran = std::process::Command::new(&path).status();
+    std::fs::remove_dir_all(&dir).unwrap();
+    match ran {
+        Ok(_) => true,
+        Err(e) if e.raw_os_error() == Some(libc::ENOEXEC) => false,
+        Err(e) => panic!("{}: {e}", path.display()),
+    }
 }
 
-/// `exit(syscall(nr))` with no arguments: exit code 256 - errno on failure (218 for ENOSYS).
-pub fn exit_with_syscall(nr: u32) -> Vec<u8> {
-    let n = nr.to_le_bytes();
-    tiny_elf(&[
-        0xb8, n[0], n[1], n[2], n[3], // mov eax, nr
-        0x0f, 0x05, // syscall
-        0x89, 0xc7, // mov edi, eax
-        0xb8, 60, 0, 0, 0, // mov eax, SYS_exit
-        0x0f, 0x05,
-    ])
-}
-
-/// `exit(int 0x80 getpid())`: a 32-bit (SCMP_ARCH_X86) syscall from a 64-bit program.
-pub fn exit_with_i386_getpid() -> Vec<u8> {
-    tiny_elf(&[
-        0xb8, 20, 0, 0, 0, // mov eax, __NR_getpid (i386)
-        0xcd, 0x80, // int 0x80
-        0x89, 0xc7, // mov edi, eax
-        0xb8, 60, 0, 0, 0, // mov eax, SYS_exit
-        0x0f, 0x05,
-    ])
-}
-
-/// `exit(int 0x80 syscall nr(arg0, 0))`: a 32-bit (SCMP_ARCH_X86) syscall from a 64-bit
-/// program; exit code 256 - errno on failure.
-pub fn exit_with_i386_syscall(nr: u32, arg0: u32) -> Vec<u8> {
-    let (n, a) = (nr.to_le_bytes(), arg0.to_le_bytes());
-    tiny_elf(&[
-        0xb8, n[0], n[1], n[2], n[3], // mov eax, nr
-        0xbb, a[0], a[1], a[2], a[3], // mov ebx, arg0
-        0x31, 0xc9, // xor ecx, ecx
-        0xcd, 0x80, // int 0x80
-        0x89, 0xc7, // mov edi, eax
-        0xb8, 60, 0, 0, 0, // mov eax, SYS_exit
-        0x0f, 0x05,
-    ])
-}
-
-/// `exit(syscall(nr, AT_FDCWD, path, arg2, 0))`: the *at calls (fchmodat2...); exit code
-/// 0 on success, 256 - errno on failure.
-pub fn exit_with_at_syscall(nr: u32, path: &str, arg2: u32) -> Vec<u8> {
-    let (n, a) = (nr.to_le_bytes(), arg2.to_le_bytes());
-    let mut code = vec![
-        0xb8, n[0], n[1], n[2], n[3], // mov eax, nr
-        0xbf, 0x9c, 0xff, 0xff, 0xff, // mov edi, AT_FDCWD (-100)
-        0x48, 0x8d, 0x35, 19, 0, 0, 0, // lea rsi, [rip+19]: the path after this code
-        0xba, a[0], a[1], a[2], a[3], // mov edx, arg2
-        0x45, 0x31, 0xd2, // xor r10d, r10d
-        0x0f, 0x05, // syscall
-        0x89, 0xc7, // mov edi, eax
-        0xb8, 60, 0, 0, 0, // mov eax, SYS_exit
-        0x0f, 0x05, // syscall
-    ];
-    code.extend_from_slice(path.as_bytes());
-    code.push(0);
-    tiny_elf(&code)
-}
-
-/// `write(1, text); exit(0)`: a static program that prints `text` (at most 255 bytes).
-pub fn print_text(text: &str) -> Vec<u8> {
-    let len = u8::try_from(text.len()).expect("at most 255 bytes");
-    let mut code = vec![
-        0xb8, 1, 0, 0, 0, // mov eax, SYS_write
-        0xbf, 1, 0, 0, 0, // mov edi, 1
-        0x48, 0x8d, 0x35, 16, 0, 0, 0, // lea rsi, [rip+16]: the text after this code
-        0xba, len, 0, 0, 0, // mov edx, len
-        0x0f, 0x05, // syscall
-        0xb8, 60, 0, 0, 0, // mov eax, SYS_exit
-        0x31, 0xff, // xor edi, edi
-        0x0f, 0x05, // syscall
-    ];
-    code.extend_from_slice(text.as_bytes());
-    tiny_elf(&code)
-}
-
-/// Prints the description of its session keyring (`keyring;uid;gid;perm;name`):
-/// `keyctl(KEYCTL_DESCRIBE, KEY_SPEC_SESSION_KEYRING, buf, 200)`, then `write(1, buf, n)`.
-pub fn describe_session_keyring() -> Vec<u8> {
-    tiny_elf(&[
-        0xb8, 250, 0, 0, 0, // mov eax, SYS_keyctl
-        0xbf, 6, 0, 0, 0, // mov edi, KEYCTL_DESCRIBE
-        0xbe, 0xfd, 0xff, 0xff, 0xff, // mov esi, KEY_SPEC_SESSION_KEYRING (-3)
-        0x48, 0x81, 0xec, 0, 1, 0, 0, // sub rsp, 256: the buffer
-        0x48, 0x89, 0xe2, // mov rdx, rsp
-        0x41, 0xba, 200, 0, 0, 0, // mov r10d, 200
-        0x0f, 0x05, // syscall
-        0x48, 0x89, 0xc2, // mov rdx, rax: the length (with its NUL)
-        0xb8, 1, 0, 0, 0, // mov eax, SYS_write
-        0xbf, 1, 0, 0, 0, // mov edi, 1
-        0x48, 0x89, 0xe6, // mov rsi, rsp
-        0x0f, 0x05, // syscall
-        0xb8, 60, 0, 0, 0, // mov eax, SYS_exit
-        0x31, 0xff, // xor edi, edi
-        0x0f, 0x05, // syscall
-    ])
+/// Numbers of the compat ABI's calls the tests make.
+pub struct CompatNumbers {
+    pub getpid: u32,
+    pub add_key: u32,
+    pub socket: u32,
+    /// socketcall(2), where the ABI multiplexes socket calls through it.
+    pub socketcall: Option<u32>,
 }
 
 /// Writes `bytes` as an executable file (mode `mode`, owned by root).

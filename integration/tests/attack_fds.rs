@@ -247,7 +247,7 @@ fn a_profile_denying_close_range_still_starts_clean() {
         c.config["process"]["noNewPrivileges"] = json!(nnp);
         c.config["linux"]["seccomp"] = json!({
             "defaultAction": "SCMP_ACT_ALLOW",
-            "architectures": ["SCMP_ARCH_X86_64"],
+            "architectures": [integration::security::NATIVE_ARCH.0],
             "syscalls": [{ "names": ["close_range"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno }],
         });
         let out =

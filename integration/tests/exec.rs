@@ -338,7 +338,7 @@ fn exec_gets_the_containers_seccomp_filter() {
     let mut c = Container::new("execseccomp");
     c.config["linux"]["seccomp"] = json!({
         "defaultAction": "SCMP_ACT_ALLOW",
-        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "architectures": integration::security::native_arches(),
         "syscalls": [{ "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13 }]
     });
     running(&mut c);

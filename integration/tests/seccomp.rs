@@ -1,11 +1,12 @@
 //! linux.seccomp, tested from inside the container: every action observed (errno value,
 //! SIGSYS, ENOSYS from TRACE without a tracer, the notify listener), argument filters
-//! that match exactly, the x86 ABI through `int 0x80`, podman's real default profile,
-//! and the filter going in late enough that the runtime's own syscalls pass.
+//! that match exactly, the 32-bit compat ABI (x86 through `int 0x80`, or an AArch32
+//! program on arm64), podman's real default profile for this architecture, and the
+//! filter going in late enough that the runtime's own syscalls pass.
 
 use integration::security::{
-    exit_with_at_syscall, exit_with_i386_getpid, exit_with_i386_syscall, exit_with_syscall,
-    install_program, podman_profile,
+    compat_runs, exit_with_at_syscall, exit_with_compat_syscall, exit_with_syscall,
+    install_program, native_arches, podman_profile, COMPAT_NR, NATIVE_ARCH,
 };
 use integration::{spec, Container};
 use serde_json::{json, Value};
@@ -17,7 +18,7 @@ const SIGSYS_EXIT: &str = "rc=159";
 
 fn allow_all_but(rules: Value) -> Value {
     json!({ "defaultAction": "SCMP_ACT_ALLOW",
-            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "architectures": native_arches(),
             "syscalls": rules })
 }
 
@@ -150,28 +151,40 @@ fn argument_filters_match_exactly() {
     );
 }
 
+/// The compat ABI's getpid (i386 or ARM EABI: 20 on both).
+fn compat_getpid() -> Vec<u8> {
+    exit_with_compat_syscall(COMPAT_NR.getpid, 0)
+}
+
+/// False, saying so by name, when this machine runs no 32-bit programs.
+fn compat_or_say(test: &str) -> bool {
+    let runs = compat_runs();
+    if !runs {
+        eprintln!(
+            "{test}: this kernel or CPU runs no 32-bit compat programs: the compat part not run"
+        );
+    }
+    runs
+}
+
 #[test]
-fn x86_abi_follows_the_arch_map() {
+fn compat_abi_follows_the_arch_map() {
+    if !compat_or_say("compat_abi_follows_the_arch_map") {
+        return;
+    }
     let rule = json!([{ "names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 42 }]);
-    // With SCMP_ARCH_X86 in the profile, int 0x80 getpid gets the rule: exit(-42) = 214.
-    let mut c = with_profile("scx86", allow_all_but(rule.clone()));
-    install_program(
-        &c.rootfs.join("bin/i386getpid"),
-        &exit_with_i386_getpid(),
-        0o755,
-    );
-    assert!(c.sh_ok("/bin/i386getpid; echo rc=$?").contains("rc=214"));
+    // With the compat arch (SCMP_ARCH_X86 / SCMP_ARCH_ARM) in the profile, its getpid
+    // gets the rule: exit(-42) = 214.
+    let mut c = with_profile("sccompat", allow_all_but(rule.clone()));
+    install_program(&c.rootfs.join("bin/getpid32"), &compat_getpid(), 0o755);
+    assert!(c.sh_ok("/bin/getpid32; echo rc=$?").contains("rc=214"));
     // Without it, the 32-bit ABI is a bad architecture: killed with SIGSYS.
     let mut c = with_profile(
-        "scx86bad",
-        json!({ "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"], "syscalls": rule }),
+        "sccompatbad",
+        json!({ "defaultAction": "SCMP_ACT_ALLOW", "architectures": [NATIVE_ARCH.0], "syscalls": rule }),
     );
-    install_program(
-        &c.rootfs.join("bin/i386getpid"),
-        &exit_with_i386_getpid(),
-        0o755,
-    );
-    let out = c.sh_ok("/bin/i386getpid; echo rc=$?");
+    install_program(&c.rootfs.join("bin/getpid32"), &compat_getpid(), 0o755);
+    let out = c.sh_ok("/bin/getpid32; echo rc=$?");
     assert!(out.contains(SIGSYS_EXIT), "{out}");
 }
 
@@ -179,17 +192,23 @@ fn x86_abi_follows_the_arch_map() {
 fn podman_default_profile() {
     let caps = spec::DEFAULT_CAPS;
     let mut c = with_profile("scpodman", podman_profile(caps));
+    let compat = compat_or_say("podman_default_profile");
+    install_program(&c.rootfs.join("bin/getpid32"), &compat_getpid(), 0o755);
+    // add_key is not in the profile: the default action, ERRNO ENOSYS (exit 218).
     install_program(
-        &c.rootfs.join("bin/i386getpid"),
-        &exit_with_i386_getpid(),
+        &c.rootfs.join("bin/addkey"),
+        &exit_with_syscall(libc::SYS_add_key as u32),
         0o755,
     );
-    // add_key (248) is not in the profile: the default action, ERRNO ENOSYS (exit 218).
-    install_program(&c.rootfs.join("bin/addkey"), &exit_with_syscall(248), 0o755);
-    let out = c.sh_ok(
+    let out = c.sh_ok(&format!(
         "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; ls / >/dev/null && echo ls-ok; \
-         /bin/addkey; echo add_key=$?; hostname newname 2>&1; /bin/i386getpid; echo i386=$?",
-    );
+         /bin/addkey; echo add_key=$?; hostname newname 2>&1; {}",
+        if compat {
+            "/bin/getpid32; echo compat=$?"
+        } else {
+            ""
+        }
+    ));
     assert!(
         out.contains("Seccomp:\t2") && out.contains("NoNewPrivs:\t1"),
         "{out}"
@@ -203,11 +222,85 @@ fn podman_default_profile() {
         out.contains("hostname: sethostname: Operation not permitted"),
         "{out}"
     );
-    // getpid through int 0x80 is allowed by the x86 rules: the shell's child pid, not an error.
+    // The compat ABI's getpid is allowed by its rules: the shell's child pid, not an error.
     assert!(
-        !out.contains("i386=159") && !out.contains("i386=218"),
+        !out.contains("compat=159") && !out.contains("compat=218"),
         "{out}"
     );
+}
+
+/// Every architecture runc's seccomp config names, in one profile.
+const EVERY_ARCH: &[&str] = &[
+    "SCMP_ARCH_X86",
+    "SCMP_ARCH_X86_64",
+    "SCMP_ARCH_X32",
+    "SCMP_ARCH_ARM",
+    "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_MIPS",
+    "SCMP_ARCH_MIPS64",
+    "SCMP_ARCH_MIPS64N32",
+    "SCMP_ARCH_MIPSEL",
+    "SCMP_ARCH_MIPSEL64",
+    "SCMP_ARCH_MIPSEL64N32",
+    "SCMP_ARCH_PPC",
+    "SCMP_ARCH_PPC64",
+    "SCMP_ARCH_PPC64LE",
+    "SCMP_ARCH_S390",
+    "SCMP_ARCH_S390X",
+    "SCMP_ARCH_RISCV64",
+    "SCMP_ARCH_LOONGARCH64",
+];
+
+#[test]
+fn profile_listing_every_architecture() {
+    // A profile written for every machine at once (the native arch is among many): the
+    // rules reach this machine's calls with its numbers, and the compat ABI's too.
+    let rule = json!([
+        { "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 95 },
+        { "names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 42 }
+    ]);
+    // beyond runc: runc 1.1.5 refuses riscv64 and loong64 ("not a valid arch"), and its
+    // libseccomp any mix of byte orders (EDOM): for runc, the little-endian others.
+    let arches: Vec<&str> = EVERY_ARCH
+        .iter()
+        .copied()
+        .filter(|a| {
+            !integration::is_runc()
+                || !matches!(
+                    *a,
+                    "SCMP_ARCH_RISCV64"
+                        | "SCMP_ARCH_LOONGARCH64"
+                        | "SCMP_ARCH_MIPS"
+                        | "SCMP_ARCH_MIPS64"
+                        | "SCMP_ARCH_MIPS64N32"
+                        | "SCMP_ARCH_PPC"
+                        | "SCMP_ARCH_PPC64"
+                        | "SCMP_ARCH_S390"
+                        | "SCMP_ARCH_S390X"
+                )
+        })
+        .collect();
+    let mut c = with_profile(
+        "sceveryarch",
+        json!({ "defaultAction": "SCMP_ACT_ALLOW", "architectures": arches, "syscalls": rule }),
+    );
+    let compat = compat_or_say("profile_listing_every_architecture");
+    install_program(&c.rootfs.join("bin/getpid32"), &compat_getpid(), 0o755);
+    let out = c.sh_ok(&format!(
+        "mkdir /tmp/x 2>&1; echo rc=$?; touch /tmp/y && echo touched; {}",
+        if compat {
+            "/bin/getpid32; echo compat=$?"
+        } else {
+            ""
+        }
+    ));
+    assert!(
+        out.contains("not supported") && out.contains("rc=1"),
+        "{out}"
+    );
+    assert!(out.contains("touched"), "{out}");
+    // exit(-42) = 214: the compat getpid met the rule with its own number.
+    assert!(!compat || out.contains("compat=214"), "{out}");
 }
 
 /// Podman's profile with EPERM (not its ENOSYS) for what it does not list, as older
@@ -258,31 +351,59 @@ fn syscalls_newer_than_the_old_tables_resolve() {
 fn calls_above_the_profile_get_enosys_per_architecture() {
     // A newer libc probes a syscall the profile cannot know: ENOSYS makes it fall back,
     // EPERM would not. Below the largest number the profile knows, an unlisted call
-    // (add_key) still gets the default errno. Each ABI has its own numbers: x86_64,
-    // x32 (the same arch with __X32_SYSCALL_BIT) and x86 through int 0x80.
+    // (add_key) still gets the default errno. Each ABI has its own numbers: the native
+    // one, x32 on x86_64 (the same arch with __X32_SYSCALL_BIT) and the compat ABI.
+    // On arm64 the compat ABI is ARM EABI, whose private calls (cacheflush, set_tls, in
+    // podman's profile) sit at 0xf0000 and above: the profile's largest number there.
     let mut c = with_profile("scenosys", eperm_default_profile());
-    let x32 = 0x4000_0000u32;
-    for (name, program) in [
-        ("x64high", exit_with_syscall(1000)),
-        ("x64addkey", exit_with_syscall(248)),
-        ("x32high", exit_with_syscall(x32 | 1000)),
-        ("x32addkey", exit_with_syscall(x32 | 248)),
-        ("i386high", exit_with_i386_syscall(1000, 0)),
-        ("i386addkey", exit_with_i386_syscall(286, 0)),
-    ] {
-        install_program(&c.rootfs.join("bin").join(name), &program, 0o755);
+    let add_key = libc::SYS_add_key as u32;
+    let mut programs = vec![
+        ("high", exit_with_syscall(1000)),
+        ("addkey", exit_with_syscall(add_key)),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    {
+        use integration::security::X32_SYSCALL_BIT as X32;
+        programs.push(("x32high", exit_with_syscall(X32 | 1000)));
+        programs.push(("x32addkey", exit_with_syscall(X32 | add_key)));
     }
-    let out = c.sh_ok(
-        "for p in x64high x64addkey x32high x32addkey i386high i386addkey; do /bin/$p; echo $p=$?; done",
-    );
-    assert_eq!(
-        out,
-        "x64high=218\nx64addkey=255\nx32high=218\nx32addkey=255\ni386high=218\ni386addkey=255\n"
-    );
+    let compat_high = if cfg!(target_arch = "aarch64") {
+        0xf_0000 + 1000
+    } else {
+        1000
+    };
+    if compat_or_say("calls_above_the_profile_get_enosys_per_architecture") {
+        programs.push(("compathigh", exit_with_compat_syscall(compat_high, 0)));
+        programs.push((
+            "compataddkey",
+            exit_with_compat_syscall(COMPAT_NR.add_key, 0),
+        ));
+    }
+    let mut script = String::new();
+    let mut want = String::new();
+    for (name, program) in &programs {
+        install_program(&c.rootfs.join("bin").join(name), program, 0o755);
+        script += &format!("/bin/{name}; echo {name}=$?; ");
+        // 218: ENOSYS from the stub; 255: the profile's default EPERM.
+        want += &format!(
+            "{name}={}\n",
+            if name.ends_with("high") { 218 } else { 255 }
+        );
+    }
+    assert_eq!(c.sh_ok(&script), want);
 }
 
 #[test]
 fn socket_rule_covers_socketcall_on_x86() {
+    let Some(socketcall) = COMPAT_NR.socketcall else {
+        eprintln!(
+            "socket_rule_covers_socketcall_on_x86: x86-only (this compat ABI has no socketcall): not run"
+        );
+        return;
+    };
+    if !compat_or_say("socket_rule_covers_socketcall_on_x86") {
+        return;
+    }
     // On i386 a socket call also arrives through socketcall(2) with the call number in
     // the first argument: a rule naming `socket` catches socketcall(SYS_SOCKET, ...)
     // too, and nothing else of socketcall (as libseccomp does).
@@ -291,9 +412,9 @@ fn socket_rule_covers_socketcall_on_x86() {
         allow_all_but(json!([{ "names": ["socket"], "action": "SCMP_ACT_ERRNO", "errnoRet": 42 }])),
     );
     for (name, program) in [
-        ("direct", exit_with_i386_syscall(359, 2)),
-        ("viasocket", exit_with_i386_syscall(102, 1)),
-        ("viabind", exit_with_i386_syscall(102, 2)),
+        ("direct", exit_with_compat_syscall(COMPAT_NR.socket, 2)),
+        ("viasocket", exit_with_compat_syscall(socketcall, 1)),
+        ("viabind", exit_with_compat_syscall(socketcall, 2)),
     ] {
         install_program(&c.rootfs.join("bin").join(name), &program, 0o755);
     }
@@ -495,7 +616,8 @@ fn uname_audited(name: &str, profile: Value, code: &str, tries: usize) -> bool {
     let tag = format!("busybox-{:07x}", (nanos ^ std::process::id()) & 0xfff_ffff);
     let exe = format!("exe=\"/bin/{tag}\"");
     let code = format!("code={code}");
-    let needles = [exe.as_str(), "type=1326", "syscall=63 ", code.as_str()];
+    let syscall = format!("syscall={} ", libc::SYS_uname);
+    let needles = [exe.as_str(), "type=1326", &syscall, code.as_str()];
     assert!(
         kernel_log_lines(&needles).is_empty(),
         "{tag} was used before"

@@ -16,6 +16,12 @@ while read -r m; do insmod "/patina/modules/$m.ko" || echo "guest: insmod $m fai
 i=0; while [ ! -e /sys/block/vda ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
 ip link set lo up 2>/dev/null
 echo "guest: $(uname -r), cgroup controllers: $(cat /sys/fs/cgroup/cgroup.controllers), disk: $(cat /sys/block/vda/dev 2>/dev/null || echo none)"
+if [ -x /patina/bench.sh ]; then
+    /patina/bench.sh
+    echo PATINA-VM-DONE
+    sync
+    poweroff -f
+fi
 read -r args < /patina/args
 export PATINA_RUNTIME=/patina/patina RUST_BACKTRACE=1 PATH=/bin
 for t in /patina/tests/*; do

@@ -705,6 +705,53 @@ mod tests {
         }
     }
 
+    /// Podman's default profile as podman hands it to the runtime on arm64 (its arch map's
+    /// aarch64 entry with arm, the rules that include arm64), compiled on any machine:
+    /// each of the two ABIs decides with its own numbers, other architectures' calls are
+    /// a bad arch.
+    #[test]
+    fn podman_default_profile_for_arm64() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../bench/podman-seccomp-aarch64.json"
+        ))
+        .unwrap();
+        let s = compile(&serde_json::from_str(&text).unwrap()).unwrap();
+        assert!(s.instructions() < 1000, "{}", s.instructions());
+        let def = |name: &str| arch::ARCHES.iter().find(|d| d.name == name).unwrap();
+        for d in [def("SCMP_ARCH_AARCH64"), def("SCMP_ARCH_ARM")] {
+            let abi = syscalls::ABIS[d.abi];
+            let r =
+                |call: &str, a0: u64| run(&s.program, d.audit, nr(abi, call), [a0, 0, 0, 0, 0, 0]);
+            assert_eq!(r("read", 0), RET_ALLOW, "{abi}");
+            assert_eq!(r("socket", 0), RET_ALLOW, "{abi}");
+            assert_eq!(r("add_key", 0), RET_ERRNO | 38, "{abi}");
+            assert_eq!(r("sethostname", 0), RET_ERRNO | 1, "{abi}");
+            assert_eq!(r("personality", 8), RET_ALLOW, "{abi}");
+            assert_eq!(r("personality", 0xffff_ffff), RET_ALLOW, "{abi}");
+            assert_eq!(r("personality", 0x40_0000), RET_ERRNO | 38, "{abi}");
+        }
+        // The rule naming ARM's own calls: its private ones (0xf0000 and up) included.
+        let arm = def("SCMP_ARCH_ARM");
+        for call in ["arm_fadvise64_64", "cacheflush", "set_tls", "breakpoint"] {
+            let n = nr("arm", call);
+            assert_eq!(run(&s.program, arm.audit, n, [0; 6]), RET_ALLOW, "{call}");
+        }
+        // Any other architecture, unless it is the machine's own (always in a filter, as
+        // libseccomp has it), is a bad arch.
+        let native = arch::lookup(arch::NATIVE).unwrap().audit;
+        let listed = [def("SCMP_ARCH_AARCH64").audit, arm.audit, native];
+        for other in arch::ARCHES.iter().filter(|d| !listed.contains(&d.audit)) {
+            let n = nr(syscalls::ABIS[other.abi], "read");
+            assert_eq!(
+                run(&s.program, other.audit, n, [0; 6]),
+                RET_KILL_PROCESS,
+                "{}",
+                other.name
+            );
+        }
+    }
+
     #[test]
     fn state_json_keeps_the_compiled_filter() {
         let text = std::fs::read_to_string(concat!(
