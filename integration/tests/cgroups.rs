@@ -1068,3 +1068,49 @@ fn update_memory_unlimited_after_a_swap_limit() {
         assert!(unlimited("memory.memsw.limit_in_bytes"));
     }
 }
+
+/// Sub-cgroups made inside the container's cgroup (as a nested engine or systemd does),
+/// with a process in them: `delete --force` kills that process too and removes them with
+/// the container's cgroup (as runc).
+#[test]
+fn delete_force_removes_sub_cgroups_and_their_processes() {
+    let mut c = Container::new("cgsub");
+    spec::remove_namespace(&mut c.config, "pid");
+    c.set_args(&["sleep", "100"]);
+    c.create().assert_ok();
+    c.start().assert_ok();
+    let mut stray = Command::new("sleep").arg("100").spawn().unwrap();
+    let dirs: Vec<PathBuf> = if v2() {
+        vec![host_dir(&c, "").unwrap()]
+    } else {
+        procfs::own_cgroup_dirs()
+            .into_iter()
+            .map(|d| d.join(&c.id))
+            .filter(|d| d.exists())
+            .collect()
+    };
+    for d in &dirs {
+        let (sub, deeper) = (d.join("sub"), d.join("sub").join("deeper"));
+        for (parent, child) in [(d, &sub), (&sub, &deeper)] {
+            std::fs::create_dir(child).unwrap();
+            // A new v1 cpuset starts empty, and a task cannot join it (ENOSPC).
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                if parent.join(f).exists() {
+                    std::fs::write(child.join(f), read(parent.join(f))).unwrap();
+                }
+            }
+        }
+        std::fs::write(deeper.join("cgroup.procs"), stray.id().to_string()).unwrap();
+    }
+    let out = c.delete(true);
+    let status = wait_for(Duration::from_secs(10), || stray.try_wait().ok().flatten());
+    if status.is_none() {
+        let _ = stray.kill();
+        let _ = stray.wait();
+    }
+    out.assert_ok();
+    assert!(status.is_some(), "the process in the sub-cgroup survived");
+    for d in &dirs {
+        assert!(!d.exists(), "{} left after delete --force", d.display());
+    }
+}

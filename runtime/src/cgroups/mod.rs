@@ -423,11 +423,9 @@ impl Cgroup {
         let Some(dir) = dir else {
             return Ok(Vec::new());
         };
-        match std::fs::read_to_string(dir.join("cgroup.procs")) {
-            Ok(text) => Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(Error::from(e).wrap(format!("read {:?}/cgroup.procs", dir.display()))),
-        }
+        let mut pids = Vec::new();
+        procs_below(dir, &mut pids)?;
+        Ok(pids)
     }
 
     /// Freeze (pause) or thaw (resume) every process, and wait until it is done.
@@ -498,6 +496,12 @@ impl Cgroup {
             None => leaves.clone(),
         };
         let deadline = Instant::now() + Duration::from_secs(5);
+        // Cgroups the container made inside its own (a nested engine, systemd in a
+        // container) go first, deepest first: as runc, delete leaves none of them. Only
+        // in a cgroup patina made: one it joined may hold someone else's.
+        for leaf in leaves.iter().filter(|l| ours.contains(l)) {
+            remove_children(leaf, deadline)?;
+        }
         for dir in ours {
             let leaf = leaves.contains(&dir);
             loop {
@@ -517,6 +521,52 @@ impl Cgroup {
         }
         Ok(())
     }
+}
+
+/// The pids in `dir`'s cgroup.procs and in every cgroup below it (v1's cgroup.procs lists
+/// only a cgroup's own members; a container may move its processes into sub-cgroups).
+fn procs_below(dir: &Path, pids: &mut Vec<i32>) -> Result<()> {
+    match std::fs::read_to_string(dir.join("cgroup.procs")) {
+        Ok(text) => pids.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::from(e).wrap(format!("read {:?}/cgroup.procs", dir.display()))),
+    }
+    for child in sub_cgroups(dir) {
+        procs_below(&child, pids)?;
+    }
+    Ok(())
+}
+
+/// The cgroups directly below `dir` (directories; the control files are not).
+fn sub_cgroups(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Remove every cgroup below `dir`, deepest first (their processes are gone by now; a
+/// cgroup whose last task just exited may be busy for a moment, as in `remove`).
+fn remove_children(dir: &Path, deadline: Instant) -> Result<()> {
+    for child in sub_cgroups(dir) {
+        remove_children(&child, deadline)?;
+        loop {
+            match std::fs::remove_dir(&child)
+                .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+            {
+                Ok(()) | Err(Errno::ENOENT) => break,
+                Err(Errno::EBUSY) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(2))
+                }
+                Err(e) => return Err(Error::os(e, format!("remove cgroup {:?}", child.display()))),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// An existing cgroup the container may join: nothing runs in it, and it is not frozen.
