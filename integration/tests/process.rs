@@ -66,6 +66,23 @@ fn env() {
     }
 }
 
+/// A variable given twice keeps its last value (runc); an empty HOME is replaced by the
+/// user's home from the container's /etc/passwd, or "/".
+#[test]
+fn env_duplicates_keep_the_last_and_empty_home_is_set() {
+    let mut c = Container::new("envdup");
+    spec::add_env(&mut c.config, "DUP=first");
+    spec::add_env(&mut c.config, "HOME=");
+    spec::add_env(&mut c.config, "DUP=last");
+    let out = c.sh_ok("env | grep -c '^DUP='; echo \"$DUP\"; echo \"home=$HOME\"");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..2], ["1", "last"], "{out}");
+    assert!(
+        lines[2] != "home=" && lines[2].starts_with("home=/"),
+        "{out}"
+    );
+}
+
 #[test]
 fn umask() {
     let mut c = Container::new("umask");

@@ -432,8 +432,20 @@ fn give_terminal_to(uid: u32) -> Result<()> {
 }
 
 /// process.env, plus HOME when absent (as runc does, from /etc/passwd or "/").
+/// A variable given twice keeps its last value (as execve's callers expect, and runc
+/// does), in the place of its last occurrence; an empty HOME counts as none.
 pub(crate) fn environment(process: &Process) -> Vec<String> {
-    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    let given: Vec<String> = process.env().clone().unwrap_or_default();
+    let key = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_owned();
+    let mut seen = std::collections::HashSet::new();
+    let mut env: Vec<String> = Vec::with_capacity(given.len() + 1);
+    for e in given.iter().rev() {
+        if seen.insert(key(e)) {
+            env.push(e.clone());
+        }
+    }
+    env.reverse();
+    env.retain(|e| e != "HOME=");
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", home_of(process.user().uid())));
     }
