@@ -1114,3 +1114,35 @@ fn delete_force_removes_sub_cgroups_and_their_processes() {
         assert!(!d.exists(), "{} left after delete --force", d.display());
     }
 }
+
+/// v1: a parent cgroup someone else made without a cpuset (a pod cgroup) is empty, and
+/// nothing can join a cgroup below it; create fills the empty cpuset from the nearest
+/// ancestor that has one, as runc does, and the container runs on those cpus.
+#[test]
+fn cpuset_of_an_empty_parent_is_filled_from_its_ancestors() {
+    if v2() {
+        eprintln!("cpuset_of_an_empty_parent_is_filled_from_its_ancestors: not run, v1 only (v2 cpusets are inherited)");
+        return;
+    }
+    let mut c = Container::new("cgpod");
+    let own_cpuset = procfs::own_cgroup_dirs()
+        .into_iter()
+        .find(|d| d.join("cpuset.cpus").exists())
+        .expect("a v1 cpuset hierarchy");
+    let pod = own_cpuset.join(format!("pod-{}", c.id));
+    std::fs::create_dir(&pod).unwrap();
+    let cleanup = pod.clone();
+    c.on_teardown(move || {
+        let _ = std::fs::remove_dir(&cleanup);
+    });
+    assert_eq!(
+        read(pod.join("cpuset.cpus")),
+        "",
+        "a new v1 cpuset is empty"
+    );
+    c.config["linux"]["cgroupsPath"] = json!(format!("pod-{}/{}", c.id, c.id));
+    let out = c.sh_ok("grep Cpus_allowed_list /proc/self/status");
+    let want = read(own_cpuset.join("cpuset.cpus"));
+    assert!(out.trim_end().ends_with(&want), "{out} (want {want})");
+    assert_eq!(read(pod.join("cpuset.cpus")), want);
+}

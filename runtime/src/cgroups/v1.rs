@@ -304,13 +304,26 @@ fn blkio(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
 }
 
 /// A new cpuset cgroup starts with empty cpus/mems, and no task can join it until they
-/// are set: copy the parent's (runc does the same).
+/// are set: copy them down from the nearest ancestor that has them, filling the empty
+/// ones on the way (a pod cgroup an engine made without a cpuset), as runc does. An
+/// empty cpuset is unusable, so filling one changes nothing anyone relied on.
 pub fn init_cpuset(dir: &Path) -> Result<()> {
-    let parent = dir.parent().expect("cgroup dir has a parent");
     for file in ["cpuset.cpus", "cpuset.mems"] {
-        if read_trimmed(dir, file).is_some_and(|v| v.is_empty()) {
-            let value = read_trimmed(parent, file).unwrap_or_default();
-            super::write_file(dir, file, &value).context("initialise cpuset")?;
+        let mut empty = Vec::new();
+        let mut at = Some(dir);
+        let value = loop {
+            let Some(d) = at else { break None };
+            match read_trimmed(d, file) {
+                Some(v) if !v.is_empty() => break Some(v),
+                Some(_) => empty.push(d),
+                None => break None,
+            }
+            at = d.parent();
+        };
+        let Some(value) = value else { continue };
+        for d in empty.iter().rev() {
+            super::write_file(d, file, &value)
+                .with_context(|| format!("initialise cpuset of {:?}", d.display()))?;
         }
     }
     Ok(())
