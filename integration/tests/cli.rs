@@ -214,6 +214,26 @@ fn log_json_on_error() {
     assert!(err["time"].as_str().is_some_and(|t| t.len() >= 10), "{err}");
 }
 
+/// `--log FILE` is created even when nothing is logged (engines open and tail it), and a
+/// path that cannot be written is an error naming the flag (as runc).
+#[test]
+fn log_file_is_created_and_a_bad_path_refused() {
+    let c = Container::new("logcreate");
+    let log = c.path("quiet.log");
+    c.rt(&["--log", log.to_str().unwrap(), "list"]).assert_ok();
+    assert!(log.exists(), "--log file not created");
+    let bad = c.path("no-such-dir/x.log");
+    let out = c.rt(&["--log", bad.to_str().unwrap(), "list"]);
+    out.assert_failed();
+    if !is_runc() {
+        assert_eq!(out.stderr_lines().len(), 1, "{out:?}");
+        assert!(
+            out.stderr.contains("--log") && out.stderr.contains("ENOENT"),
+            "{out:?}"
+        );
+    }
+}
+
 #[test]
 fn bundle_defaults_to_cwd() {
     let mut c = Container::new("cwdbundle");

@@ -364,6 +364,12 @@ pub fn main() -> i32 {
             return 1;
         }
     }
+    // As runc: the --log file exists from the start (engines tail it), and a path that
+    // cannot be written is an error now rather than lines lost later.
+    if let Err(e) = logging::create_log_file() {
+        logging::failure(&e);
+        return 1;
+    }
     // `exec` that fails before its process runs exits 255, as runc's: scripts tell that
     // apart from the process' own (usually smaller) status.
     let failed = match cli.command {

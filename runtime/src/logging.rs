@@ -68,6 +68,19 @@ pub fn debug(msg: &str) {
     to_file("debug", msg, None);
 }
 
+/// Create the `--log` file if there is one (appending to what is there).
+pub fn create_log_file() -> crate::error::Result<()> {
+    let Some(path) = &config().file else {
+        return Ok(());
+    };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map(drop)
+        .map_err(|e| crate::Error::from(e).wrap(format!("--log {:?}", path.display())))
+}
+
 fn to_file(level: &str, msg: &str, err: Option<&crate::Error>) {
     let config = config();
     let Some(path) = &config.file else { return };
