@@ -54,7 +54,8 @@ build() {
     (cd "$repo" && cargo build -q -p patina -p containerd-shim-patina)
     local json names
     json=$(cd "$repo" && cargo test -q -p integration --no-run --message-format=json 2>/dev/null)
-    names=$(for e in "${entries[@]}"; do read -r b _ <<<"$e"; [ "${b#@}" = "$b" ] && echo "$b"; done | sort -u)
+    # Builtins (@...) have no binary.
+    names=$(for e in "${entries[@]}"; do read -r b _ <<<"$e"; if [ "${b#@}" = "$b" ]; then echo "$b"; fi; done | sort -u)
     for t in $names; do
         local exe
         exe=$(printf '%s\n' "$json" | python3 -c '
