@@ -7,12 +7,13 @@
 #
 # The image is cached under $cache/<key>/ (base.img, vmlinuz, initrd.img), the key being a
 # hash of packages.txt, image-setup.sh and the apt sources: a change to any of them builds a
-# new image and removes the old one (disk is tight). The .debs of the last build stay in
-# $cache/debs so that a rebuild downloads only what changed.
+# new image; of the older ones only the newest is kept (disk is tight). The .debs of the
+# last build stay in $cache/debs so that a rebuild downloads only what changed.
 #
 # mmdebstrap --variant=minbase in root mode into a scratch dir (no docs, man pages, locales
-# or apt lists), then `mkfs.ext4 -d` of that tree into a sparse raw image. The apt sources
-# are this machine's (/etc/apt/sources.list.d/debian.sources when it names bookworm).
+# or apt lists; dpkg without fsync: the image is rebuilt, never repaired), then
+# `mkfs.ext4 -d` of that tree into a sparse raw image. The apt sources are this machine's
+# (/etc/apt/sources.list.d/debian.sources when it names bookworm).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -66,8 +67,11 @@ fi
 
 ensure_tools
 mkdir -p "$cache/debs"
-# Older images (another package list) go first: disk is tight.
-find "$cache" -mindepth 1 -maxdepth 1 -type d ! -name debs ! -name "$key" -exec rm -rf {} +
+# Disk is tight: leftovers of interrupted builds go, and of the older images only the
+# newest stays (a worktree on another package list may still be using it).
+rm -rf "$cache"/build.*
+find "$cache" -mindepth 1 -maxdepth 1 -type d ! -name debs ! -name "$key" -printf '%T@ %p\n' |
+    sort -rn | tail -n +2 | cut -d' ' -f2- | xargs -r rm -rf
 work=$(mktemp -d "$cache/build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 sources > "$work/debian.sources"
@@ -80,6 +84,7 @@ log "building the image $key (mmdebstrap, $(packages | tr , '\n' | wc -l) packag
 mmdebstrap --mode=root --variant=minbase --format=directory --quiet \
     --include="$(packages)" \
     --aptopt='APT::Install-Recommends "false"' \
+    --dpkgopt='force-unsafe-io' \
     --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/info/*' \

@@ -25,10 +25,11 @@ echo "guest: system $state at $(cut -d' ' -f1 /proc/uptime)s uptime; $(uname -r)
 # no-internal-processes rule), so the runner leaves this unit's cgroup for the root, as in
 # the busybox guest; the engines' systemd-driver tests create their scopes through systemd.
 echo $$ > /sys/fs/cgroup/cgroup.procs
-# The tests keep their bundles in /dev/shm, which systemd mounts nodev: a device node the
-# tests mknod there could not be opened whatever the device cgroup says (the busybox guest
-# and this machine mount it without nodev).
-mount -o remount,dev /dev/shm
+# The tests keep their bundles in /dev/shm, which systemd mounts nodev,nosuid: a device
+# node the tests mknod there could not be opened whatever the device cgroup says, and a
+# setuid program there would not gain its owner's uid whatever noNewPrivileges says (the
+# busybox guest and this machine mount it with neither).
+mount -o remount,dev,suid /dev/shm
 
 criu_check() {
     local out rc

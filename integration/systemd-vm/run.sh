@@ -9,7 +9,7 @@
 #   PATINA_SYSTEMD_VM_LIST=full. Example, one test by hand:
 #     integration/systemd-vm/run.sh 'cgroups patina -- --exact pids_limit_caps_forks'
 # Env: PATINA_SYSTEMD_VM_CACHE  image and .deb cache (default /var/cache/patina-systemd-vm)
-#      PATINA_SYSTEMD_VM_TIMEOUT seconds for the whole guest run (default 900)
+#      PATINA_SYSTEMD_VM_TIMEOUT seconds for the whole guest run (default 900; full: 2700)
 #      PATINA_SYSTEMD_VM_SHELL=1 after the tests, a root shell on this terminal (the serial
 #                                console); `exit` powers the guest off
 # The guest's console is kept in target/systemd-vm/console.txt.
@@ -24,9 +24,13 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-timeout_s=${PATINA_SYSTEMD_VM_TIMEOUT:-900}
 list_file=$here/tests.txt
-[ "${PATINA_SYSTEMD_VM_LIST:-}" = full ] && list_file=$here/tests-full.txt
+default_timeout=900
+if [ "${PATINA_SYSTEMD_VM_LIST:-}" = full ]; then
+    list_file=$here/tests-full.txt
+    default_timeout=2700
+fi
+timeout_s=${PATINA_SYSTEMD_VM_TIMEOUT:-$default_timeout}
 if [ $# -gt 0 ]; then entries=("$@"); else mapfile -t entries < <(grep -v '^#' "$list_file" | grep .); fi
 # PATINA_SYSTEMD_VM_PROFILE=release: patina and the shim from a release build (benchmarks).
 profile=${PATINA_SYSTEMD_VM_PROFILE:-debug}
@@ -54,7 +58,8 @@ build() {
     (cd "$repo" && cargo build -q "${release[@]}" -p patina -p containerd-shim-patina)
     local json names
     json=$(cd "$repo" && cargo test -q -p integration --no-run --message-format=json 2>/dev/null)
-    names=$(for e in "${entries[@]}"; do read -r b _ <<<"$e"; [ "${b#@}" = "$b" ] && echo "$b"; done | sort -u)
+    # Builtins (@...) have no binary.
+    names=$(for e in "${entries[@]}"; do read -r b _ <<<"$e"; if [ "${b#@}" = "$b" ]; then echo "$b"; fi; done | sort -u)
     for t in $names; do
         local exe
         exe=$(printf '%s\n' "$json" | python3 -c '
