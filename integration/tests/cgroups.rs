@@ -1146,3 +1146,36 @@ fn cpuset_of_an_empty_parent_is_filled_from_its_ancestors() {
     assert!(out.trim_end().ends_with(&want), "{out} (want {want})");
     assert_eq!(read(pod.join("cpuset.cpus")), want);
 }
+
+/// Limits on a cgroup two new levels down (a pod's cgroup, then the container's): on v2
+/// the controllers are enabled level by level (runc does the same), and the container
+/// sees its quota and pids limit.
+#[test]
+fn limits_two_new_levels_down() {
+    let mut c = Container::new("cgnested");
+    let pod = format!("{}-pod", c.id);
+    c.config["linux"]["cgroupsPath"] = json!(format!("{pod}/{}", c.id));
+    c.config["linux"]["resources"] =
+        json!({ "cpu": { "quota": 20000, "period": 100000 }, "pids": { "limit": 33 } });
+    let pods: Vec<PathBuf> = procfs::own_cgroup_dirs()
+        .into_iter()
+        .map(|d| d.join(&pod))
+        .collect();
+    c.on_teardown(move || {
+        // runc 1.1.5 removes only the container's own cgroup: the pod level is ours.
+        for p in &pods {
+            let _ = std::fs::remove_dir(p);
+        }
+    });
+    let out = c.sh_ok(&format!(
+        "cat /sys/fs/cgroup/{}; cat /sys/fs/cgroup/{}",
+        pick("pids/pids.max", "pids.max"),
+        pick("cpu/cpu.cfs_quota_us", "cpu.max"),
+    ));
+    let want = if v2() {
+        "33\n20000 100000\n"
+    } else {
+        "33\n20000\n"
+    };
+    assert_eq!(out, want);
+}

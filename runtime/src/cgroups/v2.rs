@@ -58,7 +58,10 @@ pub fn apply(dir: &Path, r: &LinuxResources) -> Result<()> {
 
 /// Make `controller` available in `dir` by enabling it in the parent's
 /// subtree_control (only if it is not already: a parent we did not create is written
-/// to only when the config asks for a controller it does not yet delegate).
+/// to only when the config asks for a controller it does not yet delegate). A parent
+/// that does not have it yet (several new levels, as a pod's cgroup and the
+/// container's below it) gets it from its own parent first, up to the first ancestor
+/// that has it, as runc does.
 pub fn enable(dir: &Path, controller: &str, key: &str) -> Result<()> {
     let parent = dir.parent().expect("cgroup dir has a parent");
     let listed = |file: &str| {
@@ -67,12 +70,16 @@ pub fn enable(dir: &Path, controller: &str, key: &str) -> Result<()> {
     if listed("cgroup.subtree_control") {
         return Ok(());
     }
-    if !listed("cgroup.controllers") {
-        bail!(Unsupported, "linux.resources.{key}: the host's cgroup v2 has no {controller} controller here (it is not in {:?}/cgroup.controllers)", parent.display());
-    }
     // The root cgroup (the only one without cgroup.type) is the host's to configure:
     // patina does not change what it delegates.
-    if !parent.join("cgroup.type").exists() {
+    let root = !parent.join("cgroup.type").exists();
+    if !listed("cgroup.controllers") {
+        if root || !parent.join("cgroup.controllers").exists() {
+            bail!(Unsupported, "linux.resources.{key}: the host's cgroup v2 has no {controller} controller here (it is not in {:?}/cgroup.controllers)", parent.display());
+        }
+        enable(parent, controller, key)?;
+    }
+    if root {
         bail!(Unsupported, "linux.resources.{key}: the {controller} controller is not enabled in the root cgroup {:?} (cgroup.subtree_control); patina does not change the host's root cgroup", parent.display());
     }
     super::write_file(parent, "cgroup.subtree_control", &format!("+{controller}")).map_err(|e| {
@@ -443,6 +450,27 @@ mod tests {
             assert!(err.contains(key), "{json}: {err}");
         }
         std::fs::remove_dir_all(root).unwrap();
+    }
+
+    /// Two new levels (a pod's cgroup and the container's below it): the controller is
+    /// enabled from the first ancestor that delegates it down to the container's parent.
+    #[test]
+    fn controllers_are_enabled_down_through_new_levels() {
+        let (top, _) = fake(&[]);
+        std::fs::write(top.join("cgroup.type"), "domain").unwrap();
+        let pod = top.join("pod");
+        let dir = pod.join("inner");
+        std::fs::create_dir_all(&dir).unwrap();
+        for d in [&top, &pod] {
+            std::fs::write(d.join("cgroup.subtree_control"), "").unwrap();
+            std::fs::write(d.join("cgroup.type"), "domain").unwrap();
+        }
+        std::fs::write(top.join("cgroup.controllers"), "cpu pids").unwrap();
+        std::fs::write(pod.join("cgroup.controllers"), "").unwrap();
+        enable(&dir, "cpu", "cpu.quota").unwrap();
+        assert_eq!(read(&top, "cgroup.subtree_control"), "+cpu");
+        assert_eq!(read(&pod, "cgroup.subtree_control"), "+cpu");
+        std::fs::remove_dir_all(top).unwrap();
     }
 
     #[test]
