@@ -369,3 +369,45 @@ fn create_container_hook_runs_in_the_rootfs() {
     assert_eq!(Path::new(cwd.trim()), rootfs);
     assert!(c.rootfs.join("made-by-hook").exists());
 }
+
+/// A hook without `env` inherits an environment, as runc's: the runtime's for hooks run
+/// by the runtime (prestart here), the container process' for hooks run in the
+/// container (startContainer); `env: []` is an empty one.
+#[test]
+fn hooks_without_env_inherit_one() {
+    let mut c = Container::new("hookenv");
+    let h = setup(&mut c);
+    integration::spec::add_env(&mut c.config, "PROBE_INSIDE=from-process");
+    let dump = |name: &str, dir: &str| json!({ "path": "/bin/sh", "args": ["sh", "-c", format!("env > {dir}/{name}.env")] });
+    let hd = h.log.to_str().unwrap().to_owned();
+    let mut empty = dump("empty", &hd);
+    empty["env"] = json!([]);
+    c.config["hooks"] = json!({
+        "prestart": [dump("prestart", &hd), empty],
+        "startContainer": [dump("startContainer", "/hooklog")]
+    });
+    c.set_args(&["true"]);
+    c.write_config();
+    let mut cmd = c.command();
+    cmd.env("PROBE_RUNTIME", "from-runtime").args([
+        "run",
+        "--bundle",
+        c.bundle.to_str().unwrap(),
+        &c.id,
+    ]);
+    c.exec(&mut cmd).assert_ok();
+    let read = |name: &str| fs::read_to_string(h.log.join(format!("{name}.env"))).unwrap();
+    assert!(
+        read("prestart").contains("PROBE_RUNTIME=from-runtime"),
+        "{}",
+        read("prestart")
+    );
+    let inside = read("startContainer");
+    assert!(inside.contains("PROBE_INSIDE=from-process"), "{inside}");
+    assert!(!inside.contains("PROBE_RUNTIME"), "{inside}");
+    assert!(
+        !read("empty").contains("PROBE_RUNTIME"),
+        "{}",
+        read("empty")
+    );
+}

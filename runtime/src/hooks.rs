@@ -11,10 +11,22 @@ use oci_spec::runtime::Hook;
 use crate::error::{Context, Error, Result};
 
 /// Run hooks in order; the first failure stops the rest (for the hooks whose failure
-/// fails the operation; the caller decides whether to only warn).
+/// fails the operation; the caller decides whether to only warn). A hook without `env`
+/// inherits the runtime's environment, as runc's do.
 pub fn run_all(kind: &str, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
+    run_all_with_env(kind, hooks, state_json, None)
+}
+
+/// [`run_all`] for the hooks that run in the container (createContainer,
+/// startContainer): a hook without `env` gets the container process' environment.
+pub fn run_all_with_env(
+    kind: &str,
+    hooks: &[Hook],
+    state_json: &[u8],
+    default_env: Option<&[String]>,
+) -> Result<()> {
     for (i, hook) in hooks.iter().enumerate() {
-        run(hook, state_json)
+        run(hook, state_json, default_env)
             .with_context(|| format!("{kind} hook #{i} ({:?})", hook.path().display()))?;
     }
     Ok(())
@@ -23,7 +35,7 @@ pub fn run_all(kind: &str, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
 /// Run hooks whose failure the spec says to log and pass over (poststart, poststop).
 pub fn run_all_warn(kind: &str, hooks: &[Hook], state_json: &[u8]) {
     for (i, hook) in hooks.iter().enumerate() {
-        if let Err(e) = run(hook, state_json) {
+        if let Err(e) = run(hook, state_json, None) {
             crate::logging::warn(&format!(
                 "{kind} hook #{i} ({:?}): {e}",
                 hook.path().display()
@@ -32,17 +44,25 @@ pub fn run_all_warn(kind: &str, hooks: &[Hook], state_json: &[u8]) {
     }
 }
 
-pub fn run(hook: &Hook, state_json: &[u8]) -> Result<()> {
+/// One hook. Its environment is its `env`; without one, `default_env`, or else the
+/// runtime's own (an empty `env: []` is an empty environment).
+pub fn run(hook: &Hook, state_json: &[u8], default_env: Option<&[String]>) -> Result<()> {
     let mut cmd = Command::new(hook.path());
     if let Some(args) = hook.args() {
         if let Some((argv0, rest)) = args.split_first() {
             cmd.arg0(argv0).args(rest);
         }
     }
-    cmd.env_clear();
-    for entry in hook.env().iter().flatten() {
-        if let Some((key, value)) = entry.split_once('=') {
-            cmd.env(key, value);
+    let env = match (hook.env().as_deref(), default_env) {
+        (Some(env), _) => Some(env),
+        (None, default) => default,
+    };
+    if let Some(env) = env {
+        cmd.env_clear();
+        for entry in env {
+            if let Some((key, value)) = entry.split_once('=') {
+                cmd.env(key, value);
+            }
         }
     }
     cmd.stdin(Stdio::piped());
@@ -121,7 +141,7 @@ mod tests {
             r#"{{"path":"/bin/sh","args":["sh","-c","echo \"$0 $1 $X\" > {0}; cat >> {0}","first"],"env":["X=y"]}}"#,
             out.display()
         ));
-        run(&h, b"{\"id\":\"c\"}").unwrap();
+        run(&h, b"{\"id\":\"c\"}", None).unwrap();
         let got = std::fs::read_to_string(&out).unwrap();
         std::fs::remove_file(&out).unwrap();
         assert_eq!(got, "first  y\n{\"id\":\"c\"}");
@@ -129,13 +149,14 @@ mod tests {
 
     #[test]
     fn failure_and_timeout_are_errors() {
-        let err = run(&hook(r#"{"path":"/bin/false"}"#), b"")
+        let err = run(&hook(r#"{"path":"/bin/false"}"#), b"", None)
             .unwrap_err()
             .to_string();
         assert!(err.contains("exit status: 1"), "{err}");
         let err = run(
             &hook(r#"{"path":"/bin/sleep","args":["sleep","5"],"timeout":1}"#),
             b"",
+            None,
         )
         .unwrap_err()
         .to_string();

@@ -175,12 +175,13 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
     // relative paths into it).
     nix::unistd::chdir(&ctx.bundle.rootfs).context("chdir to rootfs")?;
     let hooks = spec.hooks().as_ref();
-    hooks::run_all(
+    hooks::run_all_with_env(
         "createContainer",
         hooks
             .and_then(|h| h.create_container().as_deref())
             .unwrap_or_default(),
         state_json.as_bytes(),
+        Some(&environment(process)),
     )?;
 
     if ctx.no_pivot {
@@ -527,10 +528,12 @@ fn wait_and_exec(ctx: &InitContext<'_>, ready: Ready<'_>) -> Error {
             return e;
         }
     }
-    if let Err(e) = hooks::run_all(
+    let env = ctx.bundle.spec.process().as_ref().map(environment);
+    if let Err(e) = hooks::run_all_with_env(
         "startContainer",
         &ready.start_hooks,
         ready.state_json.as_bytes(),
+        env.as_deref(),
     ) {
         return e;
     }
