@@ -1095,7 +1095,7 @@ fn delete_force_removes_sub_cgroups_and_their_processes() {
             std::fs::create_dir(child).unwrap();
             // A new v1 cpuset starts empty, and a task cannot join it (ENOSPC).
             for f in ["cpuset.cpus", "cpuset.mems"] {
-                if parent.join(f).exists() {
+                if !v2() && parent.join(f).exists() {
                     std::fs::write(child.join(f), read(parent.join(f))).unwrap();
                 }
             }
