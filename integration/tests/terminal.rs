@@ -138,6 +138,12 @@ fn foreground_run_relays_its_terminal() {
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(out.stdout.contains("/dev/pts/"), "no tty inside: {out:?}");
     assert!(out.stdout.contains("END"), "{out:?}");
+    // The relay passes lines as the program wrote them (ONLCR cleared on the pty, as
+    // runc): "\n", not "\r\n".
+    assert!(
+        out.stdout.contains("END\n") && !out.stdout.contains("\r\n"),
+        "{out:?}"
+    );
     if integration::is_runc() {
         // beyond runc: runc 1.1.5 sizes the pty only after the program has started, so
         // an immediate `stty size` may see 0x0; patina sizes it before the program runs.

@@ -156,6 +156,18 @@ pub fn receive_master(socket: &OwnedFd) -> Result<OwnedFd> {
     Err(Error::msg("console socket: no pty master received"))
 }
 
+/// When patina relays the pty itself (foreground `run`/`exec` without
+/// `--console-socket`), the container's "\n" stays "\n" on the way out, as runc has it
+/// (ClearONLCR): the caller's terminal does its own output processing, and a caller that
+/// reads the relay through a pipe gets plain lines. Engines that take the master over
+/// `--console-socket` set termios themselves and keep the default.
+pub fn clear_onlcr(master: &OwnedFd) -> Result<()> {
+    use nix::sys::termios::{tcgetattr, tcsetattr, OutputFlags, SetArg};
+    let mut t = tcgetattr(master).context("tcgetattr on the pty master")?;
+    t.output_flags.remove(OutputFlags::ONLCR);
+    tcsetattr(master, SetArg::TCSANOW, &t).context("clear ONLCR on the pty")
+}
+
 /// Puts our own terminal in raw mode while relaying, and restores it after.
 pub struct RawMode {
     saved: Option<nix::sys::termios::Termios>,

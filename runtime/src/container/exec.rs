@@ -229,6 +229,9 @@ fn start_child(
         )?),
         None => None,
     };
+    if let Some(master) = &master {
+        terminal::clear_onlcr(master)?;
+    }
     let mut message = parent.recv_with_fd()?;
     if let Some((Message::SeccompFd, Some(fd))) = message {
         on_listener_fd(fd)?;

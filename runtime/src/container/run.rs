@@ -56,7 +56,9 @@ pub fn run(root: &Path, id: &str, opts: &CreateOptions, after: After) -> Result<
     };
     let created = create_from_bundle(root, id, bundle, opts, theirs)?;
     let master = match &ours {
-        Some(socket) => match terminal::receive_master(socket) {
+        Some(socket) => match terminal::receive_master(socket)
+            .and_then(|m| terminal::clear_onlcr(&m).map(|()| m))
+        {
             Ok(master) => Some(master),
             Err(e) => {
                 created.abandon();
