@@ -212,6 +212,26 @@ fn nonroot_user_capabilities() {
     assert_eq!(out, format!("CapEff:\t{mask}\nCapBnd:\t{mask}\n"));
 }
 
+/// An inheritable capability that is not permitted (the config may say so; runc sets
+/// it): it ends up in CapInh only, and creating the container does not fail on capset.
+#[test]
+fn inheritable_capability_outside_permitted() {
+    let mut c = Container::new("capinh");
+    let bounding = json!(["CAP_KILL", "CAP_NET_RAW"]);
+    let kill = json!(["CAP_KILL"]);
+    c.config["process"]["capabilities"] = json!({
+        "bounding": bounding, "effective": kill, "permitted": kill,
+        "inheritable": ["CAP_KILL", "CAP_NET_RAW"]
+    });
+    let out = c.sh_ok("grep -E '^Cap(Inh|Prm)' /proc/self/status");
+    let kill_mask = 1u64 << 5;
+    let both = kill_mask | (1 << 13);
+    assert_eq!(
+        out,
+        format!("CapInh:\t{both:016x}\nCapPrm:\t{kill_mask:016x}\n")
+    );
+}
+
 #[test]
 fn missing_executable_fails() {
     let mut c = Container::new("noexe");

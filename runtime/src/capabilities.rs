@@ -65,10 +65,14 @@ impl CapSets {
             caps::set(None, which, value)
                 .map_err(|e| Error::msg(format!("set {name} capabilities: {e}")))
         };
-        // Effective must stay within permitted at every step: shrink it first.
+        // Inheritable first, while permitted still holds what it had: the kernel takes a
+        // new inheritable cap only from the old permitted (or inheritable) set, so one
+        // that the config keeps out of permitted would fail later (runc sets the three in
+        // one capset against the old sets). Then effective, which must stay within
+        // permitted at every step, before permitted shrinks.
+        set(CapSet::Inheritable, &self.inheritable, "inheritable")?;
         set(CapSet::Effective, &self.effective, "effective")?;
         set(CapSet::Permitted, &self.permitted, "permitted")?;
-        set(CapSet::Inheritable, &self.inheritable, "inheritable")?;
         caps::clear(None, CapSet::Ambient)
             .map_err(|e| Error::msg(format!("clear ambient capabilities: {e}")))?;
         for cap in &self.ambient {
