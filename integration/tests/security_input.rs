@@ -75,6 +75,22 @@ fn non_namespaced_sysctl() {
     c.assert_rejected(&out, &["linux.sysctl", "kernel.panic"]);
 }
 
+/// kernel.hostname (and domainname) through linux.sysctl, even with a UTS namespace: the
+/// config's `hostname`/`domainname` fields set them (runc refuses kernel.hostname).
+#[test]
+fn hostname_sysctl_is_refused() {
+    for key in ["kernel.hostname", "kernel.domainname"] {
+        let mut c = Container::new("sysctlhost");
+        c.config["linux"]["sysctl"] = json!({ key: "other" });
+        if is_runc() && key == "kernel.domainname" {
+            // beyond runc: runc 1.1.5 accepts kernel.domainname with a UTS namespace.
+            continue;
+        }
+        let out = c.create();
+        c.assert_rejected(&out, &["linux.sysctl", key]);
+    }
+}
+
 #[test]
 fn apparmor_profile_without_apparmor() {
     if std::path::Path::new("/sys/module/apparmor").exists() {

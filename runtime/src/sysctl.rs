@@ -1,6 +1,7 @@
 //! linux.sysctl: only sysctls that belong to a namespace the container has of its own
-//! (runc's rules): the ipc ones with an ipc namespace, `net.*` with a network namespace,
-//! kernel.hostname/domainname with a uts namespace. Anything else would change the host.
+//! (runc's rules): the ipc ones with an ipc namespace, `net.*` with a network namespace.
+//! kernel.hostname/domainname are refused (the config's `hostname`/`domainname` set
+//! them). Anything else would change the host.
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
@@ -24,8 +25,6 @@ fn namespace_of(key: &str) -> Option<LinuxNamespaceType> {
         Some(LinuxNamespaceType::Ipc)
     } else if key.starts_with("net.") {
         Some(LinuxNamespaceType::Network)
-    } else if key == "kernel.hostname" || key == "kernel.domainname" {
-        Some(LinuxNamespaceType::Uts)
     } else {
         None
     }
@@ -44,6 +43,14 @@ pub fn validate(spec: &Spec) -> Result<()> {
             bail!(
                 InvalidConfig,
                 "linux.sysctl: {key:?} is not a valid sysctl name"
+            );
+        }
+        if key == "kernel.hostname" || key == "kernel.domainname" {
+            // As runc for kernel.hostname (and, beyond runc 1.1.5, domainname): the
+            // config has fields of its own for both, and two sources would race.
+            let field = key.trim_start_matches("kernel.");
+            bail!(InvalidConfig,
+                "linux.sysctl: {key:?} conflicts with the config's {field:?} field: set that instead"
             );
         }
         match namespace_of(key) {
@@ -106,5 +113,15 @@ mod tests {
         .to_string();
         assert!(e.contains("net namespace"), "{e}");
         assert!(validate(&spec(r#"{"net.../x":"1"}"#, ns)).is_err());
+    }
+
+    #[test]
+    fn hostname_and_domainname_sysctls_are_refused_even_with_uts() {
+        for key in ["kernel.hostname", "kernel.domainname"] {
+            let e = validate(&spec(&format!(r#"{{"{key}":"x"}}"#), r#"[{"type":"uts"}]"#))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key) && e.contains("field"), "{e}");
+        }
     }
 }
