@@ -395,3 +395,50 @@ fn exec_tty_in_the_foreground_relays_the_terminal() {
     }
     assert!(out.stdout.contains("27 99"), "{out:?}");
 }
+
+/// `exec --cgroup [CONTROLLER:]PATH` runs the process in an existing sub-cgroup of the
+/// container's (runc 1.1's flag): "/" is the container's own, ".." and a missing or
+/// unknown one are refused.
+#[test]
+fn exec_into_a_sub_cgroup() {
+    let mut c = Container::new("execsubcg");
+    c.config["linux"]["cgroupsPath"] = json!(c.id.clone());
+    running(&mut c);
+    let dirs: Vec<std::path::PathBuf> = procfs::own_cgroup_dirs()
+        .into_iter()
+        .map(|d| d.join(&c.id))
+        .filter(|d| d.is_dir())
+        .collect();
+    for d in &dirs {
+        let sub = d.join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        // A new v1 cpuset starts empty, and a task cannot join it (ENOSPC).
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if d.join("cpuset.cpus").exists() && !d.join("cgroup.controllers").exists() {
+                std::fs::write(sub.join(f), std::fs::read(d.join(f)).unwrap()).unwrap();
+            }
+        }
+    }
+    let cat = |flags: &[&str]| {
+        let mut args = vec!["exec"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[&c.id, "cat", "/proc/self/cgroup"]);
+        c.rt(&args)
+    };
+    let out = cat(&["--cgroup", "sub"]);
+    out.assert_ok();
+    for line in out.stdout.lines() {
+        assert!(
+            line.ends_with("/sub"),
+            "{line:?} not in the sub-cgroup: {}",
+            out.stdout
+        );
+    }
+    let out = cat(&["--cgroup", "/"]);
+    out.assert_ok();
+    assert!(!out.stdout.contains("/sub"), "{}", out.stdout);
+    for bad in ["..", "nonexistent", "whaaat:/"] {
+        let out = cat(&["--cgroup", bad]);
+        assert_eq!(out.code, Some(255), "--cgroup {bad}: {out:?}");
+    }
+}

@@ -153,6 +153,10 @@ struct ExecArgs {
     /// Exec even if the container is paused
     #[arg(long = "ignore-paused")]
     ignore_paused: bool,
+    /// Run the process in an existing sub-cgroup of the container's, in every
+    /// hierarchy or only CONTROLLER's (repeatable)
+    #[arg(long = "cgroup", value_name = "[CONTROLLER:]PATH")]
+    cgroup: Vec<String>,
     /// The container's id (letters, digits, _ + - .; unique under --root)
     container_id: String,
     /// The command and its arguments
@@ -590,6 +594,7 @@ fn exec_command(root: &Path, args: ExecArgs) -> Result<i32> {
         console_socket: args.console_socket.clone(),
         preserve_fds: args.preserve_fds,
         ignore_paused: args.ignore_paused,
+        sub_cgroups: args.cgroup.clone(),
     };
     exec::exec(&dir, &record, &process, &opts)
 }

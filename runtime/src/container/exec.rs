@@ -15,6 +15,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Process};
 use super::run::{forwardable_signals, wait_forwarding};
 use crate::bail;
 use crate::capabilities::CapSets;
+use crate::cgroups::Cgroup;
 use crate::error::{Context, Error, Result};
 use crate::namespaces::clone_flag;
 use crate::process::channel::{self, Message};
@@ -33,6 +34,69 @@ pub struct ExecOptions {
     pub preserve_fds: i32,
     /// Exec into a paused container too (runc's `--ignore-paused`).
     pub ignore_paused: bool,
+    /// `--cgroup [CONTROLLER:]PATH`: existing sub-cgroups of the container's to run in.
+    pub sub_cgroups: Vec<String>,
+}
+
+/// The container's cgroup with `--cgroup` applied: each `[controller:]path` moves the
+/// process into that existing sub-cgroup, in every hierarchy or in the one holding
+/// `controller` (as runc's exec; on cgroup v2 the controller names the unified one).
+fn exec_cgroup(cgroup: &Cgroup, specs: &[String]) -> Result<Cgroup> {
+    let mut out = cgroup.clone();
+    for spec in specs {
+        let (controllers, path) = match spec.split_once(':') {
+            Some((c, p)) => (Some(c.split(',').collect::<Vec<_>>()), p),
+            None => (None, spec.as_str()),
+        };
+        // "/" is the container's own cgroup; anything else lies below it.
+        let sub = Path::new(path.trim_start_matches('/'));
+        let plain = sub
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !plain {
+            bail!(
+                InvalidConfig,
+                "--cgroup {spec:?}: {path} is not a sub cgroup path (relative to the container's cgroup, without \"..\")"
+            );
+        }
+        let wanted = |name: &str| {
+            controllers
+                .as_ref()
+                .is_none_or(|cs| name.split(',').any(|n| cs.contains(&n)))
+        };
+        let mut hit = false;
+        for (name, dir) in out.v1.iter_mut() {
+            if wanted(name) {
+                *dir = cgroup.v1[name].join(sub);
+                hit = true;
+            }
+        }
+        // Pure v2: the one hierarchy, whatever the controller. Hybrid: the unified
+        // hierarchy follows a controller-less --cgroup where the sub-cgroup exists there.
+        if let (Some(dir), Some(base)) = (out.unified.as_mut(), cgroup.unified.as_ref()) {
+            let below = base.join(sub);
+            if cgroup.v1.is_empty() || (controllers.is_none() && below.is_dir()) {
+                *dir = below;
+                hit = true;
+            }
+        }
+        if !hit {
+            bail!(
+                InvalidConfig,
+                "--cgroup {spec:?}: unknown controller (the container has no cgroup with it)"
+            );
+        }
+    }
+    for dir in out.v1.values().chain(out.unified.iter()) {
+        if !dir.is_dir() {
+            bail!(
+                NotFound,
+                "--cgroup: {:?} does not exist (exec joins an existing sub-cgroup)",
+                dir.display()
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// The container's state and its process defaults, for building the exec'd process.
@@ -123,7 +187,16 @@ pub fn exec(dir: &StateDir, record: &Record, process: &Process, opts: &ExecOptio
         session_keyring: (!record.no_new_keyring).then_some(record.id.as_str()),
     };
     // The exec'd process belongs to the container's cgroup from its first instruction.
-    let pid = clone_in_cgroup(CloneFlags::empty(), record.cgroup.as_ref(), |joined| {
+    let cgroup = match (&record.cgroup, opts.sub_cgroups.is_empty()) {
+        (Some(cg), false) => Some(exec_cgroup(cg, &opts.sub_cgroups)?),
+        (None, false) => bail!(
+            InvalidConfig,
+            "--cgroup: container {:?} has no cgroup of its own",
+            record.id
+        ),
+        (cg, true) => cg.clone(),
+    };
+    let pid = clone_in_cgroup(CloneFlags::empty(), cgroup.as_ref(), |joined| {
         parent.close_copy_in_child();
         if let Err(e) = joined {
             let _ = child.send(&Message::failed(&e));
