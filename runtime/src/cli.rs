@@ -198,7 +198,7 @@ enum Command {
         container_id: String,
     },
     /// Run a process in a running container
-    Exec(ExecArgs),
+    Exec(Box<ExecArgs>),
     /// Create and start a container, and wait for it
     Run {
         /// Return once started
@@ -479,7 +479,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             force,
             container_id,
         } => delete::delete(&root, &container_id, force)?,
-        Command::Exec(args) => return exec_command(&root, args),
+        Command::Exec(args) => return exec_command(&root, *args),
         Command::Run {
             detach,
             keep,
