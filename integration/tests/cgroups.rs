@@ -1144,9 +1144,15 @@ fn cpuset_of_an_empty_parent_is_filled_from_its_ancestors() {
         .expect("a v1 cpuset hierarchy");
     let pod = own_cpuset.join(format!("pod-{}", c.id));
     std::fs::create_dir(&pod).unwrap();
-    let cleanup = pod.clone();
+    // runc leaves the pod level it made in the other hierarchies: ours to remove.
+    let pods: Vec<PathBuf> = procfs::own_cgroup_dirs()
+        .into_iter()
+        .map(|d| d.join(format!("pod-{}", c.id)))
+        .collect();
     c.on_teardown(move || {
-        let _ = std::fs::remove_dir(&cleanup);
+        for p in &pods {
+            let _ = std::fs::remove_dir(p);
+        }
     });
     assert_eq!(
         read(pod.join("cpuset.cpus")),
@@ -1191,4 +1197,48 @@ fn limits_two_new_levels_down() {
         "33\n20000\n"
     };
     assert_eq!(out, want);
+}
+
+/// v1: in a pod whose parent cgroup caps the CPU at 50%, `update` to a shorter period
+/// with a quota under the cap succeeds: the quota goes in first when the period alone
+/// would break the parent's limit (EINVAL), as runc orders the writes.
+#[test]
+fn update_cpu_period_and_quota_under_a_pod_limit() {
+    if v2() {
+        eprintln!("update_cpu_period_and_quota_under_a_pod_limit: not run, v1 only (cpu.max is one write on v2)");
+        return;
+    }
+    let mut c = Container::new("cgpodcpu");
+    let pod = format!("pod-{}", c.id);
+    let own = procfs::own_cgroup_dirs();
+    let cpu = own
+        .iter()
+        .find(|d| d.join("cpu.cfs_quota_us").exists())
+        .expect("a v1 cpu hierarchy")
+        .join(&pod);
+    std::fs::create_dir(&cpu).unwrap();
+    std::fs::write(cpu.join("cpu.cfs_quota_us"), "50000").unwrap();
+    let pods: Vec<PathBuf> = own.iter().map(|d| d.join(&pod)).collect();
+    c.on_teardown(move || {
+        for p in &pods {
+            let _ = std::fs::remove_dir(p);
+        }
+    });
+    c.config["linux"]["cgroupsPath"] = json!(format!("{pod}/{}", c.id));
+    c.set_args(&["sleep", "100"]);
+    c.create().assert_ok();
+    c.rt(&["update", "--cpu-quota", "60000", &c.id])
+        .assert_failed();
+    c.rt(&[
+        "update",
+        "--cpu-period",
+        "10000",
+        "--cpu-quota",
+        "3000",
+        &c.id,
+    ])
+    .assert_ok();
+    let dir = cpu.join(&c.id);
+    assert_eq!(read(dir.join("cpu.cfs_period_us")), "10000");
+    assert_eq!(read(dir.join("cpu.cfs_quota_us")), "3000");
 }

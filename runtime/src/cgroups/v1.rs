@@ -180,20 +180,39 @@ fn cpu(cg: &Cgroup, c: &LinuxCpu) -> Result<()> {
             "cpu.shares",
         )?;
     }
+    let quota = c.quota().filter(|v| *v != 0);
+    let mut period_later = None;
     if let Some(v) = c.period().filter(|v| *v != 0) {
-        set(
+        let written = set(
             cpu_dir("cpu.period")?,
             "cpu.cfs_period_us",
             &v.to_string(),
             "cpu.period",
-        )?;
+        );
+        match written {
+            // A shorter period can make the old quota exceed a parent's limit (EINVAL,
+            // as in a pod with a CPU limit): when a quota comes too, write it first and
+            // the period after it, as runc does.
+            Err(e) if e.errno() == Some(nix::errno::Errno::EINVAL) && quota.is_some() => {
+                period_later = Some(v)
+            }
+            other => other?,
+        }
     }
-    if let Some(v) = c.quota().filter(|v| *v != 0) {
+    if let Some(v) = quota {
         set(
             cpu_dir("cpu.quota")?,
             "cpu.cfs_quota_us",
             &v.to_string(),
             "cpu.quota",
+        )?;
+    }
+    if let Some(v) = period_later {
+        set(
+            cpu_dir("cpu.period")?,
+            "cpu.cfs_period_us",
+            &v.to_string(),
+            "cpu.period",
         )?;
     }
     if let Some(v) = c.burst() {
