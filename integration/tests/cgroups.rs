@@ -50,6 +50,18 @@ fn keyed(text: &str, key: &str) -> Option<u64> {
     })
 }
 
+/// The container's cgroup directory in every hierarchy (the one directory on v2).
+fn container_dirs(c: &Container) -> Vec<PathBuf> {
+    if v2() {
+        return vec![host_dir(c, "").unwrap()];
+    }
+    procfs::own_cgroup_dirs()
+        .into_iter()
+        .map(|d| d.join(&c.id))
+        .filter(|d| d.exists())
+        .collect()
+}
+
 fn read(path: PathBuf) -> String {
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
@@ -1008,15 +1020,7 @@ fn delete_force_kills_every_process_in_the_cgroup() {
     c.start().assert_ok();
     // A process of ours, moved into the container's cgroup(s).
     let mut stray = Command::new("sleep").arg("100").spawn().unwrap();
-    let dirs: Vec<PathBuf> = if v2() {
-        vec![host_dir(&c, "").unwrap()]
-    } else {
-        procfs::own_cgroup_dirs()
-            .into_iter()
-            .map(|d| d.join(&c.id))
-            .filter(|d| d.exists())
-            .collect()
-    };
+    let dirs = container_dirs(&c);
     for d in &dirs {
         std::fs::write(d.join("cgroup.procs"), stray.id().to_string()).unwrap();
     }
@@ -1080,15 +1084,7 @@ fn delete_force_removes_sub_cgroups_and_their_processes() {
     c.create().assert_ok();
     c.start().assert_ok();
     let mut stray = Command::new("sleep").arg("100").spawn().unwrap();
-    let dirs: Vec<PathBuf> = if v2() {
-        vec![host_dir(&c, "").unwrap()]
-    } else {
-        procfs::own_cgroup_dirs()
-            .into_iter()
-            .map(|d| d.join(&c.id))
-            .filter(|d| d.exists())
-            .collect()
-    };
+    let dirs = container_dirs(&c);
     for d in &dirs {
         let (sub, deeper) = (d.join("sub"), d.join("sub").join("deeper"));
         for (parent, child) in [(d, &sub), (&sub, &deeper)] {
