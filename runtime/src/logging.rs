@@ -68,11 +68,15 @@ pub fn debug(msg: &str) {
     to_file("debug", msg, None);
 }
 
-/// Create the `--log` file if there is one (appending to what is there).
+/// Create the `--log` file if it does not exist yet. One that exists is left alone: a
+/// FIFO would block this open until a reader came, and again for the first line.
 pub fn create_log_file() -> crate::error::Result<()> {
     let Some(path) = &config().file else {
         return Ok(());
     };
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Ok(());
+    }
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
