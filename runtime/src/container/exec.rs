@@ -75,7 +75,14 @@ fn exec_cgroup(cgroup: &Cgroup, specs: &[String]) -> Result<Cgroup> {
         // hierarchy follows a controller-less --cgroup where the sub-cgroup exists there.
         if let (Some(dir), Some(base)) = (out.unified.as_mut(), cgroup.unified.as_ref()) {
             let below = base.join(sub);
-            if cgroup.v1.is_empty() || (controllers.is_none() && below.is_dir()) {
+            // On v2 a named controller must be one the container's cgroup has.
+            let available =
+                std::fs::read_to_string(base.join("cgroup.controllers")).unwrap_or_default();
+            let known = controllers.as_ref().is_none_or(|cs| {
+                cs.iter()
+                    .all(|c| available.split_whitespace().any(|a| a == *c))
+            });
+            if (cgroup.v1.is_empty() && known) || (controllers.is_none() && below.is_dir()) {
                 *dir = below;
                 hit = true;
             }
