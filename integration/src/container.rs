@@ -70,6 +70,35 @@ impl Drop for HostProcess {
     }
 }
 
+/// The slice and prefix of the suite's containers under the systemd driver: the unit of
+/// container `<id>` is `patina-it-<id>.scope` in system.slice.
+pub const SYSTEMD_SLICE: &str = "system.slice";
+pub const SYSTEMD_PREFIX: &str = "patina-it";
+
+/// True when the suite runs its containers with the systemd cgroup driver:
+/// `PATINA_TEST_CGROUP=systemd` (the systemd guest runs cgroups.rs and lifecycle.rs so,
+/// against patina and runc). Each container then gets `--systemd-cgroup` and the
+/// cgroupsPath `system.slice:patina-it:<id>`; otherwise no cgroupsPath (cgroupfs, beneath
+/// the test's own cgroup).
+pub fn systemd_driver() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        let on = std::env::var("PATINA_TEST_CGROUP").is_ok_and(|v| v == "systemd");
+        assert!(
+            !on || Path::new("/run/systemd/system").exists(),
+            "PATINA_TEST_CGROUP=systemd needs a host that runs systemd"
+        );
+        on
+    })
+}
+
+/// The v2 directory of container `id`'s scope under the systemd driver.
+pub fn systemd_scope_dir(id: &str) -> PathBuf {
+    Path::new("/sys/fs/cgroup")
+        .join(SYSTEMD_SLICE)
+        .join(format!("{SYSTEMD_PREFIX}-{id}.scope"))
+}
+
 /// One test's container: unique id, bundle with a busybox rootfs, its own
 /// `--root`, and the config to write. Dropping it force-deletes the
 /// container, reaps its processes, checks that nothing leaked (state dir,
@@ -118,8 +147,13 @@ impl Container {
         std::fs::create_dir_all(&bundle).unwrap();
         rootfs::build(&rootfs);
         let root = dir.join("state");
+        let mut config = spec::base_config(&["true"], "patina-test");
+        if systemd_driver() {
+            config["linux"]["cgroupsPath"] =
+                format!("{SYSTEMD_SLICE}:{SYSTEMD_PREFIX}:{id}").into();
+        }
         Container {
-            config: spec::base_config(&["true"], "patina-test"),
+            config,
             id,
             dir,
             bundle,
@@ -176,8 +210,21 @@ impl Container {
             }
             None => Command::new(&self.runtime),
         };
+        if systemd_driver() {
+            c.arg("--systemd-cgroup");
+        }
         c.arg("--root").arg(&self.root).current_dir(&self.dir);
         c
+    }
+
+    /// The cgroup directory the suite's driver gives this container on a pure v2 host:
+    /// its scope with the systemd driver, else `<own cgroup>/<id>`.
+    pub fn v2_cgroup_dir(&self) -> PathBuf {
+        if systemd_driver() {
+            return systemd_scope_dir(&self.id);
+        }
+        let own = procfs::own_cgroup_dirs().into_iter().next();
+        own.expect("own cgroup").join(&self.id)
     }
 
     /// Runs the runtime with `--root <root>` and `args`.
@@ -475,6 +522,19 @@ impl Container {
                 if p.exists() {
                     leaks.push(format!("cgroup left: {}", p.display()));
                     let _ = std::fs::remove_dir(&p);
+                }
+            }
+        }
+        // Scopes of the systemd driver (they go once their last process is reaped).
+        if systemd_driver() {
+            for id in &ids {
+                let unit = format!("{SYSTEMD_PREFIX}-{id}.scope");
+                let gone = runtime::wait_for(Duration::from_secs(5), || {
+                    (!systemd_scope_dir(id).exists()).then_some(())
+                });
+                if gone.is_none() {
+                    leaks.push(format!("scope left: {unit}"));
+                    let _ = Command::new("systemctl").args(["stop", &unit]).status();
                 }
             }
         }

@@ -74,6 +74,8 @@ pub struct Containerd {
     cgroup_parent: CgroupParent,
     /// the CRI plugin is enabled (socket `c.sock`, runtime handlers `patina` and `runc`)
     pub cri: bool,
+    /// both CRI handlers have `SystemdCgroup = true` (Kubernetes' setting on systemd hosts)
+    pub systemd_cgroup: bool,
     /// `/run/containerd` existed before this instance started
     shim_sockets_existed: bool,
     torn_down: AtomicBool,
@@ -95,7 +97,18 @@ impl Containerd {
         Self::start_named(name, true)
     }
 
+    /// As [`Containerd::start_cri`], with `SystemdCgroup = true` in both handlers' options,
+    /// as Kubernetes' setup guides have it on systemd hosts: pods then name a slice as
+    /// their `cgroup_parent` and each container gets a `cri-containerd-<id>.scope`.
+    pub fn start_cri_systemd(name: &str) -> Containerd {
+        Self::start_named_with(name, true, true)
+    }
+
     fn start_named(name: &str, cri: bool) -> Containerd {
+        Self::start_named_with(name, cri, false)
+    }
+
+    fn start_named_with(name: &str, cri: bool, systemd_cgroup: bool) -> Containerd {
         static N: AtomicU64 = AtomicU64::new(0);
         let dir = PathBuf::from(format!(
             "/tmp/pshim-{}-{}-{name}",
@@ -107,13 +120,17 @@ impl Containerd {
             own_cgroup_path(),
             dir.file_name().unwrap().to_string_lossy()
         );
-        Self::start_in(dir, cgroup, cri)
+        Self::start_with(dir, cgroup, cri, systemd_cgroup)
     }
 
     /// containerd with everything in `dir` (created; removed at teardown), its containers'
     /// cgroups beneath `cgroup`, the busybox image imported into [`NS`] (CRI: [`CRI_NS`],
     /// with the pause image).
     pub fn start_in(dir: PathBuf, cgroup: String, cri: bool) -> Containerd {
+        Self::start_with(dir, cgroup, cri, false)
+    }
+
+    fn start_with(dir: PathBuf, cgroup: String, cri: bool, systemd_cgroup: bool) -> Containerd {
         init_process();
         assert!(
             shim_path().exists(),
@@ -128,13 +145,18 @@ impl Containerd {
             cgroup_parent: CgroupParent::new(cgroup.clone()),
             cgroup,
             cri,
+            systemd_cgroup,
             shim_sockets_existed: Path::new(SHIM_SOCKETS).exists(),
             torn_down: AtomicBool::new(false),
             n: AtomicU64::new(0),
         };
         std::fs::write(
             c.dir.join("runtime.toml"),
-            format!("BinaryName = {:?}\n", shim_runtime()),
+            format!(
+                "BinaryName = {:?}\nSystemdCgroup = {}\n",
+                shim_runtime(),
+                c.systemd_cgroup
+            ),
         )
         .unwrap();
         c.boot();
@@ -193,7 +215,7 @@ impl Containerd {
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         BinaryName = "/usr/sbin/runc"
         Root = "{d}/runc-root"
-        SystemdCgroup = false
+        SystemdCgroup = {systemd}
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.patina]
       runtime_type = "io.containerd.patina.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.patina.options]
@@ -202,7 +224,8 @@ impl Containerd {
     bin_dir = "{d}/cni/bin"
     conf_dir = "{d}/cni/net.d"
 "#,
-            d = self.dir.display()
+            d = self.dir.display(),
+            systemd = self.systemd_cgroup
         )
     }
 

@@ -33,7 +33,7 @@ pub mod security;
 pub mod shim_client;
 pub mod spec;
 
-pub use container::{Container, HostProcess};
+pub use container::{systemd_driver, Container, HostProcess};
 pub use runtime::{is_runc, runtime_path, Output};
 pub mod engines;
 pub mod image;

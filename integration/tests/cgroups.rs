@@ -9,7 +9,7 @@
 //! subject exists on one layout only says so on stderr and asserts what does apply.
 
 use integration::runtime::wait_for;
-use integration::{is_runc, procfs, spec, Container};
+use integration::{is_runc, procfs, spec, systemd_driver, Container};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -33,13 +33,22 @@ fn pick<'a>(v1: &'a str, v2_name: &'a str) -> &'a str {
 /// The container's directory in the host hierarchy whose mount dir ends with `name`
 /// (v1 or hybrid), or its one cgroup2 directory (pure v2, whatever `name`).
 fn host_dir(c: &Container, name: &str) -> Option<PathBuf> {
-    let dirs = procfs::own_cgroup_dirs();
     if v2() {
-        return dirs.into_iter().next().map(|d| d.join(&c.id));
+        return Some(c.v2_cgroup_dir());
     }
+    let dirs = procfs::own_cgroup_dirs();
     dirs.into_iter()
         .find(|d| d.starts_with(format!("/sys/fs/cgroup/{name}")))
         .map(|d| d.join(&c.id))
+}
+
+/// True (and says so) when `test` is about cgroupfs placement and the suite runs with
+/// the systemd driver, where the scope's place is systemd's.
+fn cgroupfs_only(test: &str) -> bool {
+    if systemd_driver() {
+        eprintln!("{test}: skipped: cgroupfs placement; PATINA_TEST_CGROUP=systemd");
+    }
+    systemd_driver()
 }
 
 /// `key value` lines (memory.events, cpu.stat, memory.oom_control): the value of `key`.
@@ -518,10 +527,14 @@ fn the_cgroup_is_joined_before_the_program_and_gone_after_delete() {
     let mut c = Container::new("cglife");
     c.set_args(&["sleep", "100"]);
     let pid = c.create_ok();
-    let dirs: Vec<PathBuf> = procfs::own_cgroup_dirs()
-        .into_iter()
-        .map(|d| d.join(&c.id))
-        .collect();
+    let dirs: Vec<PathBuf> = if v2() {
+        vec![c.v2_cgroup_dir()]
+    } else {
+        procfs::own_cgroup_dirs()
+            .into_iter()
+            .map(|d| d.join(&c.id))
+            .collect()
+    };
     assert!(!dirs.is_empty());
     for d in &dirs {
         assert!(d.is_dir(), "{} missing", d.display());
@@ -540,6 +553,9 @@ fn the_cgroup_is_joined_before_the_program_and_gone_after_delete() {
 
 #[test]
 fn relative_cgroups_path_ends_under_the_tests_own_cgroup() {
+    if cgroupfs_only("relative_cgroups_path_ends_under_the_tests_own_cgroup") {
+        return;
+    }
     let mut c = Container::new("cgrelative");
     // The fixture checks and removes <own cgroup>/<id> at teardown.
     c.config["linux"]["cgroupsPath"] = json!(c.id.clone());
@@ -570,6 +586,9 @@ fn spec_default_device_rule_runs() {
 /// EBUSY), so the same script runs without the mount.
 #[test]
 fn pure_v2_view_in_a_private_mount_namespace() {
+    if cgroupfs_only("pure_v2_view_in_a_private_mount_namespace") {
+        return;
+    }
     if is_runc() {
         // beyond runc: runc 1.1's v2 manager enables every available controller in the
         // parent's subtree_control (here the hierarchy root, not the test's to write),
@@ -710,11 +729,20 @@ fn a_controller_the_host_lacks_is_named() {
         return;
     }
     c.config["linux"]["resources"] = json!({ "network": { "classID": 1048577 } });
+    if is_runc() && systemd_driver() {
+        // beyond runc: runc 1.1.5's systemd driver ignores the key (its cgroupfs driver on
+        // v2 refuses it, as patina with either driver).
+        c.run().assert_ok();
+        return;
+    }
     rejected(&mut c, "linux.resources.network.classID");
 }
 
 #[test]
 fn cgroups_path_with_dotdot_is_refused() {
+    if cgroupfs_only("cgroups_path_with_dotdot_is_refused") {
+        return;
+    }
     if is_runc() {
         // beyond runc: runc cleans "a/../../x" into "/x" and would create the cgroup at
         // each hierarchy's root, outside the test's cgroup, so it is not run there.
@@ -730,6 +758,9 @@ fn cgroups_path_with_dotdot_is_refused() {
 /// fuzz target's placement check (docs/security.md, "Fuzzing").
 #[test]
 fn cgroups_path_naming_no_cgroup_of_its_own_is_refused() {
+    if cgroupfs_only("cgroups_path_naming_no_cgroup_of_its_own_is_refused") {
+        return;
+    }
     if is_runc() {
         // beyond runc: runc 1.1.5 joins the hierarchy's root (or the test's own cgroup),
         // outside anything the test created, so it is not run there.
@@ -747,6 +778,11 @@ fn cgroups_path_naming_no_cgroup_of_its_own_is_refused() {
 fn huge_cpu_range_is_refused() {
     let mut c = Container::new("cgcpurange");
     c.config["linux"]["resources"] = json!({ "cpu": { "cpus": "0-4294967295" } });
+    if is_runc() && systemd_driver() {
+        // runc 1.1.5's systemd driver hangs on it (create did not return in 30 s).
+        eprintln!("huge_cpu_range_is_refused: skipped on runc's systemd driver (it hangs)");
+        return;
+    }
     if is_runc() {
         // The kernel refuses the write to cpuset.cpus; runc fails create with it.
         c.create().assert_failed();
@@ -762,6 +798,9 @@ fn huge_cpu_range_is_refused() {
 
 #[test]
 fn systemd_cgroups_path_form_needs_systemd_cgroup() {
+    if cgroupfs_only("systemd_cgroups_path_form_needs_systemd_cgroup") {
+        return;
+    }
     if is_runc() {
         // beyond runc: with cgroupfs runc takes "slice:prefix:name" as a plain directory name.
         return;
@@ -775,6 +814,11 @@ fn systemd_cgroups_path_form_needs_systemd_cgroup() {
 fn negative_pids_limit_other_than_minus_one() {
     let mut c = Container::new("cgbadpids");
     c.config["linux"]["resources"] = json!({ "pids": { "limit": -2 } });
+    if is_runc() && systemd_driver() {
+        // runc 1.1.5's systemd driver fails the container's start on it (TasksMax).
+        c.run().assert_failed();
+        return;
+    }
     if is_runc() {
         // beyond runc: runc takes any negative pids.limit as "max".
         c.run().assert_ok();
@@ -810,6 +854,12 @@ fn update_with_bad_input_is_refused() {
 /// (docker on v1 runs without a cgroup namespace and relies on this).
 #[test]
 fn cgroup_mount_shows_the_containers_own_limits() {
+    if is_runc() && systemd_driver() {
+        // beyond runc: runc 1.1.5's systemd driver shows the hierarchy's root there (no
+        // memory.max: `cat: can't open '/sys/fs/cgroup/memory.max'`).
+        eprintln!("cgroup_mount_shows_the_containers_own_limits: skipped on runc's systemd driver");
+        return;
+    }
     for cgroupns in [true, false] {
         let mut c = Container::new(if cgroupns { "cgmountns" } else { "cgmounthost" });
         c.config["linux"]["resources"] = json!({ "memory": { "limit": 67108864 } });
@@ -1129,6 +1179,9 @@ fn delete_force_removes_sub_cgroups_and_their_processes() {
 /// ancestor that has one, as runc does, and the container runs on those cpus.
 #[test]
 fn cpuset_of_an_empty_parent_is_filled_from_its_ancestors() {
+    if cgroupfs_only("cpuset_of_an_empty_parent_is_filled_from_its_ancestors") {
+        return;
+    }
     if v2() {
         eprintln!("cpuset_of_an_empty_parent_is_filled_from_its_ancestors: not run, v1 only (v2 cpusets are inherited)");
         return;
@@ -1167,6 +1220,9 @@ fn cpuset_of_an_empty_parent_is_filled_from_its_ancestors() {
 /// sees its quota and pids limit.
 #[test]
 fn limits_two_new_levels_down() {
+    if cgroupfs_only("limits_two_new_levels_down") {
+        return;
+    }
     let mut c = Container::new("cgnested");
     let pod = format!("{}-pod", c.id);
     c.config["linux"]["cgroupsPath"] = json!(format!("{pod}/{}", c.id));
@@ -1200,6 +1256,9 @@ fn limits_two_new_levels_down() {
 /// would break the parent's limit (EINVAL), as runc orders the writes.
 #[test]
 fn update_cpu_period_and_quota_under_a_pod_limit() {
+    if cgroupfs_only("update_cpu_period_and_quota_under_a_pod_limit") {
+        return;
+    }
     if v2() {
         eprintln!("update_cpu_period_and_quota_under_a_pod_limit: not run, v1 only (cpu.max is one write on v2)");
         return;

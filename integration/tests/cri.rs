@@ -9,6 +9,7 @@
 
 use hyper_util::rt::TokioIo;
 use integration::containerd::{mounts_under, Containerd, IMAGE};
+use integration::engines::systemd::{self, ScopeView};
 use integration::runtime::wait_for;
 use k8s_cri::v1 as cri;
 use k8s_cri::v1::image_service_client::ImageServiceClient;
@@ -673,6 +674,110 @@ fn cri_pod_lifecycle_patina_handler() {
 #[test]
 fn cri_pod_lifecycle_runc_handler() {
     pod_lifecycle("runc");
+}
+
+/// Stops the test's slices (a pod's slice and its parent stay until stopped, as the
+/// kubelet stops them), even when the test fails.
+struct SliceGuard(String);
+
+impl Drop for SliceGuard {
+    fn drop(&mut self) {
+        let _ = systemd::systemctl(&["stop", &self.0]);
+    }
+}
+
+/// Kubernetes on a systemd host (issue 15): `SystemdCgroup = true` in the handler's
+/// options. The kubelet names the pod's slice as its `cgroup_parent`; containerd hands the
+/// runtime `--systemd-cgroup` and `<slice>:cri-containerd:<id>`. Each container must run
+/// in its own scope in that slice (systemd's `a-b.slice` nesting), with the CRI memory
+/// limit in the scope's memory.max and in systemd's MemoryMax, see the limit from inside,
+/// and leave no scope behind once removed.
+fn pod_systemd_cgroup(test: &str, handler: &str) {
+    if !systemd::host_runs_systemd() {
+        eprintln!(
+            "{test}: skipped: needs a host that runs systemd (no /run/systemd/system; \
+             the systemd guest runs it: integration/systemd-vm/run.sh 'cri patina')"
+        );
+        return;
+    }
+    // Slice names may not contain '-' other than as the nesting separator.
+    let top = format!("ptest{}x{handler}", std::process::id());
+    let slice = format!("{top}-pod.slice");
+    let _guard = SliceGuard(format!("{top}.slice"));
+    let c = Containerd::start_cri_systemd(&format!("cri-sd-{handler}"));
+    let limit = 48 * MIB;
+    let (id, pod) = runtime().block_on(async {
+        let mut cl = connect(c.address()).await;
+        let mut config = pod_config(&c, &format!("sd-{handler}"));
+        config.linux.as_mut().unwrap().cgroup_parent = slice.clone();
+        let pod = cl.run_pod(&config, handler).await;
+        let sandbox = ScopeView::of(cl.pod_pid(&pod).await).expect("sandbox's cgroup");
+        assert_eq!(
+            sandbox.cgroup,
+            format!("/{top}.slice/{slice}/cri-containerd-{pod}.scope"),
+            "the pause container's scope"
+        );
+        let cfg = container_config("sd", &["sleep", "1000"], limit);
+        let id = cl.create(&pod, &config, cfg).await;
+        cl.start(&id).await;
+        let view = ScopeView::of(cl.container_pid(&id).await).expect("container's cgroup");
+        assert_eq!(
+            view.cgroup,
+            format!("/{top}.slice/{slice}/cri-containerd-{id}.scope")
+        );
+        assert_eq!(view.file("memory.max"), limit.to_string());
+        assert_eq!(view.show(&["MemoryMax"]), format!("MemoryMax={limit}"));
+        assert_eq!(view.show(&["Delegate"]), "Delegate=yes");
+        // From inside: the container's own cgroup (its namespace's root, or the scope's
+        // path without one) has the limit.
+        let r = cl
+            .exec(
+                &id,
+                &[
+                    "sh",
+                    "-c",
+                    "cat /sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup)/memory.max",
+                ],
+                10,
+            )
+            .await
+            .expect("ExecSync");
+        assert_eq!(
+            String::from_utf8_lossy(&r.stdout).trim(),
+            limit.to_string(),
+            "memory.max seen inside; stderr {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        cl.stop(&id, 0).await;
+        cl.remove(&id).await;
+        assert!(
+            view.gone(),
+            "{} still listed after RemoveContainer",
+            view.unit
+        );
+        cl.remove_pod(&pod).await;
+        assert!(
+            sandbox.gone(),
+            "{} still listed after RemovePodSandbox",
+            sandbox.unit
+        );
+        (id, pod)
+    });
+    let left: Vec<String> = systemd::scopes()
+        .into_iter()
+        .filter(|s| s.contains(&id) || s.contains(&pod))
+        .collect();
+    assert!(left.is_empty(), "scopes left: {left:?}");
+}
+
+#[test]
+fn cri_systemd_cgroup_patina_handler() {
+    pod_systemd_cgroup("cri_systemd_cgroup_patina_handler", "patina");
+}
+
+#[test]
+fn cri_systemd_cgroup_runc_handler() {
+    pod_systemd_cgroup("cri_systemd_cgroup_runc_handler", "runc");
 }
 
 /// ExecSync under stress, as probes hit a node: `CRI_EXEC_STRESS` ExecSyncs (default
