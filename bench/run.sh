@@ -84,7 +84,7 @@ if [ "$use_crun" = 1 ]; then
         echo "no crun row: crun 1.8.1 refuses the host's cgroup v1 hybrid layout" >&2
     else
         crun=${CRUN:-$(command -v crun || true)}
-        [ -n "$crun" ] || { echo "crun not found (apt-get install crun, or --no-crun)" >&2; exit 1; }
+        [ -n "$crun" ] || echo "no crun row: crun is not installed (apt-get install crun)" >&2
     fi
 fi
 for b in "$patina" "$runc" $crun $old; do
