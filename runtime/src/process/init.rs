@@ -171,18 +171,22 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
 
     channel.send(&Message::RunCreateRuntimeHooks)?;
     channel.expect(&Message::HooksDone)?;
-    // createContainer hooks start in the container's root, as runc's do (they write
-    // relative paths into it).
-    nix::unistd::chdir(&ctx.bundle.rootfs).context("chdir to rootfs")?;
     let hooks = spec.hooks().as_ref();
-    hooks::run_all_with_env(
-        "createContainer",
-        hooks
-            .and_then(|h| h.create_container().as_deref())
-            .unwrap_or_default(),
-        state_json.as_bytes(),
-        Some(&environment(process)),
-    )?;
+    let create_container = hooks
+        .and_then(|h| h.create_container().as_deref())
+        .unwrap_or_default();
+    // createContainer hooks start in the container's root, as runc's do (they write
+    // relative paths into it). Without hooks nothing runs there before pivot_root, which
+    // changes directory itself: the chdir would only cost a path walk on the hot path.
+    if !create_container.is_empty() {
+        nix::unistd::chdir(&ctx.bundle.rootfs).context("chdir to rootfs")?;
+        hooks::run_all_with_env(
+            "createContainer",
+            create_container,
+            state_json.as_bytes(),
+            Some(&environment(process)),
+        )?;
+    }
 
     if ctx.no_pivot {
         rootfs::pivot::move_root(&ctx.bundle.rootfs)?;
