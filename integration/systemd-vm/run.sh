@@ -101,6 +101,9 @@ boot() {
     local append="root=/dev/vda rw console=ttyS0 systemd.unified_cgroup_hierarchy=1"
     # loglevel=1: no kernel messages (an OOM kill the tests cause) amid the results.
     append+=" quiet loglevel=1 panic=-1 fsck.mode=skip systemd.show_status=error"
+    # On a busy host TCG makes udev slow: the test disk's device unit missed systemd's
+    # 90 s default (an emergency shell instead of the tests). Wait up to 10 minutes.
+    append+=" systemd.default_device_timeout_sec=600 systemd.default_timeout_start_sec=600"
     set +e
     if [ "${PATINA_SYSTEMD_VM_SHELL:-}" = 1 ]; then
         qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m 4096 \
@@ -118,7 +121,19 @@ boot() {
         -display none -no-reboot -monitor none -nic none \
         -drive "file=$work/overlay.qcow2,if=virtio,format=qcow2,cache=unsafe" \
         -drive "file=$work/tests.img,if=virtio,format=raw,cache=unsafe" \
-        "${serial[@]}" >/dev/null 2>&1
+        -pidfile "$work/qemu.pid" "${serial[@]}" >/dev/null 2>&1 &
+    local qpid=$!
+    # A boot that ends in systemd's emergency shell never runs the tests: stop it at once
+    # rather than at the timeout.
+    while kill -0 "$qpid" 2>/dev/null; do
+        if grep -q 'You are in emergency mode' "$log" 2>/dev/null && [ -s "$work/qemu.pid" ]; then
+            log "the guest's boot failed (emergency mode); stopping it"
+            kill "$(cat "$work/qemu.pid")" 2>/dev/null
+            sleep 2
+        fi
+        sleep 2
+    done
+    wait "$qpid"
     rc=$?
     set -e
     # /usr/bin/time reports the command's status as a first line when it is not 0.
