@@ -463,5 +463,6 @@ pub fn read_process_file(path: &Path) -> Result<Process> {
         obj.entry("user")
             .or_insert_with(|| serde_json::json!({ "uid": 0, "gid": 0 }));
     }
+    crate::spec::sched_flags_for_oci_spec(&mut value);
     serde_json::from_value(value).map_err(parse_error)
 }
