@@ -328,6 +328,13 @@ fn check_security(spec: &Spec) -> Result<()> {
     if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         crate::personality::validate(p)?;
     }
+    if let Some(p) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.memory_policy().as_ref())
+    {
+        crate::mempolicy::validate(p)?;
+    }
     Ok(())
 }
 
@@ -351,9 +358,6 @@ fn reject_unimplemented(spec: &Spec) -> Result<()> {
     };
     if linux.intel_rdt().is_some() {
         return unsupported("linux.intelRdt");
-    }
-    if linux.memory_policy().is_some() {
-        return unsupported("linux.memoryPolicy");
     }
     if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
         return unsupported("linux.netDevices");

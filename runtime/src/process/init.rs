@@ -270,7 +270,8 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
     })
 }
 
-/// Personality, scheduler and I/O priority: inherited by the program through execve.
+/// Personality, scheduler, I/O priority and memory policy: inherited by the program
+/// through execve.
 fn apply_process_attributes(spec: &oci_spec::runtime::Spec, process: &Process) -> Result<()> {
     if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         personality::apply(p)?;
@@ -280,6 +281,13 @@ fn apply_process_attributes(spec: &oci_spec::runtime::Spec, process: &Process) -
     }
     if let Some(p) = process.io_priority() {
         scheduler::apply_io(p)?;
+    }
+    if let Some(p) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.memory_policy().as_ref())
+    {
+        crate::mempolicy::apply(p)?;
     }
     Ok(())
 }
