@@ -241,4 +241,15 @@ mod tests {
         drop(b);
         assert_eq!(a.recv().unwrap(), None);
     }
+
+    #[test]
+    fn bind_source_carries_its_index_and_descriptor() {
+        let (a, b) = pair().unwrap();
+        let fd: OwnedFd = std::fs::File::open("/").unwrap().into();
+        a.send_fd(&Message::BindSource(70_000), &fd).unwrap();
+        match b.recv_with_fd().unwrap() {
+            Some((Message::BindSource(70_000), Some(_))) => {}
+            other => panic!("{other:?}"),
+        }
+    }
 }
