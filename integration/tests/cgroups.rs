@@ -954,6 +954,8 @@ fn unified_keys_on_v2_and_refused_without_the_controller() {
         let out = c.create();
         out.assert_failed();
         assert!(c.state().is_none());
+        // runc's words, which its suite matches.
+        assert!(out.stderr.contains("invalid configuration"), "{out:?}");
         if !is_runc() {
             assert!(out.stderr.contains("memory.high"), "{out:?}");
         }

@@ -78,6 +78,25 @@ fn linux_devices_entry() {
 /// A `linux.devices` entry makes the node, not a permission: under a deny-all device
 /// cgroup it cannot be opened until `linux.resources.devices` allows it (as runc; the
 /// node is /dev/kmsg, opened write-only and written nothing, so no log line results).
+/// Access letters other than r, w, m are ignored, as runc ignores them (configs written
+/// for runc carry "rwa"): the rule holds for the letters it has, the container runs.
+#[test]
+fn device_rule_access_ignores_unknown_letters() {
+    let mut c = Container::new("devrwa");
+    c.config["linux"]["resources"] = json!({ "devices": [
+        { "allow": false, "access": "rwm" },
+        { "allow": true, "type": "c", "major": 1, "minor": 11, "access": "wa" },
+    ] });
+    c.config["linux"]["devices"] =
+        json!([{ "path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11 }]);
+    let out = c.sh_ok("exec 2>&1; true > /dev/kmsg && echo written; true < /dev/kmsg; true");
+    assert!(out.contains("written"), "{out}");
+    assert!(
+        out.contains("Operation not permitted"),
+        "read must stay denied: {out}"
+    );
+}
+
 #[test]
 fn linux_devices_entry_is_not_an_allow_rule() {
     for (allow, want) in [(false, "Operation not permitted"), (true, "opened")] {

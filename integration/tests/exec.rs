@@ -293,6 +293,11 @@ fn exec_into_a_paused_container_needs_ignore_paused() {
     c.rt(&["pause", &c.id]).assert_ok();
     let refused = exec(&c, &[&c.id, "true"]);
     assert_eq!(refused.code, Some(255), "{refused:?}");
+    // runc's words, which tools and runc's own suite match.
+    assert!(
+        refused.stderr.contains("cannot exec in a paused container"),
+        "{refused:?}"
+    );
     // --ignore-paused: the process is created frozen and cannot exec until the
     // container is resumed, so the runtime call only completes after resume.
     let pid_file = c.path("paused.pid");
@@ -440,5 +445,12 @@ fn exec_into_a_sub_cgroup() {
     for bad in ["..", "nonexistent", "whaaat:/"] {
         let out = cat(&["--cgroup", bad]);
         assert_eq!(out.code, Some(255), "--cgroup {bad}: {out:?}");
+        // runc's words for each (tools and runc's suite match them).
+        let words = match bad {
+            ".." => " .. is not a sub cgroup path",
+            "nonexistent" => "/nonexistent/cgroup.procs: no such file ",
+            _ => "unknown controller ",
+        };
+        assert!(out.stderr.contains(words), "--cgroup {bad}: {out:?}");
     }
 }

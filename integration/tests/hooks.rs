@@ -411,3 +411,51 @@ fn hooks_without_env_inherit_one() {
         read("empty")
     );
 }
+
+/// A failing startContainer hook in a foreground `run` with a terminal (the runtime
+/// relays the container's pty): what the hook wrote on stderr, and the runtime's
+/// "error running hook", reach the caller's terminal, and `run` fails.
+#[test]
+fn failing_start_container_hook_output_reaches_a_terminal_caller() {
+    let mut c = Container::new("hookstarttty");
+    c.config["process"]["terminal"] = json!(true);
+    c.set_args(&["true"]);
+    c.config["hooks"] = json!({ "startContainer": [{
+        "path": "/bin/sh",
+        "args": ["sh", "-c", "echo hook-said-no >&2; exit 3"],
+    }] });
+    c.write_config();
+    let runtime = integration::runtime_path().to_string_lossy().into_owned();
+    let (root, bundle) = (
+        c.root.to_string_lossy().into_owned(),
+        c.bundle.to_string_lossy().into_owned(),
+    );
+    let out = integration::engines::run_in_pty(
+        &[&runtime, "--root", &root, "run", "--bundle", &bundle, &c.id],
+        &[],
+        24,
+        80,
+        &c.dir,
+    );
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.contains("hook-said-no"), "{out:?}");
+    assert!(out.stdout.contains("error running hook"), "{out:?}");
+}
+
+/// poststart hooks run after the program started, even when it has already exited by
+/// the time `start` looks (a program that does nothing).
+#[test]
+fn poststart_runs_when_the_program_already_exited() {
+    let mut c = Container::new("hookpostfast");
+    let marker = c.path("poststart-ran");
+    c.set_args(&["true"]);
+    c.config["hooks"] = json!({ "poststart": [{
+        "path": "/bin/sh",
+        "args": ["sh", "-c", format!("cat > {}", marker.display())],
+    }] });
+    c.create().assert_ok();
+    // Give the program no chance to still be running at `start`'s end.
+    c.start().assert_ok();
+    let state = fs::read_to_string(&marker).expect("poststart hook ran");
+    assert!(state.contains(&c.id), "{state}");
+}

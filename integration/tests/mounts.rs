@@ -517,3 +517,55 @@ fn recursive_read_only_covers_submounts() {
     }
     assert!(!find_mount(&m, "/ro/sub").has_option("ro"));
 }
+
+/// A user-namespaced container (its root is host 100000) with bind sources below a
+/// directory only the host's root may search (0700): the runtime opens them before init
+/// runs as the container's root, as runc does, so init and later `exec`s see them.
+fn userns_with_unreachable_sources(name: &str) -> Container {
+    let mut c = Container::new(name);
+    let map = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    spec::set_namespace(&mut c.config, "user", None);
+    c.config["linux"]["uidMappings"] = map.clone();
+    c.config["linux"]["gidMappings"] = map;
+    for n in 1..=2 {
+        let private = c.path(&format!("private-{n}"));
+        fs::create_dir_all(private.join("dir")).unwrap();
+        fs::write(private.join("dir/foo.txt"), format!("volume {n}\n")).unwrap();
+        fs::set_permissions(
+            &private,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
+        // The mount points exist in the image: the container's root may not create
+        // them in a rootfs owned by the host's root.
+        fs::create_dir_all(c.rootfs.join(format!("mnt/m{n}"))).unwrap();
+        let source = private.join("dir");
+        let dest = format!("/mnt/m{n}");
+        spec::add_mount(
+            &mut c.config,
+            &dest,
+            "bind",
+            source.to_str().unwrap(),
+            &["bind"],
+        );
+    }
+    c
+}
+
+#[test]
+fn userns_binds_sources_its_root_cannot_reach() {
+    let mut c = userns_with_unreachable_sources("usernsreach");
+    let out = c.sh_ok("cat /mnt/m1/foo.txt /mnt/m2/foo.txt");
+    assert_eq!(out, "volume 1\nvolume 2\n");
+}
+
+#[test]
+fn userns_unreachable_sources_are_there_for_exec() {
+    let mut c = userns_with_unreachable_sources("usernsreachx");
+    c.set_args(&["sleep", "1000"]);
+    c.create().assert_ok();
+    c.start().assert_ok();
+    let out = c.rt(&["exec", &c.id, "cat", "/mnt/m1/foo.txt", "/mnt/m2/foo.txt"]);
+    out.assert_ok();
+    assert_eq!(out.stdout, "volume 1\nvolume 2\n");
+}

@@ -691,3 +691,47 @@ fn start_container_hook_runs_under_the_filter() {
         );
     }
 }
+
+/// SCMP_ACT_NOTIFY on `write` is refused at create, in runc's words: the runtime's own
+/// writes under the filter would wait on the agent.
+#[test]
+fn notify_on_write_is_refused() {
+    let mut c = Container::new("scnotifywrite");
+    let sock = c.path("listener.sock");
+    let _listener = UnixListener::bind(&sock).unwrap();
+    c.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock,
+        "syscalls": [{ "names": ["write"], "action": "SCMP_ACT_NOTIFY" }]
+    });
+    c.set_args(&["true"]);
+    let out = c.create();
+    c.assert_rejected(
+        &out,
+        &["SCMP_ACT_NOTIFY cannot be used for the write syscall"],
+    );
+    assert!(
+        out.stderr
+            .contains("SCMP_ACT_NOTIFY cannot be used for the write syscall"),
+        "{out:?}"
+    );
+}
+
+/// No agent at listenerPath: create fails, saying so in runc's words.
+#[test]
+fn notify_without_an_agent_fails_create() {
+    let mut c = Container::new("scnotifynone");
+    let sock = c.path("nobody-listens.sock");
+    c.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock,
+        "syscalls": [{ "names": ["mkdir"], "action": "SCMP_ACT_NOTIFY" }]
+    });
+    c.set_args(&["true"]);
+    let out = c.create();
+    c.assert_rejected(&out, &["failed to connect with seccomp agent"]);
+    assert!(
+        out.stderr.contains("failed to connect with seccomp agent"),
+        "{out:?}"
+    );
+}

@@ -26,20 +26,25 @@ pub fn run_all_with_env(
     default_env: Option<&[String]>,
 ) -> Result<()> {
     for (i, hook) in hooks.iter().enumerate() {
-        run(hook, state_json, default_env)
-            .with_context(|| format!("{kind} hook #{i} ({:?})", hook.path().display()))?;
+        run(hook, state_json, default_env).with_context(|| describe(kind, i, hook))?;
     }
     Ok(())
+}
+
+/// How a failed hook is named: runc's "error running hook" (tools and runc's own suite
+/// look for it), then which hook.
+fn describe(kind: &str, i: usize, hook: &Hook) -> String {
+    format!(
+        "error running hook #{i} ({kind}, {:?})",
+        hook.path().display()
+    )
 }
 
 /// Run hooks whose failure the spec says to log and pass over (poststart, poststop).
 pub fn run_all_warn(kind: &str, hooks: &[Hook], state_json: &[u8]) {
     for (i, hook) in hooks.iter().enumerate() {
         if let Err(e) = run(hook, state_json, None) {
-            crate::logging::warn(&format!(
-                "{kind} hook #{i} ({:?}): {e}",
-                hook.path().display()
-            ));
+            crate::logging::warn(&format!("{}: {e}", describe(kind, i, hook)));
         }
     }
 }
@@ -99,8 +104,25 @@ pub fn run(hook: &Hook, state_json: &[u8], default_env: Option<&[String]>) -> Re
     if status.success() {
         Ok(())
     } else {
-        Err(Error::msg(format!("exited with {status}")))
+        Err(Error::msg(exit_description(status)))
     }
+}
+
+/// "exited with status 3", or "killed by SIGSYS (bad system call)": the signal's
+/// name and, as runc words it, its lower-case description.
+fn exit_description(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(signo) = status.signal() else {
+        return format!("exited with {status}");
+    };
+    let name = nix::sys::signal::Signal::try_from(signo).map_or("signal", |s| s.as_str());
+    // SAFETY: strsignal returns a pointer to a static or thread-local string, read at
+    // once; the runtime is single-threaded.
+    let text = unsafe { std::ffi::CStr::from_ptr(libc::strsignal(signo)) };
+    format!(
+        "killed by {name} ({})",
+        text.to_string_lossy().to_lowercase()
+    )
 }
 
 fn wait_with_timeout(

@@ -15,6 +15,7 @@ pub mod features;
 pub mod hooks;
 pub mod logging;
 pub mod lsm;
+pub mod mempolicy;
 pub mod mount_api;
 pub mod namespaces;
 pub mod personality;

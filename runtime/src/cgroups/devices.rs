@@ -102,18 +102,27 @@ impl Rule {
     }
 }
 
+/// The r, w, m of an access string. Other letters are ignored with a warning, as runc
+/// ignores them (configs written for runc carry "rwa"); one with none of r, w, m would
+/// be a rule without effect, and is refused.
 fn parse_access(a: &str) -> Result<u8> {
     let mut bits = 0;
+    let mut ignored = String::new();
     for c in a.chars() {
-        bits |= match c {
-            'r' => ACC_READ,
-            'w' => ACC_WRITE,
-            'm' => ACC_MKNOD,
-            other => bail!(
-                InvalidConfig,
-                "access {a:?}: {other:?} is not one of r, w, m"
-            ),
-        };
+        match c {
+            'r' => bits |= ACC_READ,
+            'w' => bits |= ACC_WRITE,
+            'm' => bits |= ACC_MKNOD,
+            other => ignored.push(other),
+        }
+    }
+    if bits == 0 {
+        bail!(InvalidConfig, "access {a:?}: none of r, w, m");
+    }
+    if !ignored.is_empty() {
+        crate::logging::warn(&format!(
+            "device rule access {a:?}: {ignored:?} ignored (only r, w, m mean something)"
+        ));
     }
     Ok(bits)
 }
@@ -360,8 +369,13 @@ mod tests {
             rule(r#"{"allow":true,"type":"b","access":"m"}"#).v1_string(),
             "b *:* m"
         );
+        // runc ignores letters other than r, w, m ("rwa" in configs written for it).
+        assert_eq!(
+            rule(r#"{"allow":false,"type":"c","major":1,"minor":11,"access":"rwa"}"#).v1_string(),
+            "c 1:11 rw"
+        );
         assert!(Rule::from_spec(
-            &serde_json::from_str(r#"{"allow":true,"access":"rwx"}"#).unwrap()
+            &serde_json::from_str(r#"{"allow":true,"access":"xyz"}"#).unwrap()
         )
         .is_err());
         assert!(

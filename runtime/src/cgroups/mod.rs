@@ -1011,7 +1011,7 @@ mod tests {
             ),
             (r#"{"blockIO":{"weight":5}}"#, "blockIO.weight"),
             (
-                r#"{"devices":[{"allow":true,"access":"rwx"}]}"#,
+                r#"{"devices":[{"allow":true,"access":"xa"}]}"#,
                 "devices[0]",
             ),
         ] {

@@ -75,7 +75,7 @@ pub fn enable(dir: &Path, controller: &str, key: &str) -> Result<()> {
     let root = !parent.join("cgroup.type").exists();
     if !listed("cgroup.controllers") {
         if root || !parent.join("cgroup.controllers").exists() {
-            bail!(Unsupported, "linux.resources.{key}: the host's cgroup v2 has no {controller} controller here (it is not in {:?}/cgroup.controllers)", parent.display());
+            bail!(Unsupported, "linux.resources.{key}: invalid configuration, the host's cgroup v2 has no {controller} controller here (it is not in {:?}/cgroup.controllers)", parent.display());
         }
         enable(parent, controller, key)?;
     }

@@ -19,6 +19,7 @@ use crate::hooks;
 use crate::namespaces::{self, Plan};
 use crate::process::channel::{self, Channel, Message};
 use crate::process::init::{self, InitContext};
+use crate::process::mount_sources;
 use crate::process::{clone_in_cgroup, kill_and_reap};
 use crate::rootless;
 use crate::seccomp::{notify, Seccomp};
@@ -485,6 +486,10 @@ fn drive_init(
             pid.as_raw(),
             spec.linux().as_ref().expect("user ns implies linux"),
         )?;
+    }
+    if plan.new_user && plan.has_own(oci_spec::runtime::LinuxNamespaceType::Mount) {
+        let sources = mount_sources::wanted(spec, &bundle.dir, security.idmapped);
+        mount_sources::send(pid, &sources, parent)?;
     }
     let (pid_start, _) = state::proc_stat(pid.as_raw())
         .ok_or_else(|| Error::msg("container init exited during create"))?;

@@ -96,9 +96,11 @@ fn exec_cgroup(cgroup: &Cgroup, specs: &[String]) -> Result<Cgroup> {
     }
     for dir in out.v1.values().chain(out.unified.iter()) {
         if !dir.is_dir() {
+            // runc's words for it ("adding pid ... cgroup.procs: no such file"), which
+            // tools match; patina checks before it moves anything.
             bail!(
                 NotFound,
-                "--cgroup: {:?} does not exist (exec joins an existing sub-cgroup)",
+                "--cgroup: adding pid to {}/cgroup.procs: no such file or directory (exec joins an existing sub-cgroup)",
                 dir.display()
             );
         }
@@ -119,7 +121,7 @@ pub fn exec(dir: &StateDir, record: &Record, process: &Process, opts: &ExecOptio
         Status::Paused if opts.ignore_paused => {}
         Status::Paused => bail!(
             WrongState,
-            "cannot exec in container {:?}: it is paused (resume it, or pass --ignore-paused)",
+            "cannot exec in a paused container {:?} (resume it, or pass --ignore-paused)",
             dir.id
         ),
         other => bail!(
@@ -463,5 +465,6 @@ pub fn read_process_file(path: &Path) -> Result<Process> {
         obj.entry("user")
             .or_insert_with(|| serde_json::json!({ "uid": 0, "gid": 0 }));
     }
+    crate::spec::sched_flags_for_oci_spec(&mut value);
     serde_json::from_value(value).map_err(parse_error)
 }

@@ -75,6 +75,11 @@ pub fn run(root: &Path, id: &str, opts: &CreateOptions, after: After) -> Result<
     }
     // Still under the lock create took, so nothing sees the container half-started.
     if let Err(e) = start::start_locked(&created.dir, &created.record) {
+        // What init wrote on its way out (a failing startContainer hook's stderr and
+        // init's own error) is on the pty: the caller sees it, as with runc.
+        if let Some(master) = &master {
+            drain(master);
+        }
         created.abandon();
         return Err(e);
     }

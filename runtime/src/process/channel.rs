@@ -34,6 +34,9 @@ pub enum Message {
     /// `delete`: init may now block on the exec fifo (before this, a runtime that dies
     /// leaves init reading EOF here, and init exits instead of waiting unseen).
     Committed,
+    /// parent -> child, before Go: the bind source of `mounts[N]`, opened by the runtime
+    /// in init's mount namespace (SCM_RIGHTS; mount_sources.rs).
+    BindSource(u32),
 }
 
 impl Message {
@@ -52,6 +55,7 @@ impl Message {
             Message::Failed(kind, why) => [&[b'F', kind.tag()], why.as_bytes()].concat(),
             Message::SeccompFd => vec![b'S'],
             Message::Committed => vec![b'C'],
+            Message::BindSource(index) => [b"B".as_slice(), &index.to_le_bytes()].concat(),
         }
     }
 
@@ -68,6 +72,7 @@ impl Message {
             ),
             b'S' => Message::SeccompFd,
             b'C' => Message::Committed,
+            b'B' => Message::BindSource(u32::from_le_bytes(raw.get(1..5)?.try_into().ok()?)),
             _ => return None,
         })
     }
@@ -235,5 +240,16 @@ mod tests {
         assert_eq!(a.recv().unwrap(), Some(Message::Go("{}".into())));
         drop(b);
         assert_eq!(a.recv().unwrap(), None);
+    }
+
+    #[test]
+    fn bind_source_carries_its_index_and_descriptor() {
+        let (a, b) = pair().unwrap();
+        let fd: OwnedFd = std::fs::File::open("/").unwrap().into();
+        a.send_fd(&Message::BindSource(70_000), &fd).unwrap();
+        match b.recv_with_fd().unwrap() {
+            Some((Message::BindSource(70_000), Some(_))) => {}
+            other => panic!("{other:?}"),
+        }
     }
 }

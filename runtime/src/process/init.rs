@@ -107,17 +107,29 @@ struct Ready<'a> {
     seccomp: Option<&'a Seccomp>,
 }
 
+/// The runtime's Go (with the state JSON for init's hooks), and the bind sources it
+/// opened for init before it (mount_sources.rs), by `mounts[]` index.
+fn wait_for_go(channel: &Channel) -> Result<(String, Vec<Option<OwnedFd>>)> {
+    let mut sources = Vec::new();
+    loop {
+        match channel.recv_with_fd()? {
+            Some((Message::Go(state), _)) => return Ok((state, sources)),
+            Some((Message::BindSource(i), Some(fd))) => {
+                super::mount_sources::place(&mut sources, i, fd)
+            }
+            other => {
+                return Err(Error::msg(format!(
+                    "init: expected go from the runtime, got {other:?}"
+                )))
+            }
+        }
+    }
+}
+
 fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
     let spec = &ctx.bundle.spec;
     let process = spec.process().as_ref().expect("validated: process present");
-    let state_json = match channel.recv()? {
-        Some(Message::Go(state)) => state,
-        other => {
-            return Err(Error::msg(format!(
-                "init: expected go from the runtime, got {other:?}"
-            )))
-        }
-    };
+    let (state_json, bind_sources) = wait_for_go(channel)?;
     if ctx.dumpable_until_go {
         // Non-dumpable, init's /proc files are global root's: its oom_score_adj could no
         // longer be written by init itself, which is still the caller here.
@@ -163,11 +175,14 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
     let mounts = rootfs::mounts::MountContext {
         sys: &rootfs::syscalls::Host,
         idmapped: ctx.idmapped,
+        bind_sources: &bind_sources,
         bundle: &ctx.bundle.dir,
         own_cgroupns,
         cgroup: ctx.cgroup,
     };
     rootfs::prepare(spec, &ctx.bundle.rootfs, in_user_ns, &mounts).context("prepare rootfs")?;
+    // Bound: the host paths they lead to go before anything else runs.
+    drop(bind_sources);
 
     channel.send(&Message::RunCreateRuntimeHooks)?;
     channel.expect(&Message::HooksDone)?;
@@ -259,7 +274,8 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
     })
 }
 
-/// Personality, scheduler and I/O priority: inherited by the program through execve.
+/// Personality, scheduler, I/O priority and memory policy: inherited by the program
+/// through execve.
 fn apply_process_attributes(spec: &oci_spec::runtime::Spec, process: &Process) -> Result<()> {
     if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         personality::apply(p)?;
@@ -269,6 +285,13 @@ fn apply_process_attributes(spec: &oci_spec::runtime::Spec, process: &Process) -
     }
     if let Some(p) = process.io_priority() {
         scheduler::apply_io(p)?;
+    }
+    if let Some(p) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.memory_policy().as_ref())
+    {
+        crate::mempolicy::apply(p)?;
     }
     Ok(())
 }

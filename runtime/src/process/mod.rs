@@ -4,6 +4,7 @@
 pub mod channel;
 pub mod exec;
 pub mod init;
+pub mod mount_sources;
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 

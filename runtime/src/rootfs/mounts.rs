@@ -27,6 +27,10 @@ pub struct MountContext<'a> {
     pub cgroup: Option<&'a crate::cgroups::Cgroup>,
     /// Idmapped trees the runtime made, by entry index (idmap.rs).
     pub idmapped: &'a [Option<OwnedFd>],
+    /// Bind sources the runtime opened in init's mount namespace, by entry index
+    /// (process/mount_sources.rs): bound from /proc/self/fd/N, so init need not reach
+    /// them by their path as the container's user.
+    pub bind_sources: &'a [Option<OwnedFd>],
 }
 
 /// Mount one `mounts[]` entry inside the rootfs. Every error names the entry (index,
@@ -75,7 +79,10 @@ fn mount_entry(
         let source = bind_source(ctx.bundle, m)?;
         mount_idmapped(ctx.sys, root, tree, &source, dest, plan)?
     } else if plan.is_bind(m) {
-        let source = bind_source(ctx.bundle, m)?;
+        let source = match ctx.bind_sources.get(index).and_then(Option::as_ref) {
+            Some(opened) => fd_path(opened),
+            None => bind_source(ctx.bundle, m)?,
+        };
         mount_bind(ctx.sys, root, &source, dest, plan)?
     } else if typ == "cgroup" {
         mount_cgroup(root, dest, plan, ctx)?

@@ -66,6 +66,7 @@ fn apply_with_trees(
         own_cgroupns: false,
         cgroup: None,
         idmapped,
+        bind_sources: &[],
     };
     mounts::apply(s.root_fd().as_fd(), &ctx, 0, m)?;
     Ok(sys.calls.borrow().clone())
@@ -290,6 +291,7 @@ fn prepare(s: &Scratch, linux: serde_json::Value, mounts: serde_json::Value) -> 
         own_cgroupns: false,
         cgroup: None,
         idmapped: &[],
+        bind_sources: &[],
     };
     super::prepare(&spec, &s.root(), false, &ctx).unwrap();
     let calls = sys.calls.borrow().clone();
@@ -456,6 +458,7 @@ fn nothing_inside_procfs_is_covered_but_the_lxcfs_files() {
             own_cgroupns: false,
             cgroup: None,
             idmapped: &[],
+            bind_sources: &[],
         };
         let result = mounts::apply(host_root.as_fd(), &ctx, 0, &m);
         assert_eq!(result.is_ok(), allowed, "{dest}: {result:?}");

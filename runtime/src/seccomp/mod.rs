@@ -483,6 +483,14 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Seccomp> {
                     "{field}: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath"
                 );
             }
+            if sc.names().iter().any(|n| n == "write") {
+                // As runc: the runtime's own last words to the caller are writes made
+                // under the filter; parked on an agent they could wait forever.
+                bail!(
+                    InvalidConfig,
+                    "{field}: SCMP_ACT_NOTIFY cannot be used for the write syscall"
+                );
+            }
             notify = true;
         }
         // Same as the default: libseccomp refuses such rules, runc skips them (their
@@ -647,6 +655,13 @@ mod tests {
             r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_NOTIFY"}]}"#,
         );
         assert!(e.contains("listenerPath"), "{e}");
+        let e = err(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/x","syscalls":[{"names":["write"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+        );
+        assert!(
+            e.contains("syscalls[0]: SCMP_ACT_NOTIFY cannot be used for the write syscall"),
+            "{e}"
+        );
         let e = err(r#"{"defaultAction":"SCMP_ACT_NOTIFY","listenerPath":"/x"}"#);
         assert!(e.contains("defaultAction"), "{e}");
     }

@@ -31,7 +31,7 @@ pub fn process_state(oci_version: &str, pid: i32, metadata: &str, state_json: &s
 pub fn send_to_listener(path: &Path, document: &str, fd: &OwnedFd) -> Result<()> {
     let stream = UnixStream::connect(path).with_context(|| {
         format!(
-            "linux.seccomp.listenerPath: connect to {:?}",
+            "linux.seccomp.listenerPath: failed to connect with seccomp agent at {:?}",
             path.display()
         )
     })?;
