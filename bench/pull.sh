@@ -9,7 +9,9 @@
 #   IMAGETOOL patina-imagetool binary (default: the release build, built if missing)
 #
 # Runs are interleaved, each into fresh directories (nothing cached), on
-# tmpfs and on disk. Prints medians (seconds), bytes written and peak RSS.
+# tmpfs and on disk. Prints medians (seconds: wall, and CPU = user + sys of
+# the process and its threads), bytes written and peak RSS. On a shared
+# machine the CPU figures are the steadier ones.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -44,11 +46,13 @@ ref="docker://127.0.0.1:$port/bench:latest"
 skopeo copy --quiet --dest-tls-verify=false "oci:$image:bench" "$ref"
 
 now() { date +%s.%N; }
-# timed OUTVAR cmd...: wall seconds of one run
+# timed OUTVAR cmd...: wall seconds of one run; its CPU seconds go to $cpu.
 timed() {
     local __out=$1; shift
-    local t0 t1
-    t0=$(now); "$@" >/dev/null 2>&1; t1=$(now)
+    local t0 t1 tf
+    tf=$(mktemp)
+    t0=$(now); /usr/bin/time -o "$tf" -f '%U %S' "$@" >/dev/null 2>&1; t1=$(now)
+    cpu=$(awk '{print $1 + $2}' "$tf"); rm -f "$tf"
     printf -v "$__out" '%s' "$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')"
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
@@ -56,20 +60,20 @@ bytes() { du -sb "$@" | awk '{s += $1} END {print s}'; }
 mb() { awk -v b="$1" 'BEGIN {printf "%.0f MB", b / 1e6}'; }
 
 echo "image: $(du -sh "$image/blobs" | cut -f1) of blobs, 3 gzip layers, registry 127.0.0.1:$port" >&2
-printf '| fs | skopeo copy (s) | skopeo copy + umoci unpack (s) | patina copy (s) | patina pull (s) | pull / skopeo copy | written: skopeo+umoci | written: patina pull | patina pull peak RSS |\n'
-printf '|---|---|---|---|---|---|---|---|---|\n'
+printf '| fs | skopeo copy (s) | skopeo copy + umoci unpack (s) | patina copy (s) | patina pull (s) | pull / skopeo copy | CPU: skopeo copy (s) | CPU: patina pull (s) | written: skopeo+umoci | written: patina pull | patina pull peak RSS |\n'
+printf '|---|---|---|---|---|---|---|---|---|---|---|\n'
 for fs in tmpfs disk; do
     if [ "$fs" = tmpfs ]; then base=/dev/shm/patina-pull-bench.$$; else base=$work/pull-out.$$; fi
     outs+=("$base"); rm -rf "$base"; mkdir -p "$base"
-    sc=(); su=(); pc=(); pp=()
+    sc=(); su=(); pc=(); pp=(); csc=(); cpp=()
     for i in $(seq "$runs"); do
-        timed t skopeo copy --quiet --src-tls-verify=false "$ref" "oci:$base/s:bench"; sc+=("$t")
+        timed t skopeo copy --quiet --src-tls-verify=false "$ref" "oci:$base/s:bench"; sc+=("$t"); csc+=("$cpu")
         t0=$(now)
         skopeo copy --quiet --src-tls-verify=false "$ref" "oci:$base/su:bench" >/dev/null
         umoci unpack --image "$base/su:bench" "$base/su-bundle" >/dev/null
         su+=("$(awk -v a="$t0" -v b="$(now)" 'BEGIN {print b - a}')")
         timed t "$tool" copy --quiet "$ref" "oci:$base/pc:bench"; pc+=("$t")
-        timed t "$tool" pull --quiet --allow-devices --store "$base/pp-store" "$ref" "$base/pp-bundle"; pp+=("$t")
+        timed t "$tool" pull --quiet --allow-devices --store "$base/pp-store" "$ref" "$base/pp-bundle"; pp+=("$t"); cpp+=("$cpu")
         if [ "$i" = 1 ]; then
             wsu=$(bytes "$base/su" "$base/su-bundle"); wpp=$(bytes "$base/pp-store" "$base/pp-bundle")
             rm -rf "$base/pp-store" "$base/pp-bundle"
@@ -78,8 +82,9 @@ for fs in tmpfs disk; do
         rm -rf "$base"/*
     done
     ms=$(median "${sc[@]}"); mu=$(median "${su[@]}"); mc=$(median "${pc[@]}"); mp=$(median "${pp[@]}")
-    printf '| %s | %.3f | %.3f | %.3f | %.3f | %.2f | %s | %s | %s MB |\n' "$fs" "$ms" "$mu" "$mc" "$mp" \
-        "$(awk -v a="$mp" -v b="$ms" 'BEGIN {print a / b}')" "$(mb "$wsu")" "$(mb "$wpp")" \
+    printf '| %s | %.3f | %.3f | %.3f | %.3f | %.2f | %.2f | %.2f | %s | %s | %s MB |\n' "$fs" "$ms" "$mu" "$mc" "$mp" \
+        "$(awk -v a="$mp" -v b="$ms" 'BEGIN {print a / b}')" "$(median "${csc[@]}")" "$(median "${cpp[@]}")" \
+        "$(mb "$wsu")" "$(mb "$wpp")" \
         "$(awk -v k="$rss" 'BEGIN {printf "%.1f", k / 1024}')"
     rm -rf "$base"
 done

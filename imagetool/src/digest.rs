@@ -78,8 +78,9 @@ impl Hasher {
     }
 }
 
-/// Wraps a blob reader; hashes and counts bytes and, on reaching EOF, fails
-/// the read if the size or digest differ from the descriptor. A reader that
+/// Wraps a blob reader; hashes (when a digest is expected) and counts bytes
+/// and, on reaching EOF, fails the read if the size or digest differ from
+/// the descriptor. A reader that
 /// sees more bytes than the descriptor's size fails at once, so an oversized
 /// blob cannot make us consume unbounded input.
 pub struct VerifyingReader<R> {
@@ -88,23 +89,27 @@ pub struct VerifyingReader<R> {
     expected: Option<Digest>,
     expected_size: Option<u64>,
     seen: u64,
+    /// The EOF checks ran (they run once).
+    done: bool,
 }
 
 impl<R: Read> VerifyingReader<R> {
     pub fn new(inner: R, expected: Option<Digest>, expected_size: Option<u64>) -> Self {
         Self {
             inner,
-            hasher: Some(Hasher::default()),
+            hasher: expected.as_ref().map(|_| Hasher::default()),
             expected,
             expected_size,
             seen: 0,
+            done: false,
         }
     }
 
     fn check_at_eof(&mut self) -> io::Result<()> {
-        let Some(hasher) = self.hasher.take() else {
+        if self.done {
             return Ok(());
-        };
+        }
+        self.done = true;
         if let Some(size) = self.expected_size {
             if self.seen != size {
                 return Err(invalid(format!(
@@ -113,8 +118,8 @@ impl<R: Read> VerifyingReader<R> {
                 )));
             }
         }
-        let got = hasher.finish();
-        if let Some(want) = &self.expected {
+        if let (Some(hasher), Some(want)) = (self.hasher.take(), &self.expected) {
+            let got = hasher.finish();
             if &got != want {
                 return Err(invalid(format!("digest mismatch: content hashes to {got}")));
             }
@@ -195,6 +200,22 @@ mod tests {
         let e = read_verified(&b"hello worle"[..], &d, Some(11), 100).unwrap_err();
         assert!(e.to_string().contains("digest mismatch"), "{e}");
         let e = read_verified(&data[..], &d, Some(3), 100).unwrap_err();
+        assert!(e.to_string().contains("larger"), "{e}");
+    }
+
+    /// Without a digest (the store checks it) the size is still enforced.
+    #[test]
+    fn verifying_reader_without_digest_checks_size() {
+        let read = |data: &[u8], size| {
+            let mut out = Vec::new();
+            VerifyingReader::new(data, None, Some(size))
+                .read_to_end(&mut out)
+                .map(|_| out)
+        };
+        assert_eq!(read(b"hello", 5).unwrap(), b"hello");
+        let e = read(b"hell", 5).unwrap_err();
+        assert!(e.to_string().contains("truncated"), "{e}");
+        let e = read(b"hello!", 5).unwrap_err();
         assert!(e.to_string().contains("larger"), "{e}");
     }
 }

@@ -247,13 +247,27 @@ impl Extractor<'_> {
 
     fn make_file<R: Read>(&mut self, path: &Path, meta: &Meta, data: &mut R) -> Result<()> {
         let (dir, name) = self.parent(path)?;
-        self.clear_for(&dir, &name, false)?;
-        let fd = openat(
-            dir.as_fd(),
-            name.as_os_str(),
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o600),
-        )
+        let create = || {
+            openat(
+                dir.as_fd(),
+                name.as_os_str(),
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o600),
+            )
+        };
+        // Most names are new: create first (O_EXCL follows nothing) and
+        // clear the way only when something is there, saving a stat per file.
+        let fd = match create() {
+            Err(Errno::EEXIST) => {
+                self.clear_for(&dir, &name, false)?;
+                create()
+            }
+            other => other,
+        }
         .map_err(|e| os_err("create", e))?;
         let mut file = File::from(fd);
         copy_with(&mut self.buf, data, &mut file)?;

@@ -8,7 +8,7 @@
 //! the stream, before the layer counts as applied.
 
 use std::io::{self, BufRead, BufReader, Read};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 use std::thread;
 
@@ -28,6 +28,9 @@ type Chunk = io::Result<Vec<u8>>;
 /// Read side of a layer's decompression thread.
 pub struct LayerStream {
     rx: Receiver<Chunk>,
+    /// Chunks read go back to the decompressor for reuse: a fresh 1 MiB
+    /// buffer per chunk cost a memset and page faults each time.
+    spent: Sender<Vec<u8>>,
     cur: Vec<u8>,
     pos: usize,
     finished: bool,
@@ -56,7 +59,9 @@ impl Read for LayerStream {
                     if let Some((h, _)) = self.diff_id.as_mut() {
                         h.update(&chunk);
                     }
-                    self.cur = chunk;
+                    let old = std::mem::replace(&mut self.cur, chunk);
+                    // The decompressor may have finished already.
+                    let _ = self.spent.send(old);
                     self.pos = 0;
                 }
                 Ok(Err(e)) => {
@@ -102,11 +107,12 @@ impl LayerStream {
 /// Starts decompressing `layer` on a new thread.
 pub fn spawn(store: Arc<dyn BlobStore>, layer: Layer, progress: ProgressBar) -> LayerStream {
     let (tx, rx) = sync_channel(QUEUE);
+    let (spent, spent_rx) = channel();
     let diff_id = Some((Hasher::default(), layer.diff_id.clone()));
     thread::Builder::new()
         .name("layer-decompress".into())
         .spawn(move || {
-            let result = pump(&*store, &layer, &progress, &tx);
+            let result = pump(&*store, &layer, &progress, &tx, &spent_rx);
             progress.finish();
             // The receiver may be gone if extraction already failed.
             let _ = tx.send(result.map(|()| Vec::new()));
@@ -114,6 +120,7 @@ pub fn spawn(store: Arc<dyn BlobStore>, layer: Layer, progress: ProgressBar) -> 
         .expect("spawning a thread");
     LayerStream {
         rx,
+        spent,
         cur: Vec::new(),
         pos: 0,
         finished: false,
@@ -127,19 +134,26 @@ fn pump(
     layer: &Layer,
     progress: &ProgressBar,
     tx: &SyncSender<Chunk>,
+    spent: &Receiver<Vec<u8>>,
 ) -> io::Result<()> {
-    let (raw, _) = store
-        .open_path(&layer.blob)
+    let (raw, checked) = store
+        .open_checked(&layer.blob)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot open blob: {e}")))?;
     let counted = progress.wrap_read(raw);
-    let verified = VerifyingReader::new(counted, layer.digest.clone(), Some(layer.size));
+    // A blob the store checks as it reads (a pull's download) is hashed
+    // once, there; its size is still checked here.
+    let digest = if checked { None } else { layer.digest.clone() };
+    let verified = VerifyingReader::new(counted, digest, Some(layer.size));
     let (decoder, _) = sniff(
         &layer.compression,
         BufReader::with_capacity(CHUNK, verified),
     )?;
     let mut reader = DecodeErrors(decoder);
     loop {
-        let mut chunk = vec![0u8; CHUNK];
+        let mut chunk = spent.try_recv().unwrap_or_default();
+        // A reused chunk is already CHUNK long (only the last one is
+        // shorter), so this zeroes fresh buffers only.
+        chunk.resize(CHUNK, 0);
         let n = read_full(&mut reader, &mut chunk)?;
         if n == 0 {
             return Ok(());

@@ -10,9 +10,17 @@ use anyhow::{bail, Context, Result};
 use crate::digest::Digest;
 
 /// Opens raw (unverified) blob streams by digest. Callers wrap them in
-/// `VerifyingReader`; stores only locate bytes.
+/// `VerifyingReader`; stores only locate bytes, except as `open_checked` says.
 pub trait BlobStore: Send + Sync {
     fn open_path(&self, rel: &str) -> io::Result<(Box<dyn Read + Send>, u64)>;
+
+    /// Opens a blob for a caller that verifies it, and says whether the
+    /// store already checks these very bytes against the blob's digest
+    /// before the reader can reach EOF (a download hashing as it writes):
+    /// then the caller checks the size only and need not hash them again.
+    fn open_checked(&self, rel: &str) -> io::Result<(Box<dyn Read + Send>, bool)> {
+        Ok((self.open_path(rel)?.0, false))
+    }
 
     fn open(&self, digest: &Digest) -> io::Result<(Box<dyn Read + Send>, u64)> {
         self.open_path(&blob_path(digest))

@@ -3,8 +3,11 @@
 //! decompression starts with the first bytes rather than after the last.
 //!
 //! A reader sees only bytes the downloader has written, and reaches EOF
-//! only once the download has checked the digest: the unpack's own
-//! verification (layer.rs) then checks the same bytes again. A download
+//! only once the download has checked the digest of those bytes, so the
+//! unpack (layer.rs) does not hash them a second time (`open_checked`);
+//! the ingest file is ours alone (0700 store, locked by its downloader).
+//! Blobs read after their download ended are hashed by the unpack as
+//! usual. A download
 //! that resumes a partial file is not followed: its kept bytes may turn out
 //! bad and be fetched again, so its reader waits for the finished blob.
 
@@ -107,13 +110,17 @@ pub struct FollowStore {
 
 impl BlobStore for FollowStore {
     fn open_path(&self, rel: &str) -> io::Result<(Box<dyn Read + Send>, u64)> {
-        let tracked = rel
-            .strip_prefix("blobs/sha256/")
-            .and_then(|hex| Digest::from_hex(hex).ok())
-            .and_then(|d| Some((self.tracks.0.get(&d)?, d)));
-        match tracked {
-            Some((track, digest)) => self.follow(track, &digest),
+        match self.tracked(rel) {
+            // The size is the descriptor's; the caller checks it.
+            Some((track, digest)) => Ok((self.follow(track, &digest)?.0, 0)),
             None => self.dir.open_path(rel),
+        }
+    }
+
+    fn open_checked(&self, rel: &str) -> io::Result<(Box<dyn Read + Send>, bool)> {
+        match self.tracked(rel) {
+            Some((track, digest)) => self.follow(track, &digest),
+            None => Ok((self.dir.open_path(rel)?.0, false)),
         }
     }
 
@@ -123,11 +130,17 @@ impl BlobStore for FollowStore {
 }
 
 impl FollowStore {
+    fn tracked(&self, rel: &str) -> Option<(&Arc<Track>, Digest)> {
+        let d = Digest::from_hex(rel.strip_prefix("blobs/sha256/")?).ok()?;
+        Some((self.tracks.0.get(&d)?, d))
+    }
+
+    /// The blob's reader, and whether the download checks its bytes.
     fn follow(
         &self,
         track: &Arc<Track>,
         digest: &Digest,
-    ) -> io::Result<(Box<dyn Read + Send>, u64)> {
+    ) -> io::Result<(Box<dyn Read + Send>, bool)> {
         // Stream when the download is writing from byte 0; otherwise
         // (present, resumed, failed) wait for the outcome.
         let streaming = track.wait(|s| match (&s.done, s.streaming) {
@@ -143,13 +156,12 @@ impl FollowStore {
                     track: track.clone(),
                     pos: 0,
                 };
-                // The size is the descriptor's; the caller checks it.
-                return Ok((Box::new(reader), 0));
+                return Ok((Box::new(reader), true));
             }
             // Renamed into blobs/ already, or gone after a failure.
             track.wait(|s| s.done.clone()).map_err(io::Error::other)?;
         }
-        self.dir.open(digest)
+        Ok((self.dir.open(digest)?.0, false))
     }
 }
 
@@ -224,11 +236,16 @@ mod tests {
             std::fs::rename(&ingest, root_blob(&ingest, &d2)).unwrap();
             t.finish(Ok(()));
         });
-        let (mut r, _) = s.open_path(&crate::layout::blob_path(&d)).unwrap();
+        let (mut r, checked) = s.open_checked(&crate::layout::blob_path(&d)).unwrap();
+        // The download hashes what this reader gets: the unpack need not.
+        assert!(checked);
         let mut got = Vec::new();
         r.read_to_end(&mut got).unwrap();
         writer.join().unwrap();
         assert_eq!(got, data);
+        // Once in blobs/, a blob is read like any other, and hashed by its reader.
+        let (_, checked) = s.open_checked(&crate::layout::blob_path(&d)).unwrap();
+        assert!(!checked);
         let _ = std::fs::remove_dir_all(&root);
     }
 
