@@ -675,6 +675,42 @@ fn pure_v2_view_in_a_private_mount_namespace() {
     );
 }
 
+/// The container's cgroup mount follows the layout its caller sees at /sys/fs/cgroup
+/// (runc's statfs rule), not the hierarchies the process still belongs to: in a mount
+/// namespace that shows only cgroup2 there, on this hybrid host, the container gets one
+/// cgroup2 mount, not a tmpfs of v1 hierarchies.
+#[test]
+fn cgroup_mount_follows_the_callers_layout() {
+    if is_runc() {
+        // runc 1.1.5's v2 manager writes the hierarchy root's subtree_control there (not
+        // the test's to write); see pure_v2_view_in_a_private_mount_namespace.
+        eprintln!("cgroup_mount_follows_the_callers_layout: skipped on runc");
+        return;
+    }
+    if cgroupfs_only("cgroup_mount_follows_the_callers_layout") {
+        return;
+    }
+    let mut c = Container::new("cgcallerlayout");
+    c.set_sh("grep ' /sys/fs/cgroup' /proc/self/mounts | cut -d' ' -f2,3 > /mounts.txt");
+    c.write_config();
+    let script = r#"
+        set -e
+        [ -e /sys/fs/cgroup/cgroup.controllers ] || mount -t cgroup2 cgroup2 /sys/fs/cgroup
+        "$RT" --root "$ROOT" run --bundle "$BUNDLE" "$ID"
+    "#;
+    let out = c.exec(
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", script])
+            .env("RT", integration::runtime_path())
+            .env("ROOT", &c.root)
+            .env("BUNDLE", &c.bundle)
+            .env("ID", &c.id),
+    );
+    out.assert_ok();
+    let mounts = std::fs::read_to_string(c.rootfs.join("mounts.txt")).unwrap();
+    assert_eq!(mounts, "/sys/fs/cgroup cgroup2\n", "{out:?}");
+}
+
 /// A clean rejection: non-zero exit, no container, (for patina) one line naming `key`.
 /// The fixture's leak check then finds no cgroup, process or state left.
 #[track_caller]

@@ -483,7 +483,15 @@ fn mount_cgroup(
 
 /// Controllers of each hierarchy in /proc/self/cgroup, "" standing for the unified
 /// (cgroup2) one; on a hybrid host it is listed only when mounted at .../unified.
+/// When /sys/fs/cgroup itself is a cgroup2 mount (a pure v2 host, or a mount namespace
+/// that shows only cgroup2 there), the container gets that one hierarchy, as runc
+/// decides by the same statfs: the v1 hierarchies a process still belongs to are not
+/// the layout its caller sees.
 fn own_hierarchies() -> Result<Vec<String>> {
+    use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
+    if statfs("/sys/fs/cgroup").is_ok_and(|s| s.filesystem_type() == CGROUP2_SUPER_MAGIC) {
+        return Ok(vec![String::new()]);
+    }
     let raw = std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
     let mut v1: Vec<String> = raw
         .lines()
