@@ -62,6 +62,15 @@ impl Caller {
         }
     }
 
+    /// The uid the rest of the host knows the caller by (a D-Bus daemon's SO_PEERCRED,
+    /// the owner of /run/user/<uid>): the euid read through /proc/self/uid_map. A
+    /// namespace nested in another maps to its parent's ids only; systemd's user bus is
+    /// reached from one level down (rootless podman's), as with runc.
+    pub fn host_uid(&self) -> u32 {
+        let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+        outer_id(&map, self.euid).unwrap_or(self.euid)
+    }
+
     /// Not uid 0: the kernel lets it write only its own ids into a new namespace's maps.
     pub fn unprivileged(&self) -> bool {
         self.euid != 0
@@ -87,13 +96,42 @@ pub fn maps_full_range(uid_map: &str) -> bool {
     matches!(lines.as_slice(), [l] if l.as_slice() == ["0", "0", "4294967295"])
 }
 
+/// `id` of the namespace whose uid_map (or gid_map) is `map`, as its parent sees it.
+pub fn outer_id(map: &str, id: u32) -> Option<u32> {
+    map.lines().find_map(|l| {
+        let f: Vec<u64> = l
+            .split_whitespace()
+            .map(|n| n.parse().ok())
+            .collect::<Option<_>>()?;
+        let [inside, outside, count] = f[..] else {
+            return None;
+        };
+        let id = u64::from(id);
+        (id >= inside && id - inside < count)
+            .then(|| u32::try_from(outside + id - inside).ok())
+            .flatten()
+    })
+}
+
 /// The default `--root`: runc's `/run/runc` becomes `$XDG_RUNTIME_DIR/runc` for a user
-/// who is not root; patina's the same with `patina`.
-pub fn default_state_root(caller: &Caller, xdg_runtime_dir: Option<&str>) -> PathBuf {
+/// who is not root, and for uid 0 of a partial user namespace whose $XDG_RUNTIME_DIR it
+/// owns (rootless podman runs the runtime so, without `--root`); patina's the same with
+/// `patina`. `xdg_owner` is the owner of $XDG_RUNTIME_DIR as this namespace sees it.
+pub fn default_state_root(
+    caller: &Caller,
+    xdg_runtime_dir: Option<&str>,
+    xdg_owner: Option<u32>,
+) -> PathBuf {
+    let xdg = xdg_runtime_dir.filter(|d| !d.is_empty());
     if !caller.unprivileged() {
-        return PathBuf::from("/run/patina");
+        return match xdg {
+            Some(dir) if !caller.full_id_range && xdg_owner == Some(caller.euid) => {
+                Path::new(dir).join("patina")
+            }
+            _ => PathBuf::from("/run/patina"),
+        };
     }
-    match xdg_runtime_dir.filter(|d| !d.is_empty()) {
+    match xdg {
         Some(dir) => Path::new(dir).join("patina"),
         None => PathBuf::from(format!("/run/user/{}/patina", caller.euid)),
     }
@@ -532,17 +570,36 @@ mod tests {
     #[test]
     fn state_root_follows_xdg_runtime_dir() {
         assert_eq!(
-            default_state_root(&ROOT, Some("/run/user/0")),
+            default_state_root(&ROOT, Some("/run/user/0"), Some(0)),
             Path::new("/run/patina")
         );
         assert_eq!(
-            default_state_root(&USER, Some("/run/user/1000")),
+            default_state_root(&USER, Some("/run/user/1000"), Some(1000)),
             Path::new("/run/user/1000/patina")
         );
         assert_eq!(
-            default_state_root(&USER, None),
+            default_state_root(&USER, None, None),
             Path::new("/run/user/1000/patina")
         );
+        // Rootless podman's runtime: uid 0 of its namespace, which owns the user's dir.
+        assert_eq!(
+            default_state_root(&PODMAN_ROOT, Some("/run/user/1000"), Some(0)),
+            Path::new("/run/user/1000/patina")
+        );
+        assert_eq!(
+            default_state_root(&PODMAN_ROOT, Some("/run/user/1000"), Some(65534)),
+            Path::new("/run/patina")
+        );
+    }
+
+    #[test]
+    fn host_uid_through_the_map() {
+        let podman = "         0       1000          1\n         1     100000      65536\n";
+        assert_eq!(outer_id(podman, 0), Some(1000));
+        assert_eq!(outer_id(podman, 1), Some(100000));
+        assert_eq!(outer_id(podman, 65536), Some(165535));
+        assert_eq!(outer_id(podman, 65537), None);
+        assert_eq!(outer_id("0 0 4294967295\n", 1000), Some(1000));
     }
 
     const USERNS_OWN: &str = r#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"user"},{"type":"mount"}],
