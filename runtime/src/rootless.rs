@@ -198,7 +198,7 @@ impl Plan {
             no_cgroup: None,
         };
         if rootless {
-            check_oom_score_adj(spec, own_oom_score_adj())?;
+            check_oom_score_adj(spec, own_oom_score_adj(), may_lower_oom_score_adj)?;
             plan.no_cgroup = cgroup_refusal(cgroup, linux.and_then(|l| l.resources().as_ref()))?;
         }
         Ok(plan)
@@ -423,15 +423,34 @@ fn own_oom_score_adj() -> Option<i32> {
         .and_then(|s| s.trim().parse().ok())
 }
 
-/// Lowering oom_score_adj needs CAP_SYS_RESOURCE over the host: a rootless container may
-/// keep or raise the caller's value, never lower it.
-fn check_oom_score_adj(spec: &Spec, current: Option<i32>) -> Result<()> {
+/// Whether this process may set its oom_score_adj to `value` (below its current one):
+/// tried on itself, then put back (raising is always allowed). The kernel's floor is not
+/// the current value but the lowest one a privileged writer set (oom_score_adj_min, not
+/// shown in /proc): containerd raises its shims to its own +1 without CAP_SYS_RESOURCE
+/// under rootless docker, and docker's configs ask for 0 again.
+fn may_lower_oom_score_adj(value: i32, current: i32) -> bool {
+    let path = "/proc/self/oom_score_adj";
+    if std::fs::write(path, value.to_string()).is_err() {
+        return false;
+    }
+    let _ = std::fs::write(path, current.to_string());
+    true
+}
+
+/// Lowering oom_score_adj below the kernel's floor needs CAP_SYS_RESOURCE over the host: a
+/// rootless container may keep or raise the caller's value, and lower it only as far as
+/// the caller itself may (`may_lower`).
+fn check_oom_score_adj(
+    spec: &Spec,
+    current: Option<i32>,
+    may_lower: impl Fn(i32, i32) -> bool,
+) -> Result<()> {
     let asked = spec.process().as_ref().and_then(|p| p.oom_score_adj());
     if let (Some(asked), Some(current)) = (asked, current) {
-        if asked < current {
+        if asked < current && !may_lower(asked, current) {
             bail!(
                 InvalidConfig,
-                "process.oomScoreAdj {asked}: below the caller's {current}, which a rootless runtime cannot lower (CAP_SYS_RESOURCE)"
+                "process.oomScoreAdj {asked}: below the caller's {current} and below what a rootless runtime may set without CAP_SYS_RESOURCE"
             );
         }
     }
@@ -710,9 +729,13 @@ mod tests {
                 r#"{{"ociVersion":"1.0.2","process":{{"cwd":"/","user":{{"uid":0,"gid":0}},"oomScoreAdj":{adj}}}}}"#
             ))
         };
-        check_oom_score_adj(&s(100), Some(100)).unwrap();
-        check_oom_score_adj(&s(500), Some(100)).unwrap();
-        let err = check_oom_score_adj(&s(-998), Some(0))
+        let never = |_, _| false;
+        check_oom_score_adj(&s(100), Some(100), never).unwrap();
+        check_oom_score_adj(&s(500), Some(100), never).unwrap();
+        // Below the current value but not below the kernel's floor (rootless docker's
+        // shim at 1 asking for 0).
+        check_oom_score_adj(&s(0), Some(1), |v, c| (v, c) == (0, 1)).unwrap();
+        let err = check_oom_score_adj(&s(-998), Some(0), never)
             .unwrap_err()
             .to_string();
         assert!(
