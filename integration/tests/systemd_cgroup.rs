@@ -442,3 +442,33 @@ fn rootless_podmans_uid_0_reaches_the_users_bus_as_the_user() {
     let (mut c, scope) = user_scoped("sdpodmanns", &user, &manager, Some(&ns));
     rootless_scope_lifecycle(&mut c, &manager, &scope);
 }
+
+#[test]
+fn rootless_without_a_user_manager_is_refused_by_name() {
+    if !needs_systemd("rootless_without_a_user_manager_is_refused_by_name") {
+        return;
+    }
+    // No login and no lingering: no user@<uid>.service, nothing delegated to the user.
+    let user = TestUser::create();
+    let mut c = Container::new("sdnomanager");
+    make_rootless(&mut c.config, &user, false);
+    c.config["linux"]["cgroupsPath"] = json!(format!("user.slice:pt:{}", c.id));
+    std::fs::create_dir(&c.root).unwrap();
+    user.give(&c.root);
+    user.give(&c.rootfs);
+    c.wrapper = user.setpriv();
+    c.write_config();
+    let bundle = c.bundle.to_str().unwrap().to_owned();
+    let out = sd(&c, &["create", "--bundle", &bundle, &c.id]);
+    // runc fails too: it finds no session bus address.
+    c.assert_rejected(
+        &out,
+        &[
+            "--systemd-cgroup",
+            "not writable",
+            &format!("user@{}.service", user.uid),
+        ],
+    );
+    let slice = format!("/sys/fs/cgroup/user.slice/user-{}.slice", user.uid);
+    assert!(!Path::new(&slice).exists(), "{slice} made");
+}

@@ -133,7 +133,7 @@ pub fn create_from_bundle(
         // The user's manager delegates its subtree: not writable means none runs.
         bail!(
             Unsupported,
-            "--systemd-cgroup: rootless: {why}; is the user's systemd running (user@{}.service; `loginctl enable-linger`)?",
+            "--systemd-cgroup: {why}; is the user's systemd running (user@{}.service; `loginctl enable-linger`)?",
             unit.user.unwrap_or(0)
         );
     }
