@@ -175,3 +175,103 @@ pub fn make_rootless(cfg: &mut Value, user: &TestUser, with_ranges: bool) {
         }
     }
 }
+
+/// The user's own systemd (user@<uid>.service, with its D-Bus at /run/user/<uid>/bus), as
+/// a login or lingering starts it: started by `loginctl enable-linger`, stopped with
+/// `disable-linger` on drop (before the [`TestUser`] goes: userdel refuses a user with
+/// processes). Needs systemd as PID 1 (the systemd guest).
+pub struct UserManager {
+    name: String,
+    pub uid: u32,
+}
+
+impl UserManager {
+    /// Lingers `user` and waits (at most 180 s: a busy TCG guest) until its manager
+    /// serves its bus. One start at a time in this process: two managers starting at once
+    /// under TCG took more than 90 s.
+    pub fn start(user: &TestUser) -> UserManager {
+        static ONE: Mutex<()> = Mutex::new(());
+        let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+        let m = UserManager {
+            name: user.name.clone(),
+            uid: user.uid,
+        };
+        let st = Command::new("loginctl")
+            .args(["enable-linger", &user.name])
+            .status()
+            .expect("run loginctl");
+        assert!(st.success(), "loginctl enable-linger {}: {st}", user.name);
+        let unit = format!("user@{}.service", user.uid);
+        let up = crate::runtime::wait_for(Duration::from_secs(180), || {
+            let state = Command::new("systemctl")
+                .args(["is-active", &unit])
+                .output()
+                .ok()?;
+            let active = String::from_utf8_lossy(&state.stdout).trim() == "active";
+            (active && std::path::Path::new(&m.bus()).exists()).then_some(())
+        });
+        assert!(up.is_some(), "{unit} did not start within 180 s");
+        m
+    }
+
+    /// $XDG_RUNTIME_DIR of the user (its bus is `bus` in it).
+    pub fn runtime_dir(&self) -> String {
+        format!("/run/user/{}", self.uid)
+    }
+
+    fn bus(&self) -> String {
+        format!("{}/bus", self.runtime_dir())
+    }
+
+    /// The manager's cgroup, where its scopes go (delegated to the user).
+    pub fn cgroup(&self) -> std::path::PathBuf {
+        let u = self.uid;
+        std::path::PathBuf::from(format!(
+            "/sys/fs/cgroup/user.slice/user-{u}.slice/user@{u}.service"
+        ))
+    }
+
+    /// The environment a login gives the user's programs to find its manager.
+    pub fn env(&self) -> Vec<String> {
+        vec![format!("XDG_RUNTIME_DIR={}", self.runtime_dir())]
+    }
+
+    /// `systemctl --user <args>` against this manager (run as root through its bus).
+    pub fn systemctl(&self, args: &[&str]) -> String {
+        let out = Command::new("systemctl")
+            .arg("--user")
+            .arg(format!("--machine={}@.host", self.name))
+            .args(args)
+            .output()
+            .expect("run systemctl");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for UserManager {
+    fn drop(&mut self) {
+        let _ = Command::new("loginctl")
+            .args(["disable-linger", &self.name])
+            .status();
+        // logind stops the manager once the user has no session and does not linger;
+        // terminate-user makes that immediate.
+        let _ = Command::new("loginctl")
+            .args(["terminate-user", &self.name])
+            .status();
+        let slice = format!("/sys/fs/cgroup/user.slice/user-{}.slice", self.uid);
+        let gone = crate::runtime::wait_for(Duration::from_secs(60), || {
+            (!std::path::Path::new(&slice).exists()).then_some(())
+        });
+        if gone.is_none() {
+            let msg = format!(
+                "user manager of {}: {slice} still there after 60 s",
+                self.name
+            );
+            if std::thread::panicking() {
+                eprintln!("{msg}");
+            } else {
+                panic!("{msg}");
+            }
+        }
+    }
+}

@@ -9,9 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use integration::rootless::{make_rootless, TestUser, UserManager};
 use integration::runtime::wait_for;
-use integration::{is_runc, Container};
+use integration::{is_runc, Container, HostProcess};
 use serde_json::json;
+use std::os::unix::fs::MetadataExt;
 
 fn systemd_running() -> bool {
     Path::new("/run/systemd/system").is_dir()
@@ -290,4 +292,183 @@ fn an_active_unit_of_the_same_name_is_not_taken_over() {
     let _ = other.wait();
     let _ = systemctl(&["stop", &unit]);
     assert_eq!(still, "active", "the other scope was stopped by create");
+}
+
+/// A rootless container whose scope the user's own systemd makes: cgroupsPath
+/// `user.slice:pt:<id>` (podman's rootless form), a memory and a pids limit, the runtime
+/// run as `user` with its $XDG_RUNTIME_DIR. With `podman_ns` (a [`podman_like_namespace`])
+/// the runtime runs as rootless podman runs it: uid 0 of that user namespace, with no user
+/// namespace in the config; else as the user itself with the config's own namespace.
+fn user_scoped(
+    name: &str,
+    user: &TestUser,
+    manager: &UserManager,
+    podman_ns: Option<&HostProcess>,
+) -> (Container, PathBuf) {
+    let mut c = Container::new(name);
+    if podman_ns.is_none() {
+        make_rootless(&mut c.config, user, false);
+    }
+    c.config["linux"]["cgroupsPath"] = json!(format!("user.slice:pt:{}", c.id));
+    c.config["linux"]["resources"] = json!({
+        "memory": { "limit": 67108864 },
+        "pids": { "limit": 32 }
+    });
+    c.set_args(&["sleep", "300"]);
+    std::fs::create_dir(&c.root).unwrap();
+    user.give(&c.root);
+    user.give(&c.rootfs);
+    let mut wrapper = user.setpriv();
+    wrapper.extend(manager.env());
+    if let Some(ns) = podman_ns {
+        // Every command in the same namespace, as podman's pause process keeps it.
+        wrapper.extend([
+            "/usr/bin/nsenter".to_owned(),
+            format!("--target={}", ns.pid()),
+            "--user".to_owned(),
+        ]);
+    }
+    c.wrapper = wrapper;
+    let scope = manager
+        .cgroup()
+        .join(format!("user.slice/pt-{}.scope", c.id));
+    (c, scope)
+}
+
+/// Rootless podman's user namespace: the user as 0 and its subordinate range from 1, held
+/// by a process of the user.
+fn podman_like_namespace(user: &TestUser) -> HostProcess {
+    let mut argv = user.setpriv();
+    argv.extend([
+        "/usr/bin/unshare".to_owned(),
+        "--user".to_owned(),
+        "--map-root-user".to_owned(),
+        format!("--map-users={},1,{}", user.subuid.0, user.subuid.1),
+        format!("--map-groups={},1,{}", user.subgid.0, user.subgid.1),
+        "sleep".to_owned(),
+        "600".to_owned(),
+    ]);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let holder = HostProcess::spawn(&argv);
+    let mapped = wait_for(Duration::from_secs(20), || {
+        let map = std::fs::read_to_string(format!("/proc/{}/uid_map", holder.pid())).ok()?;
+        (map.lines().count() == 2).then_some(())
+    });
+    assert!(mapped.is_some(), "unshare did not map the namespace");
+    holder
+}
+
+/// The steps both rootless cases share: create in a scope of the user's manager with the
+/// limits in its (delegated) files, start, exec, kill, delete, and the scope gone.
+fn rootless_scope_lifecycle(c: &mut Container, manager: &UserManager, scope: &Path) {
+    c.write_config();
+    let bundle = c.bundle.to_str().unwrap().to_owned();
+    let out = sd(c, &["create", "--bundle", &bundle, &c.id]);
+    out.assert_ok();
+    let pid = c.pid();
+    c.track_pid(pid);
+    let unit = format!("pt-{}.scope", c.id);
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let rel = scope.strip_prefix("/sys/fs/cgroup").unwrap();
+    assert_eq!(own.trim(), format!("0::/{}", rel.display()));
+    assert_eq!(read(scope, "memory.max"), "67108864");
+    assert_eq!(read(scope, "pids.max"), "32");
+    // The user's manager made it, delegated: the user owns the scope's files.
+    let meta = std::fs::metadata(scope.join("cgroup.procs")).unwrap();
+    assert_eq!(meta.uid(), manager.uid, "owner of {}", scope.display());
+    assert_eq!(
+        manager.systemctl(&[
+            "show",
+            &unit,
+            "-p",
+            "ActiveState,Delegate,MemoryMax,TasksMax"
+        ]),
+        // systemctl shows them in its own order.
+        "Delegate=yes\nMemoryMax=67108864\nTasksMax=32\nActiveState=active"
+    );
+    c.start().assert_ok();
+    c.wait_status("running");
+    // The caller (this test's cgroup, root's) cannot move a process into the user's
+    // subtree (the common ancestor's cgroup.procs is root's): the exec'd process stays
+    // in the caller's cgroup, on runc as on patina. In the container's cgroup namespace
+    // (the podman-like config has one) that is a path above its root, `/` being the scope.
+    let exec = c.rt(&["exec", &c.id, "cat", "/proc/self/cgroup"]);
+    exec.assert_ok();
+    let seen = exec.stdout.trim();
+    let cgroupns = c.config["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["type"] == "cgroup");
+    if cgroupns {
+        assert!(seen.starts_with("0::/.."), "{exec:?}");
+    } else {
+        let caller = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        assert_eq!(seen, caller.trim(), "exec'd process's cgroup");
+    }
+    c.kill("KILL").assert_ok();
+    c.wait_status("stopped");
+    c.delete(false).assert_ok();
+    let gone = wait_for(Duration::from_secs(10), || (!scope.exists()).then_some(()));
+    assert!(gone.is_some(), "{} left", scope.display());
+    assert_eq!(
+        manager.systemctl(&["show", &unit, "-p", "LoadState", "--value"]),
+        "not-found",
+        "unit left"
+    );
+}
+
+#[test]
+fn rootless_user_gets_a_scope_of_its_own_systemd() {
+    if !needs_systemd("rootless_user_gets_a_scope_of_its_own_systemd") {
+        return;
+    }
+    let user = TestUser::create();
+    let manager = UserManager::start(&user);
+    let (mut c, scope) = user_scoped("sduser", &user, &manager, None);
+    rootless_scope_lifecycle(&mut c, &manager, &scope);
+}
+
+#[test]
+fn rootless_podmans_uid_0_reaches_the_users_bus_as_the_user() {
+    if !needs_systemd("rootless_podmans_uid_0_reaches_the_users_bus_as_the_user") {
+        return;
+    }
+    // The runtime is uid 0 of a user namespace: the user's bus sees the host uid on the
+    // socket and refuses a client claiming 0 (EXTERNAL authentication).
+    let user = TestUser::create();
+    let manager = UserManager::start(&user);
+    let ns = podman_like_namespace(&user);
+    let (mut c, scope) = user_scoped("sdpodmanns", &user, &manager, Some(&ns));
+    rootless_scope_lifecycle(&mut c, &manager, &scope);
+}
+
+#[test]
+fn rootless_without_a_user_manager_is_refused_by_name() {
+    if !needs_systemd("rootless_without_a_user_manager_is_refused_by_name") {
+        return;
+    }
+    // No login and no lingering: no user@<uid>.service, nothing delegated to the user.
+    let user = TestUser::create();
+    let mut c = Container::new("sdnomanager");
+    make_rootless(&mut c.config, &user, false);
+    c.config["linux"]["cgroupsPath"] = json!(format!("user.slice:pt:{}", c.id));
+    std::fs::create_dir(&c.root).unwrap();
+    user.give(&c.root);
+    user.give(&c.rootfs);
+    c.wrapper = user.setpriv();
+    c.write_config();
+    let bundle = c.bundle.to_str().unwrap().to_owned();
+    let out = sd(&c, &["create", "--bundle", &bundle, &c.id]);
+    // runc fails too: it finds no session bus address.
+    c.assert_rejected(
+        &out,
+        &[
+            "--systemd-cgroup",
+            "not writable",
+            &format!("user@{}.service", user.uid),
+        ],
+    );
+    let slice = format!("/sys/fs/cgroup/user.slice/user-{}.slice", user.uid);
+    assert!(!Path::new(&slice).exists(), "{slice} made");
 }

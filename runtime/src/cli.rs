@@ -453,10 +453,14 @@ fn dispatch(cli: Cli) -> Result<i32> {
     let mode = Mode::parse(cli.rootless.as_deref())?;
     let root = match &cli.root {
         Some(root) => absolute(root),
-        None => rootless::default_state_root(
-            &rootless::Caller::detect(),
-            std::env::var("XDG_RUNTIME_DIR").ok().as_deref(),
-        ),
+        None => {
+            let xdg = std::env::var("XDG_RUNTIME_DIR").ok();
+            let owner = xdg.as_ref().and_then(|d| {
+                use std::os::unix::fs::MetadataExt;
+                std::fs::metadata(d).ok().map(|m| m.uid())
+            });
+            rootless::default_state_root(&rootless::Caller::detect(), xdg.as_deref(), owner)
+        }
     };
     match cli.command {
         Command::Create(args) => {

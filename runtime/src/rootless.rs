@@ -62,6 +62,15 @@ impl Caller {
         }
     }
 
+    /// The uid the rest of the host knows the caller by (a D-Bus daemon's SO_PEERCRED,
+    /// the owner of /run/user/<uid>): the euid read through /proc/self/uid_map. A
+    /// namespace nested in another maps to its parent's ids only; systemd's user bus is
+    /// reached from one level down (rootless podman's), as with runc.
+    pub fn host_uid(&self) -> u32 {
+        let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+        outer_id(&map, self.euid).unwrap_or(self.euid)
+    }
+
     /// Not uid 0: the kernel lets it write only its own ids into a new namespace's maps.
     pub fn unprivileged(&self) -> bool {
         self.euid != 0
@@ -87,13 +96,42 @@ pub fn maps_full_range(uid_map: &str) -> bool {
     matches!(lines.as_slice(), [l] if l.as_slice() == ["0", "0", "4294967295"])
 }
 
+/// `id` of the namespace whose uid_map (or gid_map) is `map`, as its parent sees it.
+pub fn outer_id(map: &str, id: u32) -> Option<u32> {
+    map.lines().find_map(|l| {
+        let f: Vec<u64> = l
+            .split_whitespace()
+            .map(|n| n.parse().ok())
+            .collect::<Option<_>>()?;
+        let [inside, outside, count] = f[..] else {
+            return None;
+        };
+        let id = u64::from(id);
+        (id >= inside && id - inside < count)
+            .then(|| u32::try_from(outside + id - inside).ok())
+            .flatten()
+    })
+}
+
 /// The default `--root`: runc's `/run/runc` becomes `$XDG_RUNTIME_DIR/runc` for a user
-/// who is not root; patina's the same with `patina`.
-pub fn default_state_root(caller: &Caller, xdg_runtime_dir: Option<&str>) -> PathBuf {
+/// who is not root, and for uid 0 of a partial user namespace whose $XDG_RUNTIME_DIR it
+/// owns (rootless podman runs the runtime so, without `--root`); patina's the same with
+/// `patina`. `xdg_owner` is the owner of $XDG_RUNTIME_DIR as this namespace sees it.
+pub fn default_state_root(
+    caller: &Caller,
+    xdg_runtime_dir: Option<&str>,
+    xdg_owner: Option<u32>,
+) -> PathBuf {
+    let xdg = xdg_runtime_dir.filter(|d| !d.is_empty());
     if !caller.unprivileged() {
-        return PathBuf::from("/run/patina");
+        return match xdg {
+            Some(dir) if !caller.full_id_range && xdg_owner == Some(caller.euid) => {
+                Path::new(dir).join("patina")
+            }
+            _ => PathBuf::from("/run/patina"),
+        };
     }
-    match xdg_runtime_dir.filter(|d| !d.is_empty()) {
+    match xdg {
         Some(dir) => Path::new(dir).join("patina"),
         None => PathBuf::from(format!("/run/user/{}/patina", caller.euid)),
     }
@@ -160,7 +198,7 @@ impl Plan {
             no_cgroup: None,
         };
         if rootless {
-            check_oom_score_adj(spec, own_oom_score_adj())?;
+            check_oom_score_adj(spec, own_oom_score_adj(), may_lower_oom_score_adj)?;
             plan.no_cgroup = cgroup_refusal(cgroup, linux.and_then(|l| l.resources().as_ref()))?;
         }
         Ok(plan)
@@ -385,15 +423,34 @@ fn own_oom_score_adj() -> Option<i32> {
         .and_then(|s| s.trim().parse().ok())
 }
 
-/// Lowering oom_score_adj needs CAP_SYS_RESOURCE over the host: a rootless container may
-/// keep or raise the caller's value, never lower it.
-fn check_oom_score_adj(spec: &Spec, current: Option<i32>) -> Result<()> {
+/// Whether this process may set its oom_score_adj to `value` (below its current one):
+/// tried on itself, then put back (raising is always allowed). The kernel's floor is not
+/// the current value but the lowest one a privileged writer set (oom_score_adj_min, not
+/// shown in /proc): containerd raises its shims to its own +1 without CAP_SYS_RESOURCE
+/// under rootless docker, and docker's configs ask for 0 again.
+fn may_lower_oom_score_adj(value: i32, current: i32) -> bool {
+    let path = "/proc/self/oom_score_adj";
+    if std::fs::write(path, value.to_string()).is_err() {
+        return false;
+    }
+    let _ = std::fs::write(path, current.to_string());
+    true
+}
+
+/// Lowering oom_score_adj below the kernel's floor needs CAP_SYS_RESOURCE over the host: a
+/// rootless container may keep or raise the caller's value, and lower it only as far as
+/// the caller itself may (`may_lower`).
+fn check_oom_score_adj(
+    spec: &Spec,
+    current: Option<i32>,
+    may_lower: impl Fn(i32, i32) -> bool,
+) -> Result<()> {
     let asked = spec.process().as_ref().and_then(|p| p.oom_score_adj());
     if let (Some(asked), Some(current)) = (asked, current) {
-        if asked < current {
+        if asked < current && !may_lower(asked, current) {
             bail!(
                 InvalidConfig,
-                "process.oomScoreAdj {asked}: below the caller's {current}, which a rootless runtime cannot lower (CAP_SYS_RESOURCE)"
+                "process.oomScoreAdj {asked}: below the caller's {current} and below what a rootless runtime may set without CAP_SYS_RESOURCE"
             );
         }
     }
@@ -532,17 +589,36 @@ mod tests {
     #[test]
     fn state_root_follows_xdg_runtime_dir() {
         assert_eq!(
-            default_state_root(&ROOT, Some("/run/user/0")),
+            default_state_root(&ROOT, Some("/run/user/0"), Some(0)),
             Path::new("/run/patina")
         );
         assert_eq!(
-            default_state_root(&USER, Some("/run/user/1000")),
+            default_state_root(&USER, Some("/run/user/1000"), Some(1000)),
             Path::new("/run/user/1000/patina")
         );
         assert_eq!(
-            default_state_root(&USER, None),
+            default_state_root(&USER, None, None),
             Path::new("/run/user/1000/patina")
         );
+        // Rootless podman's runtime: uid 0 of its namespace, which owns the user's dir.
+        assert_eq!(
+            default_state_root(&PODMAN_ROOT, Some("/run/user/1000"), Some(0)),
+            Path::new("/run/user/1000/patina")
+        );
+        assert_eq!(
+            default_state_root(&PODMAN_ROOT, Some("/run/user/1000"), Some(65534)),
+            Path::new("/run/patina")
+        );
+    }
+
+    #[test]
+    fn host_uid_through_the_map() {
+        let podman = "         0       1000          1\n         1     100000      65536\n";
+        assert_eq!(outer_id(podman, 0), Some(1000));
+        assert_eq!(outer_id(podman, 1), Some(100000));
+        assert_eq!(outer_id(podman, 65536), Some(165535));
+        assert_eq!(outer_id(podman, 65537), None);
+        assert_eq!(outer_id("0 0 4294967295\n", 1000), Some(1000));
     }
 
     const USERNS_OWN: &str = r#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"user"},{"type":"mount"}],
@@ -653,9 +729,13 @@ mod tests {
                 r#"{{"ociVersion":"1.0.2","process":{{"cwd":"/","user":{{"uid":0,"gid":0}},"oomScoreAdj":{adj}}}}}"#
             ))
         };
-        check_oom_score_adj(&s(100), Some(100)).unwrap();
-        check_oom_score_adj(&s(500), Some(100)).unwrap();
-        let err = check_oom_score_adj(&s(-998), Some(0))
+        let never = |_, _| false;
+        check_oom_score_adj(&s(100), Some(100), never).unwrap();
+        check_oom_score_adj(&s(500), Some(100), never).unwrap();
+        // Below the current value but not below the kernel's floor (rootless docker's
+        // shim at 1 asking for 0).
+        check_oom_score_adj(&s(0), Some(1), |v, c| (v, c) == (0, 1)).unwrap();
+        let err = check_oom_score_adj(&s(-998), Some(0), never)
             .unwrap_err()
             .to_string();
         assert!(

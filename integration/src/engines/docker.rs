@@ -9,7 +9,8 @@
 //! Outside the private dirs docker 20.10 writes `/etc/docker/key.json`, `/run/docker/plugins/`
 //! and the shims' `/run/containerd/s/`: removed at teardown when we created them.
 
-use super::{Engine, Private, Rt};
+use super::{Engine, Private, RootlessUser, Rt};
+use crate::rootless::{TestUser, UserManager};
 use crate::runtime::Output;
 use std::process::Child;
 use std::sync::Mutex;
@@ -22,7 +23,13 @@ pub struct Docker {
     pub socket: String,
     env: Vec<(String, String)>,
     daemon: Mutex<Option<Child>>,
+    /// Rootless docker ([`super::docker_rootless`]): the user dockerd runs as.
+    rootless: Option<RootlessUser>,
 }
+
+/// Debian's script that runs dockerd as uid 0 of a user namespace made by rootlesskit
+/// (with slirp4netns), as `dockerd-rootless-setuptool.sh install` sets it up.
+pub const ROOTLESS_SCRIPT: &str = "/usr/share/docker.io/contrib/dockerd-rootless.sh";
 
 super::engine_instance!(
     Docker,
@@ -42,7 +49,26 @@ pub fn runtime_name(rt: &Rt) -> &'static str {
 
 impl Docker {
     fn start() -> Self {
-        let p = Private::new("docker");
+        Docker::start_as(None)
+    }
+
+    /// Rootless dockerd (dockerd-rootless.sh: rootlesskit, slirp4netns) run by a test
+    /// user with its own systemd, with docker's systemd cgroup driver through the user's
+    /// bus; vfs storage in the private dir (overlay2 needs user xattrs on the private
+    /// dir's tmpfs, which the guest's 6.1 kernel lacks).
+    pub(super) fn start_rootless() -> Self {
+        super::systemd::require("rootless docker");
+        let user = TestUser::create();
+        let manager = UserManager::start(&user);
+        Docker::start_as(Some((manager, user)))
+    }
+
+    fn start_as(rootless: Option<(UserManager, TestUser)>) -> Self {
+        let p = Private::new(if rootless.is_some() {
+            "docker-rl"
+        } else {
+            "docker"
+        });
         let socket = p.path("d.sock");
         let config = p.dir.join("daemon.json");
         let mut json = serde_json::json!({
@@ -74,6 +100,17 @@ impl Docker {
             obj.remove("exec-opts");
             obj.remove("cgroup-parent");
         }
+        if rootless.is_some() {
+            // Scopes of the user's systemd (docker's rootless docs: cgroup v2 and
+            // systemd for limits).
+            let obj = json.as_object_mut().unwrap();
+            obj.insert(
+                "exec-opts".into(),
+                serde_json::json!(["native.cgroupdriver=systemd"]),
+            );
+            obj.remove("cgroup-parent");
+            obj.insert("storage-driver".into(), serde_json::json!("vfs"));
+        }
         std::fs::write(&config, serde_json::to_string_pretty(&json).unwrap()).unwrap();
         for path in [
             "/etc/docker/key.json",
@@ -90,16 +127,23 @@ impl Docker {
                 "/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
             ),
         ];
-        let mut child = p.spawn_daemon(
-            "dockerd",
-            &["dockerd", "--config-file", &config.to_string_lossy()],
-            &[],
-        );
+        let rootless = rootless.map(|(manager, user)| RootlessUser::new(&p, manager, user));
+        let mut argv: Vec<String> = match &rootless {
+            Some(r) => [r.prefix(), vec![ROOTLESS_SCRIPT.into()]].concat(),
+            None => vec!["dockerd".into()],
+        };
+        argv.extend([
+            "--config-file".into(),
+            config.to_string_lossy().into_owned(),
+        ]);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let mut child = p.spawn_daemon("dockerd", &argv, &[]);
         let e = Docker {
             socket,
             env,
             daemon: Mutex::new(None),
             p,
+            rootless,
         };
         e.p.wait_ready("dockerd", &mut child, || e.docker(&["version"]).success());
         *e.daemon.lock().unwrap() = Some(child);
@@ -160,7 +204,17 @@ impl Docker {
         out.success().then(|| out.stdout.trim().to_string())
     }
 
-    fn teardown(&self) -> Vec<String> {
+    /// Rootless: `systemctl --user <args>` of the user's manager (its containers' scopes).
+    pub fn user_systemctl(&self, args: &[&str]) -> Option<String> {
+        self.rootless.as_ref()?.systemctl(args)
+    }
+
+    /// Rootless: the uid dockerd runs as.
+    pub fn user_uid(&self) -> Option<u32> {
+        self.rootless.as_ref().map(|r| r.uid)
+    }
+
+    pub(super) fn teardown(&self) -> Vec<String> {
         let mut leaks = Vec::new();
         let ps = self.docker(&["ps", "-aq"]);
         for id in ps.stdout.split_whitespace() {
@@ -174,7 +228,14 @@ impl Docker {
                 Duration::from_secs(20),
             ));
         }
+        if let Some(r) = &self.rootless {
+            leaks.extend(r.scopes_left("docker-"));
+        }
         leaks.extend(self.p.teardown());
+        // The user's systemd goes (with rootlesskit's slirp4netns), then the user.
+        if let Some(r) = &self.rootless {
+            r.release();
+        }
         leaks
     }
 }

@@ -16,7 +16,9 @@
 pub mod containerd;
 pub mod docker;
 pub mod docker_like;
+pub mod docker_rootless;
 pub mod podman;
+pub mod podman_rootless;
 pub mod systemd;
 
 use crate::container::{init_process, reap};
@@ -341,6 +343,70 @@ impl Private {
         }
         crate::image::remove();
         leaks
+    }
+}
+
+/// The user a rootless engine runs as, with its own systemd (the engine's systemd cgroup
+/// driver makes the containers' scopes through it); removed at teardown
+/// ([`RootlessUser::release`]).
+pub struct RootlessUser {
+    /// Dropped manager first (userdel refuses a user with processes).
+    held: Mutex<Option<(crate::rootless::UserManager, crate::rootless::TestUser)>>,
+    pub uid: u32,
+    prefix: Vec<String>,
+}
+
+impl RootlessUser {
+    /// Gives the engine's private dir to the user (its storage, state, the runtimes'
+    /// argv log) and a home in it.
+    pub fn new(
+        p: &Private,
+        manager: crate::rootless::UserManager,
+        user: crate::rootless::TestUser,
+    ) -> RootlessUser {
+        std::fs::create_dir_all(p.dir.join("home")).unwrap();
+        user.give(&p.dir);
+        let mut prefix = user.setpriv();
+        prefix.extend(manager.env());
+        prefix.push(format!("HOME={}", p.path("home")));
+        RootlessUser {
+            uid: user.uid,
+            held: Mutex::new(Some((manager, user))),
+            prefix,
+        }
+    }
+
+    /// `setpriv` to the user with its login's environment: what goes before the engine's
+    /// command.
+    pub fn prefix(&self) -> Vec<String> {
+        self.prefix.clone()
+    }
+
+    /// `systemctl --user <args>` of the user's manager (None once released).
+    pub fn systemctl(&self, args: &[&str]) -> Option<String> {
+        let held = self.held.lock().unwrap();
+        held.as_ref().map(|(manager, _)| manager.systemctl(args))
+    }
+
+    /// The user's scopes named `<prefix>...` (the engine's containers'): each a leak.
+    pub fn scopes_left(&self, prefix: &str) -> Vec<String> {
+        let units = [
+            "list-units",
+            "--type=scope",
+            "--all",
+            "--no-legend",
+            "--plain",
+        ];
+        let text = self.systemctl(&units).unwrap_or_default();
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(|l| format!("user scope left: {l}"))
+            .collect()
+    }
+
+    /// Stops the user's systemd (and every process of the user with it), removes the user.
+    pub fn release(&self) {
+        drop(self.held.lock().unwrap().take());
     }
 }
 

@@ -10,12 +10,15 @@
 //! cleanup process (`podman container cleanup` then deletes in the default root and leaves
 //! the container), so it is not used here.
 
-use super::{Engine, Private, Rt};
+use super::{Engine, Private, RootlessUser, Rt};
+use crate::rootless::{TestUser, UserManager};
 use crate::runtime::Output;
 
 pub struct Podman {
     pub p: Private,
     env: Vec<(String, String)>,
+    /// Rootless podman ([`super::podman_rootless`]): the user it runs as.
+    rootless: Option<RootlessUser>,
 }
 
 super::engine_instance!(
@@ -27,23 +30,51 @@ super::engine_instance!(
 
 impl Podman {
     fn setup() -> Self {
-        let p = Private::new("podman");
+        Podman::setup_as(None)
+    }
+
+    /// Rootless podman at its defaults (systemd cgroup manager through the user's bus,
+    /// slirp4netns), run by a test user with its own systemd; vfs storage in the private
+    /// dir (overlay needs user xattrs on the private dir's tmpfs, which the guest's 6.1
+    /// kernel lacks).
+    pub(super) fn setup_rootless() -> Self {
+        super::systemd::require("rootless podman");
+        let user = TestUser::create();
+        let manager = UserManager::start(&user);
+        Podman::setup_as(Some((manager, user)))
+    }
+
+    fn setup_as(rootless: Option<(UserManager, TestUser)>) -> Self {
+        let tag = if rootless.is_some() {
+            "podman-rl"
+        } else {
+            "podman"
+        };
+        let p = Private::new(tag);
         let conf = p.dir.join("containers.conf");
         let storage = p.dir.join("storage.conf");
         // podman's default manager on a systemd host is systemd (machine.slice).
-        let manager = match super::systemd::driver() {
-            super::systemd::Driver::Cgroupfs => "cgroupfs",
-            super::systemd::Driver::Systemd => {
+        let manager = match (super::systemd::driver(), &rootless) {
+            (_, Some(_)) => "systemd",
+            (super::systemd::Driver::Cgroupfs, None) => "cgroupfs",
+            (super::systemd::Driver::Systemd, None) => {
                 super::systemd::require("podman");
                 "systemd"
             }
         };
+        // Rootless: its default network (slirp4netns), else none.
+        let netns = if rootless.is_some() {
+            ""
+        } else {
+            "netns = \"none\"\n"
+        };
+        let driver = if rootless.is_some() { "vfs" } else { "overlay" };
         std::fs::write(
             &conf,
             format!(
                 r#"[containers]
 default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
-netns = "none"
+{netns}
 
 [network]
 network_config_dir = "{net}"
@@ -71,7 +102,7 @@ runtime_supports_json = ["crun", "runc", "patina"]
         std::fs::write(
             &storage,
             format!(
-                "[storage]\ndriver = \"overlay\"\nrunroot = \"{}\"\ngraphroot = \"{}\"\n",
+                "[storage]\ndriver = \"{driver}\"\nrunroot = \"{}\"\ngraphroot = \"{}\"\n",
                 p.path("run"),
                 p.path("storage")
             ),
@@ -93,7 +124,8 @@ runtime_supports_json = ["crun", "runc", "patina"]
             ),
             ("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into()),
         ];
-        let e = Podman { p, env };
+        let rootless = rootless.map(|(manager, user)| RootlessUser::new(&p, manager, user));
+        let e = Podman { p, env, rootless };
         let img = crate::image::busybox();
         let out = e.podman(&["load", "-i", &img.docker_archive.to_string_lossy()]);
         assert!(out.success(), "podman load: {out:#?}");
@@ -107,22 +139,42 @@ runtime_supports_json = ["crun", "runc", "patina"]
             .collect()
     }
 
-    /// `podman <args>` with the private config.
+    /// `podman <args>` with the private config (as the test user when rootless).
     pub fn podman(&self, args: &[&str]) -> Output {
-        let mut argv = vec!["podman"];
-        argv.extend_from_slice(args);
+        let argv = self.argv(args);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         self.p.run(&argv, &self.env())
+    }
+
+    fn argv(&self, args: &[&str]) -> Vec<String> {
+        let mut argv: Vec<String> = match &self.rootless {
+            Some(r) => r.prefix(),
+            None => Vec::new(),
+        };
+        argv.push("podman".into());
+        argv.extend(args.iter().map(|a| a.to_string()));
+        argv
+    }
+
+    /// Rootless: `systemctl --user <args>` of the user's manager (its containers' scopes).
+    pub fn user_systemctl(&self, args: &[&str]) -> Option<String> {
+        self.rootless.as_ref()?.systemctl(args)
+    }
+
+    /// Rootless: the uid podman runs as.
+    pub fn user_uid(&self) -> Option<u32> {
+        self.rootless.as_ref().map(|r| r.uid)
     }
 
     /// Options for `podman run`/`create` with runtime `rt`: private network and cgroup parent
     /// (none with the systemd driver: podman's default slice).
     pub fn run_opts(&self, rt: &Rt) -> Vec<String> {
-        let mut v: Vec<String> = vec![
-            "--runtime".into(),
-            rt.path_str(),
-            "--network".into(),
-            "none".into(),
-        ];
+        let mut v: Vec<String> = vec!["--runtime".into(), rt.path_str()];
+        if self.rootless.is_some() {
+            // Its defaults: slirp4netns, the user's systemd.
+            return v;
+        }
+        v.extend(["--network".into(), "none".into()]);
         if super::systemd::driver() == super::systemd::Driver::Cgroupfs {
             v.extend(["--cgroup-parent".into(), self.p.cgroup_parent.clone()]);
         }
@@ -143,11 +195,13 @@ runtime_supports_json = ["crun", "runc", "patina"]
     /// The same `podman run` on a terminal of `rows` x `cols`.
     pub fn run_tty(&self, rt: &Rt, extra: &[&str], cmd: &[&str], rows: u16, cols: u16) -> Output {
         let opts = self.run_opts(rt);
-        let mut argv: Vec<&str> = vec!["podman", "run"];
-        argv.extend(opts.iter().map(String::as_str));
-        argv.extend_from_slice(extra);
-        argv.push(crate::image::NAME);
-        argv.extend_from_slice(cmd);
+        let mut args: Vec<&str> = vec!["run"];
+        args.extend(opts.iter().map(String::as_str));
+        args.extend_from_slice(extra);
+        args.push(crate::image::NAME);
+        args.extend_from_slice(cmd);
+        let argv = self.argv(&args);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         super::run_in_pty(&argv, &self.env(), rows, cols, &self.p.dir)
     }
 
@@ -157,21 +211,30 @@ runtime_supports_json = ["crun", "runc", "patina"]
         out.success().then(|| out.stdout.trim().to_string())
     }
 
-    fn teardown(&self) -> Vec<String> {
+    pub(super) fn teardown(&self) -> Vec<String> {
         let mut leaks = Vec::new();
         let env = self.env();
-        if let Some(out) = super::try_run(
-            &["podman", "ps", "-a", "--format", "{{.Names}}"],
-            &env,
-            &self.p.scratch,
-        ) {
+        let run = |args: &[&str]| {
+            let argv = self.argv(args);
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            super::try_run(&argv, &env, &self.p.scratch)
+        };
+        if let Some(out) = run(&["ps", "-a", "--format", "{{.Names}}"]) {
             for n in out.stdout.split_whitespace() {
                 leaks.push(format!("podman container left: {n}"));
             }
         }
-        let _ = super::try_run(&["podman", "rm", "-af", "-t", "0"], &env, &self.p.scratch);
-        let _ = super::try_run(&["podman", "rmi", "-af"], &env, &self.p.scratch);
+        let _ = run(&["rm", "-af", "-t", "0"]);
+        let _ = run(&["rmi", "-af"]);
+        if let Some(r) = &self.rootless {
+            leaks.extend(r.scopes_left("libpod-"));
+        }
         leaks.extend(self.p.teardown());
+        // The user's systemd goes (with podman's pause process and slirp4netns), then
+        // the user.
+        if let Some(r) = &self.rootless {
+            r.release();
+        }
         leaks
     }
 }

@@ -27,20 +27,21 @@ impl Cgroup {
     }
 
     /// `create`: where the container's cgroup goes, for the manager `--systemd-cgroup`
-    /// picks. Nothing is made yet.
+    /// picks. Nothing is made yet. `user`: the host uid of a rootless caller, whose
+    /// scopes its own systemd (user@<uid>.service) makes.
     pub fn for_container(
         layout: &Layout,
         cgroups_path: Option<&Path>,
         id: &str,
         systemd: bool,
+        user: Option<u32>,
     ) -> Result<Cgroup> {
         if !systemd {
             return Cgroup::resolve(layout, cgroups_path, id);
         }
         systemd::check_host(layout)?;
-        let euid = nix::unistd::geteuid().as_raw();
         let path = cgroups_path.map(|p| p.to_string_lossy().into_owned());
-        let unit = Unit::from_cgroups_path(path.as_deref(), id, (euid != 0).then_some(euid))?;
+        let unit = Unit::from_cgroups_path(path.as_deref(), id, user)?;
         Ok(Cgroup {
             unified: Some(unit.cgroup_dir(Path::new(CGROUP_ROOT))),
             systemd: Some(unit),
@@ -76,20 +77,24 @@ impl Cgroup {
     }
 
     /// After init is cloned (it waits for Go): systemd makes the scope with init in
-    /// it; then the resources go to the scope's files, as under cgroupfs.
+    /// it; then the resources go to the scope's files, as under cgroupfs. `rules`: the
+    /// device rules, none for a rootless caller (a user's manager cannot attach the
+    /// device program either; the devices are the host's nodes the user may open).
     pub fn adopt(
         &mut self,
         pid: i32,
         id: &str,
         resources: &LinuxResources,
-        rules: &[Rule],
+        rules: Option<&[Rule]>,
     ) -> Result<()> {
         let Some(unit) = &self.systemd else {
             return Ok(());
         };
         let mut props = properties::resources(resources)?;
-        let proc_devices = std::fs::read_to_string("/proc/devices").unwrap_or_default();
-        props.extend(properties::devices(rules, &proc_devices));
+        if let Some(rules) = rules {
+            let proc_devices = std::fs::read_to_string("/proc/devices").unwrap_or_default();
+            props.extend(properties::devices(rules, &proc_devices));
+        }
         if let Err(e) = unit.start(pid as u32, &format!("patina container {id}"), props) {
             // No unit of ours exists (a live one of that name is someone else's): forget
             // it, so that the failed create's clean-up stops nothing.
@@ -105,7 +110,7 @@ impl Cgroup {
         if let Some(dir) = unified_dir_of(pid)? {
             self.unified = Some(dir);
         }
-        self.apply(resources, Some(rules))
+        self.apply(resources, rules)
     }
 
     /// `update`: the unit's properties first (so systemd keeps them), then the files.

@@ -121,13 +121,21 @@ pub fn create_from_bundle(
     };
     let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref());
     let layout = Layout::detect()?;
-    let cgroup = Cgroup::for_container(&layout, cgroups_path, id, opts.systemd_cgroup)?;
     let caller = rootless::Caller::detect();
+    // A rootless caller's scope is its user manager's (root's host uid keeps the
+    // system's, as with `--rootless true` run by root).
+    let user = caller
+        .rootless(opts.rootless)
+        .then(|| caller.host_uid())
+        .filter(|&uid| uid != 0);
+    let cgroup = Cgroup::for_container(&layout, cgroups_path, id, opts.systemd_cgroup, user)?;
     let rootless = rootless::Plan::new(&caller, opts.rootless, &bundle.spec, &cgroup)?;
-    if cgroup.systemd.is_some() && rootless.no_cgroup.is_some() {
+    if let (Some(unit), Some(why)) = (&cgroup.systemd, &rootless.no_cgroup) {
+        // The user's manager delegates its subtree: not writable means none runs.
         bail!(
             Unsupported,
-            "--systemd-cgroup: a rootless container's scope through the user's bus is not supported yet"
+            "--systemd-cgroup: {why}; is the user's systemd running (user@{}.service; `loginctl enable-linger`)?",
+            unit.user.unwrap_or(0)
         );
     }
     let cgroup = Placement::new(cgroup, &rootless, &layout)?;
@@ -406,9 +414,11 @@ fn spawn(
     })?;
     drop(child);
     // systemd: the scope is made now, with init (waiting for Go) in it.
+    let device_rules = security.rootless.device_rules.then_some(rules);
     let cgroup = match record.cgroup.as_mut() {
         Some(adopted) => {
-            if let Err(e) = adopted.adopt(pid.as_raw(), &dir.id, resources_of(bundle), rules) {
+            if let Err(e) = adopted.adopt(pid.as_raw(), &dir.id, resources_of(bundle), device_rules)
+            {
                 kill_and_reap(pid);
                 return Err(e);
             }

@@ -205,14 +205,24 @@ pub fn exec(dir: &StateDir, record: &Record, process: &Process, opts: &ExecOptio
         ),
         (cg, true) => cg.clone(),
     };
-    let pid = clone_in_cgroup(CloneFlags::empty(), cgroup.as_ref(), |joined| {
+    let body = |joined: Result<()>| {
         parent.close_copy_in_child();
         if let Err(e) = joined {
             let _ = child.send(&Message::failed(&e));
             return 1;
         }
         exec_child::run(&ctx, &child)
-    })?;
+    };
+    let pid = match clone_in_cgroup(CloneFlags::empty(), cgroup.as_ref(), body) {
+        // A rootless scope (the user's systemd's) takes a process only from a cgroup
+        // the user may write to up to their common ancestor: from a login session's
+        // (root's) it cannot. As runc's rootless exec, the process then stays where the
+        // caller is; under rootless podman (itself in a user scope) it joins.
+        Err(e) if e.errno() == Some(nix::errno::Errno::EACCES) && user_scope(record) => {
+            clone_in_cgroup(CloneFlags::empty(), None, body)?
+        }
+        other => other?,
+    };
     drop(child);
     drop(console);
     let listener = seccomp.and_then(|s| s.listener.as_ref());
@@ -234,6 +244,15 @@ pub fn exec(dir: &StateDir, record: &Record, process: &Process, opts: &ExecOptio
     }
     let _raw = master.as_ref().map(|_| terminal::RawMode::enter());
     wait_forwarding(pid, &forwardable_signals(), master.as_ref())
+}
+
+/// The container's cgroup is a scope of a user's own systemd (rootless).
+fn user_scope(record: &Record) -> bool {
+    record
+        .cgroup
+        .as_ref()
+        .and_then(|c| c.systemd.as_ref())
+        .is_some_and(|u| u.user.is_some())
 }
 
 /// pid and time namespaces apply to children: the runtime enters those itself before

@@ -53,10 +53,17 @@ pub fn system_bus_address() -> String {
 }
 
 /// The session bus of a non-root user: $DBUS_SESSION_BUS_ADDRESS, else the socket
-/// systemd's user manager serves in $XDG_RUNTIME_DIR (/run/user/<uid>/bus).
+/// systemd's user manager serves in $XDG_RUNTIME_DIR, else /run/user/<uid>/bus (the
+/// order runc's user-bus code follows).
 pub fn user_bus_address(uid: u32) -> String {
-    std::env::var("DBUS_SESSION_BUS_ADDRESS")
-        .unwrap_or_else(|_| format!("unix:path=/run/user/{uid}/bus"))
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if let Some(address) = env("DBUS_SESSION_BUS_ADDRESS") {
+        return address;
+    }
+    match env("XDG_RUNTIME_DIR") {
+        Some(dir) => format!("unix:path={dir}/bus"),
+        None => format!("unix:path=/run/user/{uid}/bus"),
+    }
 }
 
 /// Open a socket to the first `unix:` entry of a D-Bus address that connects.
@@ -127,6 +134,14 @@ pub fn error_name(e: &Error) -> Option<String> {
 impl Connection {
     /// Connect, authenticate as our uid (SASL EXTERNAL) and say Hello.
     pub fn open(address: &str) -> Result<Connection> {
+        Connection::open_as(address, nix::unistd::geteuid().as_raw())
+    }
+
+    /// The same, claiming `uid`: the uid the bus daemon sees on our socket (its
+    /// SO_PEERCRED, in the daemon's user namespace). A runtime that is uid 0 of a user
+    /// namespace (rootless podman's) is its user's host uid to the user's bus, which
+    /// refuses a claim of 0.
+    pub fn open_as(address: &str, uid: u32) -> Result<Connection> {
         let stream = connect_address(address)?;
         stream
             .set_read_timeout(Some(READ_TIMEOUT))
@@ -137,7 +152,7 @@ impl Connection {
             pending: VecDeque::new(),
             unique_name: String::new(),
         };
-        conn.authenticate()?;
+        conn.authenticate(uid)?;
         let reply = conn.call(
             Message::method_call(BUS_NAME, BUS_PATH, BUS_NAME, "Hello"),
             "Hello",
@@ -146,8 +161,8 @@ impl Connection {
         Ok(conn)
     }
 
-    fn authenticate(&mut self) -> Result<()> {
-        let uid = nix::unistd::geteuid().as_raw().to_string();
+    fn authenticate(&mut self, uid: u32) -> Result<()> {
+        let uid = uid.to_string();
         let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
         // The NUL byte first is the spec's credentials byte (SO_PEERCRED on Linux).
         let hello = format!("\0AUTH EXTERNAL {hex}\r\n");

@@ -43,11 +43,13 @@ fn check_host_with(layout: &super::Layout, booted: bool) -> Result<()> {
 
 impl Unit {
     fn connect(&self) -> Result<Connection> {
-        let address = match self.user {
-            None => dbus::system_bus_address(),
-            Some(uid) => dbus::user_bus_address(uid),
+        let opened = match self.user {
+            None => Connection::open(&dbus::system_bus_address()),
+            // The user's own manager, as that user: patina may be uid 0 of a user
+            // namespace (under rootless podman), which the bus sees as the host uid.
+            Some(uid) => Connection::open_as(&dbus::user_bus_address(uid), uid),
         };
-        Connection::open(&address).map_err(|e| {
+        opened.map_err(|e| {
             e.wrap(format!(
                 "--systemd-cgroup: reach systemd for unit {:?}",
                 self.name
