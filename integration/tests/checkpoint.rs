@@ -490,3 +490,43 @@ fn restore_failures_leave_nothing() {
         .unwrap()
         .any(|e| e.unwrap().file_name() == other.as_str()));
 }
+
+/// Figures for docs/benchmarks.md: wall time of `checkpoint` and of `restore -d` of a
+/// busybox shell, and the image's size; three rounds, each restored image checked to
+/// count on. Printed as `FIGURE` lines (run with --nocapture).
+#[test]
+fn checkpoint_restore_figures() {
+    if !criu_works("checkpoint_restore_figures") {
+        return;
+    }
+    let mut c = Container::new("ckpt_figures");
+    counter(&mut c, "");
+    let (mut live, _) = run_counter(&mut c);
+    let id = c.id.clone();
+    let (mut dumps, mut restores, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..3 {
+        let n = live.count_above(0);
+        let images = c.path(&format!("images-{round}"));
+        let t = Instant::now();
+        checkpoint(&c, &id, &["--image-path", images.to_str().unwrap()]).assert_ok();
+        dumps.push(t.elapsed());
+        sizes.push(dir_size(&images, ""));
+        let t = Instant::now();
+        live = restore(&mut c, &id, &["--image-path", images.to_str().unwrap()]);
+        restores.push(t.elapsed());
+        assert!(live.count_above(n) > n);
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2].as_millis()
+    };
+    sizes.sort();
+    eprintln!(
+        "FIGURE checkpoint {}: dump {} ms, restore -d {} ms, image {} KiB (median of 3)",
+        integration::runtime_path().display(),
+        median(&mut dumps),
+        median(&mut restores),
+        sizes[1] / 1024
+    );
+    c.kill("KILL").assert_ok();
+}

@@ -170,6 +170,45 @@ impl Runtime {
         self.run("delete", self.command(args))
     }
 
+    /// `checkpoint`: the image goes to `image`, CRIU's files to `work`; the container
+    /// keeps running unless `opts.exit` (as containerd's runc shim drives runc).
+    pub fn checkpoint(
+        &self,
+        id: &str,
+        image: &Path,
+        work: &Path,
+        opts: &crate::proto::CheckpointOptions,
+    ) -> Result<(), Error> {
+        let image = image.to_string_lossy();
+        let work = work.to_string_lossy();
+        let mut args = vec![
+            "checkpoint",
+            "--image-path",
+            image.as_ref(),
+            "--work-path",
+            work.as_ref(),
+        ];
+        for (on, flag) in [
+            (!opts.exit, "--leave-running"),
+            (opts.open_tcp, "--tcp-established"),
+            (opts.external_unix_sockets, "--ext-unix-sk"),
+            (opts.terminal, "--shell-job"),
+            (opts.file_locks, "--file-locks"),
+        ] {
+            if on {
+                args.push(flag);
+            }
+        }
+        for ns in &opts.empty_namespaces {
+            args.extend(["--empty-ns", ns.as_str()]);
+        }
+        if !opts.cgroups_mode.is_empty() {
+            args.extend(["--manage-cgroups-mode", opts.cgroups_mode.as_str()]);
+        }
+        args.push(id);
+        self.run("checkpoint", self.command(&args))
+    }
+
     pub fn pause(&self, id: &str) -> Result<(), Error> {
         self.run("pause", self.command(&["pause", id]))
     }

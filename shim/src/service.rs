@@ -579,11 +579,27 @@ impl Service {
         Ok(Empty {})
     }
 
-    fn checkpoint(&self, _req: CheckpointTaskRequest) -> RpcResult<Empty> {
-        Err(rpc(
-            Kind::Unsupported,
-            "checkpoint: patina has no checkpoint/restore (CRIU) support",
-        ))
+    fn checkpoint(&self, req: CheckpointTaskRequest) -> RpcResult<Empty> {
+        let c = self.container(&req.id)?;
+        let opts = match req.options.as_ref().filter(|a| !a.value.is_empty()) {
+            Some(any) => CheckpointOptions::decode(&any.value)
+                .map_err(|e| rpc(Kind::InvalidConfig, format!("checkpoint options: {e}")))?,
+            None => CheckpointOptions::default(),
+        };
+        // The path containerd gives, else the options' (ctr --image-path); CRIU's work
+        // files and log next to the bundle, as containerd's runc shim keeps them.
+        let image = match (req.path.as_str(), opts.image_path.as_str()) {
+            ("", "") => return Err(rpc(Kind::InvalidConfig, "checkpoint: no image path")),
+            ("", path) | (path, _) => PathBuf::from(path),
+        };
+        let work = match opts.work_path.as_str() {
+            "" => c.bundle.join("criu-work"),
+            path => PathBuf::from(path),
+        };
+        c.runtime
+            .checkpoint(&c.id, &image, &work, &opts)
+            .map_err(failed)?;
+        Ok(Empty {})
     }
 
     fn resize_pty(&self, req: ResizePtyRequest) -> RpcResult<Empty> {
