@@ -319,12 +319,36 @@ fn leave_running_then_restore_under_a_new_id() {
         "running"
     );
     let next = restored.count_above(0);
+    let pid = state_of(&c, &new_id).unwrap()["pid"].as_i64().unwrap();
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let mut stray = None;
+    if is_runc() {
+        // runc 1.1.5 restores on cgroup v2 into the dumped container's cgroup path,
+        // re-made by CRIU: the old id's (beyond runc: patina restores into the new id's).
+        // It is removed once the container is killed below.
+        stray = cgroup
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .filter(|p| p.ends_with(&id))
+            .map(|p| Path::new("/sys/fs/cgroup").join(p.trim_start_matches('/')));
+    } else if cgroup.starts_with("0::") {
+        assert!(
+            cgroup.trim().ends_with(&new_id),
+            "restored into {cgroup:?}, not the new id's cgroup"
+        );
+    }
     assert!(
         next > 3 && next <= at_dump + 2,
         "restored counter printed {next}: not from the image taken near {at_dump}"
     );
     restored.count_above(next);
     c.rt(&["kill", &new_id, "KILL"]).assert_ok();
+    if let Some(dir) = stray {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::remove_dir(&dir).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 /// Pre-dump copies the memory while the container runs; the dump on top of it
@@ -369,10 +393,16 @@ fn pre_dump_then_dump_with_parent_is_smaller() {
         pre_pages >= 8_000_000,
         "pre-dump wrote {pre_pages} B of pages"
     );
-    assert!(
-        full_pages * 4 < pre_pages,
-        "dump with parent wrote {full_pages} B, pre-dump {pre_pages} B"
-    );
+    if is_runc() {
+        // Seen in the systemd guest: runc 1.1.5's dump on top of its pre-dump writes
+        // every page again (8 MB of 8 MB), patina's about 100 KB (beyond runc).
+        assert!(full_pages > 0);
+    } else {
+        assert!(
+            full_pages * 4 < pre_pages,
+            "dump with parent wrote {full_pages} B, pre-dump {pre_pages} B"
+        );
+    }
     drop(run);
     let restored = restore(&mut c, &id, &["--image-path", full.to_str().unwrap()]);
     let n = restored.count_above(0);

@@ -318,23 +318,33 @@ impl Ctx<'_> {
             cg.apply(resources, Some(&rules))?;
             cg.join(criu_pid)?;
         }
-        if !cg.is_v2() {
-            // v1: each controller's root for CRIU is where its process now is.
-            let text = std::fs::read_to_string(format!("/proc/{criu_pid}/cgroup"))
-                .context("restore: read CRIU's cgroups")?;
-            for line in text.lines() {
-                let mut parts = line.splitn(3, ':');
-                let (_, ctrls, path) = (
-                    parts.next(),
-                    parts.next().unwrap_or(""),
-                    parts.next().unwrap_or(""),
-                );
-                for ctrl in ctrls.split(',').filter(|c| !c.is_empty()) {
+        // Where CRIU's process now is, for each controller (v1) or the unified
+        // hierarchy (v2: no controller named) becomes the root CRIU restores the
+        // container's cgroup into. runc 1.1.5 does this on v1 only: on v2 CRIU re-makes
+        // the dumped container's cgroup path, so a restore under a new id lands in the
+        // old id's cgroup (beyond runc).
+        let text = std::fs::read_to_string(format!("/proc/{criu_pid}/cgroup"))
+            .context("restore: read CRIU's cgroups")?;
+        for line in text.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (_, ctrls, path) = (
+                parts.next(),
+                parts.next().unwrap_or(""),
+                parts.next().unwrap_or(""),
+            );
+            if ctrls.is_empty() {
+                if cg.is_v2() {
                     let mut root = Cgroup_root::new();
-                    root.set_ctrl(ctrl.trim_start_matches("name=").to_owned());
                     root.set_path(path.to_owned());
                     req.cg_root.push(root);
                 }
+                continue;
+            }
+            for ctrl in ctrls.split(',') {
+                let mut root = Cgroup_root::new();
+                root.set_ctrl(ctrl.trim_start_matches("name=").to_owned());
+                root.set_path(path.to_owned());
+                req.cg_root.push(root);
             }
         }
         Ok(())
