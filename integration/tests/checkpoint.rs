@@ -560,3 +560,86 @@ fn checkpoint_restore_figures() {
     );
     c.kill("KILL").assert_ok();
 }
+
+/// The shim's task API: Checkpoint (runc's CheckpointOptions, `exit`) dumps the task and
+/// stops it; Create with `checkpoint` restores it (with new stdio) and Start reports it;
+/// the counter in the log goes on from where it was. Runs the runtime under test through
+/// the shim's BinaryName.
+#[test]
+fn shim_checkpoint_then_create_from_the_checkpoint() {
+    use containerd_shim_patina::proto::{
+        Any, CheckpointOptions, CheckpointTaskRequest, CreateTaskRequest, Empty,
+    };
+    use integration::shim_client::Shim;
+    if !criu_works("shim_checkpoint_then_create_from_the_checkpoint") {
+        return;
+    }
+    let counter = [
+        "sh",
+        "-c",
+        "i=0; while :; do i=$((i+1)); echo $i; sleep 0.1; done",
+    ];
+    let mut shim = Shim::start("ckshim", ("ckpt", "ckshim"), &counter, |_| None);
+    let options = || {
+        shim.runc_options(|o| {
+            o.binary_name = integration::runtime_path().to_string_lossy().into_owned()
+        })
+    };
+    let opts = options();
+    let log = shim.dir.join("out.log");
+    let numbers = |log: &Path| -> Vec<u64> {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    };
+    shim.create(Some(opts.clone()), &log).expect("Create");
+    shim.start_task("");
+    let wait_past = |log: &Path, n: u64| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while numbers(log).last().is_none_or(|&l| l <= n) {
+            assert!(Instant::now() < deadline, "the counter did not pass {n}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_past(&log, 3);
+    let images = shim.dir.join("images");
+    let req = CheckpointTaskRequest {
+        id: "ckshim".into(),
+        path: images.to_string_lossy().into(),
+        options: Some(Any::pack(
+            "containerd.runc.v1.CheckpointOptions",
+            &CheckpointOptions {
+                exit: true,
+                ..Default::default()
+            },
+        )),
+    };
+    let _: Empty = shim.call("Checkpoint", &req);
+    shim.wait("");
+    shim.delete("");
+    let last = *numbers(&log).last().unwrap();
+    let log2 = shim.dir.join("restored.log");
+    let req = CreateTaskRequest {
+        id: "ckshim".into(),
+        bundle: shim.bundle.to_string_lossy().into(),
+        stdout: format!("file://{}", log2.display()),
+        stderr: format!("file://{}", log2.display()),
+        checkpoint: images.to_string_lossy().into(),
+        options: Some(opts),
+        ..Default::default()
+    };
+    let created: containerd_shim_patina::proto::CreateTaskResponse = shim
+        .try_call("Create", &req)
+        .expect("Create from the checkpoint");
+    assert_eq!(shim.start_task(""), created.pid);
+    wait_past(&log2, 0);
+    let first = numbers(&log2)[0];
+    assert!(
+        first > last && first <= last + 2,
+        "restored counter printed {first} after {last}"
+    );
+    shim.kill_and_delete();
+    assert!(shim.shutdown(false));
+}

@@ -120,6 +120,46 @@ impl Runtime {
         self.run("create", cmd)
     }
 
+    /// `restore --detach` of the image in `image` as container `id`, with the stdio of
+    /// `io` (the restored process's pipes are swapped for these).
+    pub fn restore(
+        &self,
+        id: &str,
+        bundle: &Path,
+        pid_file: &Path,
+        image: &Path,
+        work: &Path,
+        io: &mut Prepared,
+    ) -> Result<(), Error> {
+        let bundle = bundle.to_string_lossy();
+        let pid_file = pid_file.to_string_lossy();
+        let image = image.to_string_lossy();
+        let work = work.to_string_lossy();
+        let mut args = vec![
+            "restore",
+            "--detach",
+            "--bundle",
+            bundle.as_ref(),
+            "--pid-file",
+            pid_file.as_ref(),
+            "--image-path",
+            image.as_ref(),
+            "--work-path",
+            work.as_ref(),
+        ];
+        let console = io.console_path().map(|p| p.to_string_lossy().into_owned());
+        if let Some(c) = console.as_deref() {
+            args.extend(["--console-socket", c]);
+        }
+        if self.opts.no_pivot_root {
+            args.push("--no-pivot");
+        }
+        args.push(id);
+        let mut cmd = self.command(&args);
+        io.apply(&mut cmd);
+        self.run("restore", cmd)
+    }
+
     pub fn exec(
         &self,
         id: &str,
