@@ -579,13 +579,17 @@ fn shim_checkpoint_then_create_from_the_checkpoint() {
         "-c",
         "i=0; while :; do i=$((i+1)); echo $i; sleep 0.1; done",
     ];
-    let mut shim = Shim::start("ckshim", ("ckpt", "ckshim"), &counter, |_| None);
-    let options = || {
-        shim.runc_options(|o| {
-            o.binary_name = integration::runtime_path().to_string_lossy().into_owned()
-        })
-    };
-    let opts = options();
+    // The bundle made here rather than by fixtures/busybox-bundle.sh, which the guest
+    // does not have.
+    let dir = integration::shim_client::scratch_dir("ckshim");
+    let bundle = dir.join("bundle");
+    integration::rootfs::build(&bundle.join("rootfs"));
+    let config = spec::base_config(&counter, "ckshim");
+    std::fs::write(bundle.join("config.json"), config.to_string()).unwrap();
+    let mut shim = Shim::start_in(dir, bundle, ("ckpt", "ckshim"), |_| None);
+    let opts = shim.runc_options(|o| {
+        o.binary_name = integration::runtime_path().to_string_lossy().into_owned()
+    });
     let log = shim.dir.join("out.log");
     let numbers = |log: &Path| -> Vec<u64> {
         std::fs::read_to_string(log)
@@ -642,4 +646,77 @@ fn shim_checkpoint_then_create_from_the_checkpoint() {
     );
     shim.kill_and_delete();
     assert!(shim.shutdown(false));
+}
+
+/// Numbers `nN` seen on a terminal so far.
+fn tty_numbers(text: &str) -> Vec<u64> {
+    text.split_whitespace()
+        .filter_map(|w| w.strip_prefix('n')?.parse().ok())
+        .collect()
+}
+
+/// A container with a tty (its master sent to `--console-socket`): restored with a new
+/// console socket, CRIU's new pty master arrives there and the counter goes on on it.
+#[test]
+fn tty_container_restores_onto_a_new_console() {
+    use integration::console::{read_master, receive_master};
+    use std::os::unix::net::UnixListener;
+    if !criu_works("tty_container_restores_onto_a_new_console") {
+        return;
+    }
+    let mut c = Container::new("ckpt_tty");
+    c.set_sh("i=0; while :; do i=$((i+1)); echo n$i; sleep 0.1; done");
+    c.config["process"]["terminal"] = json!(true);
+    let sock = c.path("console.sock");
+    let master = receive_master(UnixListener::bind(&sock).unwrap());
+    c.run_with(&["--detach", "--console-socket", sock.to_str().unwrap()])
+        .assert_ok();
+    let rx = read_master(std::fs::File::from(master.join().unwrap()));
+    let mut seen = String::new();
+    let collect = |rx: &Receiver<Vec<u8>>, seen: &mut String, past: u64| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while tty_numbers(seen).last().is_none_or(|&n| n <= past) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(chunk) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+                Err(_) => panic!("the terminal showed nothing past n{past}: {seen:?}"),
+            }
+        }
+    };
+    collect(&rx, &mut seen, 5);
+    let images = c.path("images");
+    let id = c.id.clone();
+    checkpoint(&c, &id, &["--image-path", images.to_str().unwrap()]).assert_ok();
+    std::thread::sleep(Duration::from_millis(300));
+    seen.extend(
+        rx.try_iter()
+            .map(|chunk| String::from_utf8_lossy(&chunk).into_owned()),
+    );
+    let last = *tty_numbers(&seen).last().unwrap();
+    let sock2 = c.path("console2.sock");
+    let master2 = receive_master(UnixListener::bind(&sock2).unwrap());
+    let bundle = c.bundle.to_string_lossy().into_owned();
+    c.rt(&[
+        "restore",
+        "-d",
+        "--bundle",
+        &bundle,
+        "--console-socket",
+        sock2.to_str().unwrap(),
+        "--image-path",
+        images.to_str().unwrap(),
+        &id,
+    ])
+    .assert_ok();
+    let pid = c.pid();
+    c.track_pid(pid);
+    let rx2 = read_master(std::fs::File::from(master2.join().unwrap()));
+    let mut after = String::new();
+    collect(&rx2, &mut after, 0);
+    let first = tty_numbers(&after)[0];
+    assert!(
+        first + 2 >= last && first <= last + 2,
+        "the restored terminal showed n{first} after n{last}"
+    );
+    c.kill("KILL").assert_ok();
 }

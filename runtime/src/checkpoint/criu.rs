@@ -229,7 +229,7 @@ fn failure(what: &str, log: &Path, errno: Option<i32>) -> Error {
 }
 
 /// The last line of CRIU's log that reports an error ("Error (file:line): ..."), without
-/// the timestamp; else its last line.
+/// the timestamp, short of the closing "... FAILED." one; else its last line.
 pub fn last_error_line(log: &Path) -> Option<String> {
     let file = std::fs::File::open(log).ok()?;
     let mut last = None;
@@ -246,7 +246,9 @@ pub fn last_error_line(log: &Path) -> Option<String> {
         if text.is_empty() {
             continue;
         }
-        if text.starts_with("Error") {
+        // "Dumping FAILED." / "Restoring FAILED." close every failed log: the error
+        // before them is the one that says why.
+        if text.starts_with("Error") && !text.ends_with("FAILED.") {
             last_error = Some(text.to_owned());
         }
         last = Some(text.to_owned());
@@ -268,7 +270,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             last_error_line(&dir).as_deref(),
-            Some("Error (criu/cr-restore.c:2447): Restoring FAILED.")
+            Some("Error (criu/cr-restore.c:1480): can't open")
         );
         std::fs::write(&dir, "(00.1) a\n(00.2) b\n").unwrap();
         assert_eq!(last_error_line(&dir).as_deref(), Some("b"));
