@@ -620,7 +620,16 @@ fn shim_checkpoint_then_create_from_the_checkpoint() {
             },
         )),
     };
-    let _: Empty = shim.call("Checkpoint", &req);
+    if let Err(status) = shim.try_call::<_, Empty>("Checkpoint", &req) {
+        let log =
+            std::fs::read_to_string(shim.bundle.join("criu-work/dump.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let first = lines.iter().position(|l| l.contains("Error")).unwrap_or(0);
+        panic!(
+            "Checkpoint: {status:?}\ndump.log:\n{}",
+            lines[first.saturating_sub(15)..(first + 5).min(lines.len())].join("\n")
+        );
+    }
     shim.wait("");
     shim.delete("");
     let last = *numbers(&log).last().unwrap();
@@ -719,4 +728,70 @@ fn tty_container_restores_onto_a_new_console() {
         "the restored terminal showed n{first} after n{last}"
     );
     c.kill("KILL").assert_ok();
+}
+
+/// An established TCP connection on the loopback of the container's own network
+/// namespace: the dump refuses it without `--tcp-established` (naming the flag and
+/// CRIU's log, the container left running), takes it with the flag, and the restored
+/// connection carries the counter on.
+#[test]
+fn tcp_connection_needs_tcp_established() {
+    if !criu_works("tcp_connection_needs_tcp_established") {
+        return;
+    }
+    let mut c = Container::new("ckpt_tcp");
+    // The server prints what the client sends: the numbers reach stdout through TCP.
+    c.set_sh("nc -l -p 5000 & sleep 1; i=0; while :; do i=$((i+1)); echo $i; sleep 0.1; done | nc 127.0.0.1 5000");
+    c.write_config();
+    let (run, _) = run_counter(&mut c);
+    run.count_above(3);
+    let images = c.path("images");
+    let work = c.path("work");
+    let id = c.id.clone();
+    let (img, wrk) = (images.to_str().unwrap(), work.to_str().unwrap());
+    let out = checkpoint(
+        &c,
+        &id,
+        &["--leave-running", "--image-path", img, "--work-path", wrk],
+    );
+    out.assert_failed();
+    if !is_runc() {
+        assert!(
+            out.stderr.contains("--tcp-established") && out.stderr.contains("dump.log"),
+            "{}",
+            out.stderr
+        );
+    }
+    let n = run.count_above(0);
+    run.count_above(n);
+    checkpoint(
+        &c,
+        &id,
+        &["--tcp-established", "--image-path", img, "--work-path", wrk],
+    )
+    .assert_ok();
+    let last = read_last(&run).max(n);
+    drop(run);
+    let restored = restore(
+        &mut c,
+        &id,
+        &["--tcp-established", "--image-path", img, "--work-path", wrk],
+    );
+    let first = restored.count_above(0);
+    assert!(
+        first > n && first <= last + 2,
+        "restored connection carried {first} after {last}"
+    );
+    restored.count_above(first);
+    c.kill("KILL").assert_ok();
+}
+
+/// The last number a counter printed before it stopped (what is left in the pipe).
+fn read_last(p: &Piped) -> u64 {
+    std::thread::sleep(Duration::from_millis(300));
+    p.lines
+        .try_iter()
+        .filter_map(|l| l.trim().parse().ok())
+        .last()
+        .unwrap_or(0)
 }

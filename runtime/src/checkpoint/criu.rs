@@ -228,12 +228,14 @@ fn failure(what: &str, log: &Path, errno: Option<i32>) -> Error {
     ))
 }
 
-/// The last line of CRIU's log that reports an error ("Error (file:line): ..."), without
-/// the timestamp, short of the closing "... FAILED." one; else its last line.
+/// What CRIU's log says went wrong: its first error line ("Error (file:line): ...", the
+/// cause; later ones follow from it) and, when another comes after it, the last one,
+/// without timestamps and short of the closing "Dumping FAILED." / "Restoring FAILED.",
+/// which say nothing; else the log's last line.
 pub fn last_error_line(log: &Path) -> Option<String> {
     let file = std::fs::File::open(log).ok()?;
     let mut last = None;
-    let mut last_error = None;
+    let mut errors: Vec<String> = Vec::new();
     for line in BufReader::new(file)
         .lines()
         .map_while(std::result::Result::ok)
@@ -246,14 +248,16 @@ pub fn last_error_line(log: &Path) -> Option<String> {
         if text.is_empty() {
             continue;
         }
-        // "Dumping FAILED." / "Restoring FAILED." close every failed log: the error
-        // before them is the one that says why.
         if text.starts_with("Error") && !text.ends_with("FAILED.") {
-            last_error = Some(text.to_owned());
+            errors.push(text.to_owned());
         }
         last = Some(text.to_owned());
     }
-    last_error.or(last)
+    match (errors.first(), errors.last()) {
+        (Some(first), Some(last)) if first != last => Some(format!("{first} (last: {last})")),
+        (Some(first), _) => Some(first.clone()),
+        _ => last,
+    }
 }
 
 #[cfg(test)]
@@ -271,6 +275,11 @@ mod tests {
         assert_eq!(
             last_error_line(&dir).as_deref(),
             Some("Error (criu/cr-restore.c:1480): can't open")
+        );
+        std::fs::write(&dir, "(00.1) Error (a.c:1): x\n(00.2) Error (b.c:2): y\n(00.3) Error (c.c:3): Dumping FAILED.\n").unwrap();
+        assert_eq!(
+            last_error_line(&dir).as_deref(),
+            Some("Error (a.c:1): x (last: Error (b.c:2): y)")
         );
         std::fs::write(&dir, "(00.1) a\n(00.2) b\n").unwrap();
         assert_eq!(last_error_line(&dir).as_deref(), Some("b"));
