@@ -18,20 +18,31 @@ use std::time::{Duration, Instant};
 use integration::{is_runc, spec, Container};
 use serde_json::json;
 
-/// Whether CRIU works here; says so by name when it does not.
+/// Whether CRIU works here; says so by name when it does not. `criu check` logs to a
+/// file of ours (a host's /etc/criu/default.conf may name a log file in the cwd), whose
+/// last error line is the reason given.
 fn criu_works(test: &str) -> bool {
     static CHECK: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    let check = CHECK.get_or_init(|| match Command::new("criu").arg("check").output() {
-        Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => Err([out.stderr, out.stdout]
-            .concat()
-            .split(|b| *b == b'\n')
-            .map(String::from_utf8_lossy)
-            .rfind(|l| l.contains("Error"))
-            .map_or(format!("{}, no message", out.status), |l| {
-                l.trim().to_owned()
-            })),
-        Err(e) => Err(format!("cannot run criu: {e}")),
+    let check = CHECK.get_or_init(|| {
+        let log =
+            std::env::temp_dir().join(format!("patina-criu-check-{}.log", std::process::id()));
+        let out = Command::new("criu")
+            .arg("check")
+            .arg("-o")
+            .arg(&log)
+            .output();
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        match out {
+            Ok(out) if out.status.success() => Ok(()),
+            Ok(out) => Err(text
+                .lines()
+                .rfind(|l| l.contains("Error"))
+                .map_or(format!("{}, no message", out.status), |l| {
+                    l.trim().to_owned()
+                })),
+            Err(e) => Err(format!("cannot run criu: {e}")),
+        }
     });
     match check {
         Ok(()) => true,
