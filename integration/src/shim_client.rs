@@ -115,6 +115,17 @@ impl Shim {
             .status()
             .unwrap();
         assert!(ok.success(), "busybox bundle");
+        Shim::start_in(dir, bundle, (ns, id), stdin_options)
+    }
+
+    /// [`Shim::start`] on a bundle the caller made in `dir` (removed with the shim).
+    pub fn start_in(
+        dir: PathBuf,
+        bundle: PathBuf,
+        (ns, id): (&str, &str),
+        stdin_options: impl FnOnce(&Path) -> Option<Any>,
+    ) -> Shim {
+        crate::container::init_process();
         let events_sock = dir.join("events.sock");
         let events = Events::serve(&events_sock);
         let mut start = Command::new(shim_path())

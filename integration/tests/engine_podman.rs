@@ -11,7 +11,8 @@
 use integration::engines::docker_like::{self, ExecScenario};
 use integration::engines::gone;
 use integration::engines::podman::engine;
-use integration::engines::{verify, Step};
+use integration::engines::{counter_resumed, read_counter, verify, Step, COUNTER};
+use integration::runtime::wait_for;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -98,4 +99,72 @@ fn engine_podman_stop_timeout_restart_rm_force() {
 #[test]
 fn engine_podman_volumes() {
     docker_like::volumes(engine());
+}
+
+/// `podman container checkpoint` / `restore` (podman decides the runtime supports them when
+/// `RUNTIME checkpoint --help` succeeds): the restored counter goes on from where it was.
+#[test]
+fn engine_podman_checkpoint_restore() {
+    let criu = std::process::Command::new("criu")
+        .args(["check", "-o", "/dev/null"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !criu {
+        eprintln!("engine_podman_checkpoint_restore: SKIPPED: `criu check` fails on this host; runs in the systemd guest (integration/systemd-vm)");
+        return;
+    }
+    let e = engine();
+    verify(
+        e,
+        "ckpt",
+        &[
+            ("podman run -d counter", "ok"),
+            ("podman container checkpoint", "ok"),
+            ("status after checkpoint", "exited"),
+            ("podman container restore", "ok"),
+            ("status after restore", "running"),
+            ("counter goes on from the checkpoint", "true"),
+            ("podman rm -f -t 0", "ok"),
+        ],
+        |rt, name, t| -> Step {
+            let out = e.run(rt, &["-d", "--name", name], &["sh", "-c", COUNTER]);
+            t.ok("podman run -d counter", &out)?;
+            let pid_of = || -> i32 {
+                e.inspect(name, "{{.State.Pid}}")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0)
+            };
+            let pid = pid_of();
+            wait_for(Duration::from_secs(30), || {
+                read_counter(pid).filter(|n| *n >= 20)
+            });
+            let out = e.podman(&["container", "checkpoint", name]);
+            t.ok("podman container checkpoint", &out)?;
+            t.note(
+                "status after checkpoint",
+                e.inspect(name, "{{.State.Status}}").unwrap_or_default(),
+            );
+            t.ok(
+                "podman container restore",
+                &e.podman(&["container", "restore", name]),
+            )?;
+            t.note(
+                "status after restore",
+                e.inspect(name, "{{.State.Status}}").unwrap_or_default(),
+            );
+            // The shell had counted to 20 or more; a fresh start would count from 1 (and
+            // need 2 s to get that far), the restored one goes on from there.
+            let pid = pid_of();
+            let first = read_counter(pid).unwrap_or(0);
+            t.note(
+                "counter goes on from the checkpoint",
+                (first >= 20 && counter_resumed(pid) == "advancing").to_string(),
+            );
+            t.ok(
+                "podman rm -f -t 0",
+                &e.podman(&["rm", "-f", "-t", "0", name]),
+            )?;
+            Ok(())
+        },
+    );
 }

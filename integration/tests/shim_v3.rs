@@ -51,7 +51,7 @@ fn shim_v3_client_lifecycle() {
         "{pids:?}"
     );
 
-    // Checkpoint is refused with a reason.
+    // Checkpoint without an image path is refused with a reason.
     let checkpoint = CheckpointTaskRequest {
         id: "v3c".into(),
         ..Default::default()
@@ -59,8 +59,8 @@ fn shim_v3_client_lifecycle() {
     let status = shim
         .try_call::<_, Empty>("Checkpoint", &checkpoint)
         .expect_err("checkpoint");
-    assert_eq!(status.code, ttrpc::Code::Unimplemented as i32);
-    assert!(status.message.contains("checkpoint"), "{status:?}");
+    assert_eq!(status.code, ttrpc::Code::InvalidArgument as i32);
+    assert!(status.message.contains("image path"), "{status:?}");
 
     shim.kill(9, false).expect("Kill");
     assert_eq!(shim.wait(""), 137);

@@ -266,18 +266,100 @@ enum Command {
         /// The container's id (letters, digits, _ + - .; unique under --root)
         container_id: String,
     },
-    /// Checkpoint a container (not supported)
-    Checkpoint {
-        /// runc's checkpoint flags and id (refused)
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        rest: Vec<String>,
-    },
-    /// Restore a container (not supported)
-    Restore {
-        /// runc's restore flags and id (refused)
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        rest: Vec<String>,
-    },
+    /// Checkpoint a running container with CRIU
+    Checkpoint(Box<CheckpointArgs>),
+    /// Restore a container from a checkpoint with CRIU
+    Restore(Box<RestoreArgs>),
+}
+
+/// The flags checkpoint and restore share (runc's names).
+#[derive(Args, Debug)]
+struct CriuArgs {
+    /// Directory of the CRIU image (default ./checkpoint)
+    #[arg(long = "image-path", value_name = "DIR")]
+    image_path: Option<PathBuf>,
+    /// Directory for CRIU's work files and log (default: the image directory)
+    #[arg(long = "work-path", value_name = "DIR")]
+    work_path: Option<PathBuf>,
+    /// Allow open TCP connections
+    #[arg(long = "tcp-established")]
+    tcp_established: bool,
+    /// Allow external unix sockets
+    #[arg(long = "ext-unix-sk")]
+    ext_unix_sk: bool,
+    /// Allow shell jobs (a session or tty shared with the caller)
+    #[arg(long = "shell-job")]
+    shell_job: bool,
+    /// Handle file locks
+    #[arg(long = "file-locks")]
+    file_locks: bool,
+    /// How CRIU handles the cgroups: soft, full, strict or ignore
+    #[arg(long = "manage-cgroups-mode", value_name = "MODE")]
+    manage_cgroups_mode: Option<String>,
+    /// Create a namespace but do not restore its properties (network)
+    #[arg(long = "empty-ns", value_name = "NS")]
+    empty_ns: Vec<String>,
+    /// Deduplicate the images of --parent-path as pages are written (or restored)
+    #[arg(long = "auto-dedup")]
+    auto_dedup: bool,
+    /// Use userfaultfd to restore memory pages lazily
+    #[arg(long = "lazy-pages")]
+    lazy_pages: bool,
+}
+
+#[derive(Args, Debug)]
+struct CheckpointArgs {
+    #[command(flatten)]
+    criu: CriuArgs,
+    /// The previous (pre-)dump's image, relative to the image directory
+    #[arg(long = "parent-path", value_name = "DIR")]
+    parent_path: Option<String>,
+    /// Leave the container running after the checkpoint
+    #[arg(long = "leave-running")]
+    leave_running: bool,
+    /// Dump the memory only, for a later --parent-path dump
+    #[arg(long = "pre-dump")]
+    pre_dump: bool,
+    /// Send the pages to a CRIU page server at ADDRESS:PORT
+    #[arg(long = "page-server", value_name = "ADDRESS:PORT")]
+    page_server: Option<String>,
+    /// With --lazy-pages: a descriptor written once the page server is ready
+    #[arg(long = "status-fd", value_name = "FD")]
+    status_fd: Option<i32>,
+    /// The container's id
+    container_id: String,
+}
+
+#[derive(Args, Debug)]
+struct RestoreArgs {
+    #[command(flatten)]
+    criu: CriuArgs,
+    /// Bundle directory (config.json and the root filesystem)
+    #[arg(short = 'b', long, default_value = ".", value_name = "DIR")]
+    bundle: PathBuf,
+    /// Return once restored instead of waiting for the container
+    #[arg(short = 'd', long)]
+    detach: bool,
+    /// Write the restored init's pid to this file
+    #[arg(long = "pid-file", value_name = "FILE")]
+    pid_file: Option<PathBuf>,
+    /// Unix socket to send the restored tty's master to
+    #[arg(long = "console-socket", value_name = "SOCKET")]
+    console_socket: Option<PathBuf>,
+    /// Do not become a subreaper of the restored processes
+    #[arg(long = "no-subreaper")]
+    no_subreaper: bool,
+    /// Accepted for runc's sake (CRIU restores the root itself)
+    #[arg(long = "no-pivot")]
+    no_pivot: bool,
+    /// LSM profile of the restored processes: TYPE:NAME
+    #[arg(long = "lsm-profile", value_name = "TYPE:NAME")]
+    lsm_profile: Option<String>,
+    /// LSM mount context of the restored mounts
+    #[arg(long = "lsm-mount-context", value_name = "CONTEXT")]
+    lsm_mount_context: Option<String>,
+    /// The new container's id
+    container_id: String,
 }
 
 #[derive(Args, Debug)]
@@ -405,16 +487,6 @@ fn check_inherited_fds(command: &Command) -> Result<()> {
     patina::fds::check_preserved(count, "--preserve-fds")
 }
 
-fn check_global_flags(cli: &Cli) -> Result<()> {
-    if let Some(criu) = &cli.criu {
-        logging::debug(&format!(
-            "--criu {:?}: kept for checkpoint, which patina does not support",
-            criu.display()
-        ));
-    }
-    Ok(())
-}
-
 fn create_options(
     args: &CreateArgs,
     systemd_cgroup: bool,
@@ -449,7 +521,6 @@ fn print(text: &str) {
 }
 
 fn dispatch(cli: Cli) -> Result<i32> {
-    check_global_flags(&cli)?;
     let mode = Mode::parse(cli.rootless.as_deref())?;
     let root = match &cli.root {
         Some(root) => absolute(root),
@@ -554,14 +625,75 @@ fn dispatch(cli: Cli) -> Result<i32> {
             let interval = events::parse_duration(&interval)?;
             events::events(&root, &container_id, interval, stats)?;
         }
-        Command::Checkpoint { .. } | Command::Restore { .. } => {
-            bail!(
-                Unsupported,
-                "checkpoint/restore: not supported by patina (no CRIU integration yet)"
-            );
+        Command::Checkpoint(a) => checkpoint_command(&root, cli.criu.as_deref(), *a)?,
+        Command::Restore(a) => {
+            return restore_command(&root, cli.criu.as_deref(), cli.systemd_cgroup, *a)
         }
     }
     Ok(0)
+}
+
+fn criu_common(criu: Option<&Path>, a: &CriuArgs) -> Result<patina::checkpoint::Common> {
+    Ok(patina::checkpoint::Common {
+        image_path: absolute(a.image_path.as_deref().unwrap_or(Path::new("checkpoint"))),
+        work_path: a.work_path.as_deref().map(absolute),
+        tcp_established: a.tcp_established,
+        ext_unix_sk: a.ext_unix_sk,
+        shell_job: a.shell_job,
+        file_locks: a.file_locks,
+        manage_cgroups_mode: a
+            .manage_cgroups_mode
+            .as_deref()
+            .map(patina::checkpoint::CgMode::parse)
+            .transpose()?,
+        empty_ns: patina::checkpoint::parse_empty_ns(&a.empty_ns)?,
+        auto_dedup: a.auto_dedup,
+        lazy_pages: a.lazy_pages,
+        criu: criu.map(Path::to_path_buf),
+    })
+}
+
+fn checkpoint_command(root: &Path, criu: Option<&Path>, a: CheckpointArgs) -> Result<()> {
+    let page_server = match &a.page_server {
+        Some(text) => {
+            let parsed = text
+                .rsplit_once(':')
+                .and_then(|(addr, port)| Some((addr.to_owned(), port.parse::<i32>().ok()?)));
+            match parsed {
+                Some(p) => Some(p),
+                None => bail!(
+                    InvalidConfig,
+                    "--page-server {text:?}: must be ADDRESS:PORT"
+                ),
+            }
+        }
+        None => None,
+    };
+    let opts = patina::checkpoint::dump::CheckpointOptions {
+        common: criu_common(criu, &a.criu)?,
+        parent_path: a.parent_path,
+        leave_running: a.leave_running,
+        pre_dump: a.pre_dump,
+        page_server,
+        status_fd: a.status_fd,
+    };
+    patina::checkpoint::dump::checkpoint(root, &a.container_id, &opts)
+}
+
+fn restore_command(root: &Path, criu: Option<&Path>, systemd: bool, a: RestoreArgs) -> Result<i32> {
+    let opts = patina::checkpoint::restore::RestoreOptions {
+        common: criu_common(criu, &a.criu)?,
+        bundle: a.bundle,
+        detach: a.detach,
+        pid_file: a.pid_file.as_deref().map(absolute),
+        console_socket: a.console_socket,
+        no_subreaper: a.no_subreaper,
+        no_pivot: a.no_pivot,
+        lsm_profile: a.lsm_profile,
+        lsm_mount_context: a.lsm_mount_context,
+        systemd_cgroup: systemd,
+    };
+    patina::checkpoint::restore::restore(root, &a.container_id, &opts)
 }
 
 fn exec_command(root: &Path, args: ExecArgs) -> Result<i32> {

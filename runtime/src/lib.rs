@@ -5,6 +5,7 @@
 
 pub mod capabilities;
 pub mod cgroups;
+pub mod checkpoint;
 pub mod container;
 pub mod dbus;
 pub mod default_spec;

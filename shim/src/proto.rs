@@ -352,6 +352,12 @@ message!(CloseIORequest { 1 id: String, 2 exec_id: String, 3 stdin: bool });
 message!(PidsRequest { 1 id: String });
 message!(PidsResponse { 1 processes: Vec<ProcessInfo> });
 message!(CheckpointTaskRequest { 1 id: String, 2 path: String, 3 options: Option<Any> });
+// containerd.runc.v1.CheckpointOptions: what ctr and CRI send with Checkpoint.
+message!(CheckpointOptions {
+    1 exit: bool, 2 open_tcp: bool, 3 external_unix_sockets: bool, 4 terminal: bool,
+    5 file_locks: bool, 6 empty_namespaces: Vec<String>, 7 cgroups_mode: String,
+    8 image_path: String, 9 work_path: String,
+});
 message!(UpdateTaskRequest {
     1 id: String, 2 resources: Option<Any>, 3 annotations: BTreeMap<String, String>,
 });

@@ -120,6 +120,46 @@ impl Runtime {
         self.run("create", cmd)
     }
 
+    /// `restore --detach` of the image in `image` as container `id`, with the stdio of
+    /// `io` (the restored process's pipes are swapped for these).
+    pub fn restore(
+        &self,
+        id: &str,
+        bundle: &Path,
+        pid_file: &Path,
+        image: &Path,
+        work: &Path,
+        io: &mut Prepared,
+    ) -> Result<(), Error> {
+        let bundle = bundle.to_string_lossy();
+        let pid_file = pid_file.to_string_lossy();
+        let image = image.to_string_lossy();
+        let work = work.to_string_lossy();
+        let mut args = vec![
+            "restore",
+            "--detach",
+            "--bundle",
+            bundle.as_ref(),
+            "--pid-file",
+            pid_file.as_ref(),
+            "--image-path",
+            image.as_ref(),
+            "--work-path",
+            work.as_ref(),
+        ];
+        let console = io.console_path().map(|p| p.to_string_lossy().into_owned());
+        if let Some(c) = console.as_deref() {
+            args.extend(["--console-socket", c]);
+        }
+        if self.opts.no_pivot_root {
+            args.push("--no-pivot");
+        }
+        args.push(id);
+        let mut cmd = self.command(&args);
+        io.apply(&mut cmd);
+        self.run("restore", cmd)
+    }
+
     pub fn exec(
         &self,
         id: &str,
@@ -168,6 +208,45 @@ impl Runtime {
             &["delete", id]
         };
         self.run("delete", self.command(args))
+    }
+
+    /// `checkpoint`: the image goes to `image`, CRIU's files to `work`; the container
+    /// keeps running unless `opts.exit` (as containerd's runc shim drives runc).
+    pub fn checkpoint(
+        &self,
+        id: &str,
+        image: &Path,
+        work: &Path,
+        opts: &crate::proto::CheckpointOptions,
+    ) -> Result<(), Error> {
+        let image = image.to_string_lossy();
+        let work = work.to_string_lossy();
+        let mut args = vec![
+            "checkpoint",
+            "--image-path",
+            image.as_ref(),
+            "--work-path",
+            work.as_ref(),
+        ];
+        for (on, flag) in [
+            (!opts.exit, "--leave-running"),
+            (opts.open_tcp, "--tcp-established"),
+            (opts.external_unix_sockets, "--ext-unix-sk"),
+            (opts.terminal, "--shell-job"),
+            (opts.file_locks, "--file-locks"),
+        ] {
+            if on {
+                args.push(flag);
+            }
+        }
+        for ns in &opts.empty_namespaces {
+            args.extend(["--empty-ns", ns.as_str()]);
+        }
+        if !opts.cgroups_mode.is_empty() {
+            args.extend(["--manage-cgroups-mode", opts.cgroups_mode.as_str()]);
+        }
+        args.push(id);
+        self.run("checkpoint", self.command(&args))
     }
 
     pub fn pause(&self, id: &str) -> Result<(), Error> {

@@ -38,6 +38,8 @@ pub struct Container {
     /// false when init shares the host's (or another) pid namespace: then the other
     /// processes are killed when init exits, as the kernel would otherwise do
     own_pid_ns: bool,
+    /// Restored from a checkpoint at Create: already running, Start only reports it.
+    restored: bool,
 }
 
 pub struct Service {
@@ -182,12 +184,6 @@ impl Service {
                 format!("container {}: already exists", req.id),
             ));
         }
-        if !req.checkpoint.is_empty() {
-            return Err(rpc(
-                Kind::Unsupported,
-                "restore from a checkpoint: patina has no checkpoint/restore (CRIU) support",
-            ));
-        }
         let opts = match req.options.as_ref() {
             Some(any) => Options::from_any(Some(any)).map_err(|e| rpc(Kind::InvalidConfig, e))?,
             None => self.defaults.clone(),
@@ -231,9 +227,26 @@ impl Service {
         let mut prepared = ProcessIo::prepare(&stdio, &req.id, &self.namespace, io_owner)
             .map_err(|e| undo(Error::msg(e.to_string())))?;
         let pid_file = bundle.join("init.pid");
-        runtime
-            .create(&req.id, &bundle, &pid_file, &mut prepared)
-            .map_err(&undo)?;
+        let restored = !req.checkpoint.is_empty();
+        if restored {
+            // The image containerd unpacked: restored now (containerd's runc shim waits
+            // for Start), so that a failure is Create's, with nothing left.
+            let work = bundle.join("criu-work");
+            runtime
+                .restore(
+                    &req.id,
+                    &bundle,
+                    &pid_file,
+                    Path::new(&req.checkpoint),
+                    &work,
+                    &mut prepared,
+                )
+                .map_err(&undo)?;
+        } else {
+            runtime
+                .create(&req.id, &bundle, &pid_file, &mut prepared)
+                .map_err(&undo)?;
+        }
         let io = prepared
             .finish(&stdio)
             .map_err(|e| undo(Error::msg(e.to_string())))?;
@@ -250,6 +263,7 @@ impl Service {
             io_owner,
             rootfs_mounted: !req.rootfs.is_empty(),
             own_pid_ns: own_pid_namespace(&bundle),
+            restored,
         });
         self.containers
             .lock()
@@ -317,7 +331,10 @@ impl Service {
         };
         if p.exec_id.is_empty() {
             let pid = p.pid();
-            let result = c.runtime.start(&c.id).map(|()| pid).map_err(failed);
+            let result = match c.restored {
+                true => Ok(pid),
+                false => c.runtime.start(&c.id).map(|()| pid).map_err(failed),
+            };
             return done(result);
         }
         let result = self.start_exec(&c, &p);
@@ -579,11 +596,27 @@ impl Service {
         Ok(Empty {})
     }
 
-    fn checkpoint(&self, _req: CheckpointTaskRequest) -> RpcResult<Empty> {
-        Err(rpc(
-            Kind::Unsupported,
-            "checkpoint: patina has no checkpoint/restore (CRIU) support",
-        ))
+    fn checkpoint(&self, req: CheckpointTaskRequest) -> RpcResult<Empty> {
+        let c = self.container(&req.id)?;
+        let opts = match req.options.as_ref().filter(|a| !a.value.is_empty()) {
+            Some(any) => CheckpointOptions::decode(&any.value)
+                .map_err(|e| rpc(Kind::InvalidConfig, format!("checkpoint options: {e}")))?,
+            None => CheckpointOptions::default(),
+        };
+        // The path containerd gives, else the options' (ctr --image-path); CRIU's work
+        // files and log next to the bundle, as containerd's runc shim keeps them.
+        let image = match (req.path.as_str(), opts.image_path.as_str()) {
+            ("", "") => return Err(rpc(Kind::InvalidConfig, "checkpoint: no image path")),
+            ("", path) | (path, _) => PathBuf::from(path),
+        };
+        let work = match opts.work_path.as_str() {
+            "" => c.bundle.join("criu-work"),
+            path => PathBuf::from(path),
+        };
+        c.runtime
+            .checkpoint(&c.id, &image, &work, &opts)
+            .map_err(failed)?;
+        Ok(Empty {})
     }
 
     fn resize_pty(&self, req: ResizePtyRequest) -> RpcResult<Empty> {

@@ -104,7 +104,7 @@ pub fn run(root: &Path, id: &str, opts: &CreateOptions, after: After) -> Result<
     Ok(code)
 }
 
-pub(super) fn forwardable_signals() -> SigSet {
+pub(crate) fn forwardable_signals() -> SigSet {
     let mut set = SigSet::all();
     for sync in [
         Signal::SIGKILL,
@@ -121,7 +121,7 @@ pub(super) fn forwardable_signals() -> SigSet {
 
 /// Wait for init, passing on every signal we get (Ctrl-C, SIGTERM from a supervisor),
 /// and copying between our stdio and the container's pty if it has one.
-pub(super) fn wait_forwarding(pid: Pid, set: &SigSet, master: Option<&OwnedFd>) -> Result<i32> {
+pub(crate) fn wait_forwarding(pid: Pid, set: &SigSet, master: Option<&OwnedFd>) -> Result<i32> {
     let signals = SignalFd::with_flags(set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .context("signalfd")?;
     if let Some(master) = master {

@@ -210,6 +210,7 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
     }
     // Namespaces are joined and idmapped trees attached: their descriptors go too.
     keep_only_needed(ctx, channel, false)?;
+    reopen_dev_null()?;
     if process.terminal().unwrap_or(false) {
         let socket = ctx.console_socket.ok_or_else(|| {
             Error::new(
@@ -415,6 +416,35 @@ pub(crate) fn switch_user(process: &Process, caps: Option<&CapSets>) -> Result<(
         Some(caps) => caps.apply().context("process.capabilities"),
         None => Ok(()),
     }
+}
+
+/// Stdio that is the host's /dev/null (an engine's stdin, say) becomes the container's
+/// own /dev/null, as runc does: a descriptor of a file on no mount of the container is
+/// one CRIU cannot checkpoint. Nothing changes where the container has no null device.
+fn reopen_dev_null() -> Result<()> {
+    use nix::sys::stat::{fstat, makedev, SFlag};
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    let flags = OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let Ok(null) = nix::fcntl::open("/dev/null", flags, nix::sys::stat::Mode::empty()) else {
+        return Ok(());
+    };
+    let is_null = |st: &nix::sys::stat::FileStat| {
+        SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFCHR
+            && st.st_rdev == makedev(1, 3)
+    };
+    match fstat(&null) {
+        Ok(st) if is_null(&st) => {}
+        _ => return Ok(()),
+    }
+    for fd in 0..3 {
+        // SAFETY: 0-2 stay open for the whole of init; the borrow ends in this iteration.
+        let stdio = unsafe { BorrowedFd::borrow_raw(fd) };
+        if fstat(stdio).is_ok_and(|st| is_null(&st)) {
+            crate::terminal::dup_onto(null.as_raw_fd(), fd)
+                .map_err(|e| e.wrap(format!("reopen /dev/null as stdio {fd}")))?;
+        }
+    }
+    Ok(())
 }
 
 /// Hand the process its terminal (the user must be able to use and chmod their
