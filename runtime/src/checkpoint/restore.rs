@@ -80,7 +80,8 @@ pub fn restore(root: &Path, id: &str, opts: &RestoreOptions) -> Result<i32> {
         .linux()
         .as_ref()
         .and_then(|l| l.cgroups_path().as_deref());
-    let mut cgroup = Cgroup::for_container(&layout, cgroups_path, id, opts.systemd_cgroup)?;
+    // CRIU restores as root only: no rootless user whose own systemd makes the scope.
+    let mut cgroup = Cgroup::for_container(&layout, cgroups_path, id, opts.systemd_cgroup, None)?;
     cgroup.plan_creation()?;
     let work = opts
         .common
@@ -312,7 +313,7 @@ impl Ctx<'_> {
         let rules = devices::container_rules(resources.devices().as_deref())?;
         let cg = record.cgroup.as_mut().expect("restore records a cgroup");
         if cg.systemd.is_some() {
-            cg.adopt(criu_pid, &self.dir.id, resources, &rules)?;
+            cg.adopt(criu_pid, &self.dir.id, resources, Some(&rules))?;
         } else {
             cg.prepare()?;
             cg.apply(resources, Some(&rules))?;
