@@ -14,11 +14,13 @@
 #                        the sleeps and the kernel objects charged to them), and its kmem part
 #   containerd           containerd's RSS growth
 #   subtree              growth of this script's own memory cgroup, which holds containerd,
-#                        the shims and the containers' cgroups: everything charged (total)
+#                        the shims and the containers' cgroups: everything charged (total),
+#                        and its kmem part (kernel objects: stacks, page tables, slab)
 #   used                 growth of MemTotal - MemAvailable (system-wide: other people's work
 #                        moves it too, so a cross-check only)
 # Growth is against the same runtime at 0 containers; "step" is the subtree growth from the
-# previous count to this one, per added container (flat when it matches the total).
+# previous count to this one, per added container (flat when it matches the total); "start"
+# the seconds the step took, with the 5 s it waits before measuring.
 #
 # Memory guard: before each step `free -g`, and the runtime stops growing when this
 # benchmark's subtree would pass $BUDGET_MB (default 7000) or MemAvailable falls under 4 GB.
@@ -89,7 +91,9 @@ dc_cleanup() {
     done
     cleanup   # bench/common.sh: cgroups beneath ours, $work
 }
-trap dc_cleanup EXIT INT TERM
+# On a signal: exit, which runs the cleanup once (a trap alone would run it and go on).
+trap dc_cleanup EXIT
+trap 'exit 130' INT TERM
 
 own_mem=/sys/fs/cgroup/memory$(awk -F: '$2=="memory"{print $3}' /proc/self/cgroup)
 ctr_mem=/sys/fs/cgroup/memory$bench_cgroups
@@ -98,16 +102,17 @@ used_kb() { awk '/^MemTotal:/{t=$2} /^MemAvailable:/{a=$2} END{print t-a}' /proc
 avail_kb() { awk '/^MemAvailable:/{print $2}' /proc/meminfo; }
 rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
 
-# "shims rss_kb pss_kb ctr_kb ctr_kmem_kb containerd_kb subtree_kb used_kb"
+# "shims rss_kb pss_kb ctr_kb ctr_kmem_kb containerd_kb subtree_kb used_kb subtree_kmem_kb threads"
 snapshot() {
-    local shims=0 rss=0 pss=0 p
+    local shims=0 rss=0 pss=0 threads=0 p
     for p in $(shim_pids); do
         read -r r s < <(awk '/^Rss:/{r=$2} /^Pss:/{s=$2} END{print r, s}' "/proc/$p/smaps_rollup" 2>/dev/null) || continue
         shims=$((shims + 1)) rss=$((rss + r)) pss=$((pss + s))
+        threads=$((threads + $(awk '/^Threads:/{print $2}' "/proc/$p/status")))
     done
     local c=0 ck=0
     [ -d "$ctr_mem" ] && c=$(kb "$ctr_mem/memory.usage_in_bytes") ck=$(kb "$ctr_mem/memory.kmem.usage_in_bytes")
-    echo "$shims $rss $pss $c $ck $(rss_kb "$(cat "$dir/pid")") $(kb "$own_mem/memory.usage_in_bytes") $(used_kb)"
+    echo "$shims $rss $pss $c $ck $(rss_kb "$(cat "$dir/pid")") $(kb "$own_mem/memory.usage_in_bytes") $(used_kb) $(kb "$own_mem/memory.kmem.usage_in_bytes") $threads"
 }
 
 flags() { # runtime -> the `ctr run` options, {} standing for the container's number
@@ -134,13 +139,13 @@ for rt in patina runc; do
     counts=$patina_counts
     [ $rt = runc ] && counts=$runc_counts
     sleep 2
-    read -r _ _ _ c0 k0 d0 s0 u0 < <(snapshot)
+    read -r _ _ _ c0 k0 d0 s0 u0 sk0 _ < <(snapshot)
     have=0 prev_sub=$s0
     for n in $counts; do
         echo "== $rt: $have -> $n containers; $(load)" >&2
         free -g >&2
         # Growth so far per container, times the count wanted, must stay in the budget.
-        read -r _ _ _ _ _ _ s _ < <(snapshot)
+        read -r _ _ _ _ _ _ s _ _ _ < <(snapshot)
         per=$(( have ? (s - s0) / have : 20 * 1024 ))
         if [ $(( s - s0 + per * (n - have) )) -gt "$budget_kb" ] || [ "$(avail_kb)" -lt $((4 << 20)) ]; then
             echo "$rt: stopping at $have: $n would pass the memory budget" >&2
@@ -150,12 +155,12 @@ for rt in patina runc; do
         start_range $rt $((have + 1)) "$n"
         have=$n
         sleep 5   # let the shims and containerd settle
-        read -r shims rss pss c k d s u < <(snapshot)
+        read -r shims rss pss c k d s u sk th < <(snapshot)
         row=$(awk -v rt=$rt -v n=$n -v shims=$shims -v rss=$rss -v pss=$pss -v c=$((c - c0)) \
             -v k=$((k - k0)) -v d=$((d - d0)) -v s=$((s - s0)) -v u=$((u - u0)) \
-            -v step=$((s - prev_sub)) -v added=$((n - ${last_n:-0})) -v secs=$(( $(date +%s) - t )) \
-            'BEGIN { m = 1024 * n; printf "%-6s %5d %5d %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %5ds\n",
-                rt, n, shims, rss / m, pss / m, c / m, k / m, d / m, s / m, step / 1024 / added, u / m, secs }')
+            -v sk=$((sk - sk0)) -v th=$th -v step=$((s - prev_sub)) -v added=$((n - ${last_n:-0})) -v secs=$(( $(date +%s) - t )) \
+            'BEGIN { m = 1024 * n; printf "%-6s %5d %5d %5.1f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %5ds\n",
+                rt, n, shims, shims ? th / shims : 0, rss / m, pss / m, c / m, k / m, d / m, s / m, sk / m, step / 1024 / added, u / m, secs }')
         echo "$row" >&2
         results+=("$row|$(load)")
         prev_sub=$s last_n=$n
@@ -168,6 +173,6 @@ done
 
 echo
 echo "MB per container (growth from 0 containers of the runtime, divided by N)"
-printf '%-6s %5s %5s %8s %8s %8s %8s %8s %8s %8s %8s %6s  %s\n' runtime N shims "shimRSS" "shimPSS" \
-    "cgroups" "kmem" "ctrd" "subtree" "step" "used" "start" "load at measurement"
+printf '%-6s %5s %5s %5s %8s %8s %8s %8s %8s %8s %8s %8s %8s %6s  %s\n' runtime N shims thr/s "shimRSS" "shimPSS" \
+    "cgroups" "kmem" "ctrd" "subtree" "sub-kmem" "step" "used" "start" "load at measurement"
 for r in "${results[@]}"; do echo "${r%%|*}  ${r#*|}"; done
