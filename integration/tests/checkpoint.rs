@@ -572,6 +572,155 @@ fn checkpoint_restore_figures() {
     c.kill("KILL").assert_ok();
 }
 
+/// Gives the container CAP_NET_ADMIN, so its shell can bring up the loopback of its
+/// new network namespace (which starts down: nothing listens or connects on it).
+fn add_net_admin(c: &mut Container) {
+    for set in ["bounding", "effective", "permitted"] {
+        c.config["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_NET_ADMIN"));
+    }
+}
+
+/// A TCP connection on the loopback of the container's own network namespace, both ends
+/// in the container: a listener printing what it receives, a client sending a counter.
+/// A dump without `--tcp-established` is refused by CRIU (named in the error) and leaves
+/// the container running; with it, the restored connection carries the counter on (the
+/// numbers only reach stdout through the socket, and a new connection would start at 1).
+#[test]
+fn tcp_established_connection_survives_restore() {
+    if !criu_works("tcp_established_connection_survives_restore") {
+        return;
+    }
+    let mut c = Container::new("ckpt_tcp");
+    add_net_admin(&mut c);
+    // The listener's stdin is a pipe that never ends: at stdin's EOF busybox nc shuts
+    // its sending half, and a half-closed socket is not the established one under test.
+    // The client waits for the listening socket (port 5000 = 0x1388; busybox nc listens
+    // on IPv6's any address, dual-stack) in /proc/net/tcp*.
+    c.set_sh(
+        "busybox ip link set lo up || exit 1; \
+         sleep 1000000 | busybox nc -l -p 5000 & \
+         until grep -q ':1388 [0-9A-F]*:0000 0A' /proc/net/tcp /proc/net/tcp6; do sleep 0.1; done; \
+         i=0; while :; do i=$((i+1)); echo $i; sleep 0.2; done | busybox nc 127.0.0.1 5000",
+    );
+    c.write_config();
+    let (run, _) = run_counter(&mut c);
+    let before = run.count_above(2);
+    let id = c.id.clone();
+    let images = c.path("images");
+    let image_arg = images.to_str().unwrap();
+
+    let refused = checkpoint(&c, &id, &["--image-path", image_arg]);
+    assert!(
+        !refused.success(),
+        "a dump of an established connection without --tcp-established passed"
+    );
+    // beyond runc: patina's error carries CRIU's last error line, which names the flag;
+    // runc 1.1.5 says "criu failed: type NOTIFY errno 0" and names the log.
+    if !is_runc() {
+        assert!(
+            refused.stderr.contains("tcp-established"),
+            "the error does not name --tcp-established: {}",
+            refused.stderr
+        );
+    }
+    assert_eq!(state_of(&c, &id).expect("still there")["status"], "running");
+    let still = run.count_above(before);
+
+    let _ = std::fs::remove_dir_all(&images);
+    checkpoint(&c, &id, &["--tcp-established", "--image-path", image_arg]).assert_ok();
+    assert!(state_of(&c, &id).is_none(), "the container is still there");
+    drop(run);
+    // CRIU's own account of a failed restore is in its log: shown with the panic.
+    let restored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        restore(
+            &mut c,
+            &id,
+            &["--tcp-established", "--image-path", image_arg],
+        )
+    }));
+    let restored = match restored {
+        Ok(r) => r,
+        Err(e) => {
+            let log = std::fs::read_to_string(images.join("restore.log")).unwrap_or_default();
+            let errors: Vec<&str> = log.lines().filter(|l| l.contains("Error")).collect();
+            let errors = errors.join("\n");
+            // beyond runc: runc 1.1.5's restore of this image fails in the guest, CRIU
+            // unable to reconnect the sockets ("Can't connect inet socket back: Network
+            // is unreachable": no loopback route yet in the restored netns); patina's
+            // succeeds with the same CRIU. Any other failure fails the test.
+            if is_runc() && errors.contains("Network is unreachable") {
+                eprintln!("tcp_established_connection_survives_restore: runc's restore fails as known:\n{errors}");
+                return;
+            }
+            eprintln!("restore.log's errors:\n{errors}");
+            std::panic::resume_unwind(e)
+        }
+    };
+    let next = restored.count_above(0);
+    assert!(
+        next > still,
+        "the listener printed {next} after the restore, {still} before: not the same connection"
+    );
+    let later = restored.count_above(next + 3);
+    assert!(later > next + 3);
+    c.kill("KILL").assert_ok();
+    c.wait_status("stopped");
+}
+
+/// Figures for docs/benchmarks.md: `checkpoint` and `restore -d` of a container holding
+/// about 200 MB of touched anonymous memory (busybox dd reading 200 MB of /dev/zero into
+/// its buffer, then blocked writing it into a pipe nobody reads). The shell prints the
+/// container's summed VmRSS (KiB): above 200 MB before the dump and again after the
+/// restore. Long under TCG: run by hand (--ignored), as in docs/benchmarks.md.
+#[test]
+#[ignore]
+fn checkpoint_restore_figures_200mb() {
+    if !criu_works("checkpoint_restore_figures_200mb") {
+        return;
+    }
+    const RSS_KIB: u64 = 200 * 1024;
+    let mut c = Container::new("ckpt_200mb");
+    c.set_sh(
+        "busybox dd if=/dev/zero bs=200M count=1 2>/dev/null | sleep 1000000 & \
+         while :; do awk '/^VmRSS/ { s += $2 } END { print s }' /proc/[0-9]*/status; sleep 0.5; done",
+    );
+    c.write_config();
+    let (mut live, _) = run_counter(&mut c);
+    let id = c.id.clone();
+    let (mut dumps, mut restores, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..3 {
+        live.count_above(RSS_KIB);
+        let images = c.path(&format!("images-{round}"));
+        let t = Instant::now();
+        checkpoint(&c, &id, &["--image-path", images.to_str().unwrap()]).assert_ok();
+        dumps.push(t.elapsed());
+        sizes.push(dir_size(&images, ""));
+        drop(live);
+        let t = Instant::now();
+        live = restore(&mut c, &id, &["--image-path", images.to_str().unwrap()]);
+        restores.push(t.elapsed());
+        let rss = live.count_above(0);
+        assert!(rss > RSS_KIB, "restored container's RSS {rss} KiB");
+        std::fs::remove_dir_all(&images).unwrap();
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2].as_millis()
+    };
+    sizes.sort();
+    eprintln!(
+        "FIGURE checkpoint 200MB {}: dump {} ms, restore -d {} ms, image {} KiB (median of 3)",
+        integration::runtime_path().display(),
+        median(&mut dumps),
+        median(&mut restores),
+        sizes[1] / 1024
+    );
+    c.kill("KILL").assert_ok();
+}
+
 /// The shim's task API: Checkpoint (runc's CheckpointOptions, `exit`) dumps the task and
 /// stops it; Create with `checkpoint` restores it (with new stdio) and Start reports it;
 /// the counter in the log goes on from where it was. Runs the runtime under test through
@@ -739,4 +888,78 @@ fn tty_container_restores_onto_a_new_console() {
         "the restored terminal showed n{first} after n{last}"
     );
     c.kill("KILL").assert_ok();
+}
+
+/// podman's probes of a runtime's checkpoint support, run as podman 4.3 runs them (its
+/// pkg/checkpoint/crutils): `checkpoint --help` must succeed, and `restore
+/// --lsm-mount-context` without its value must answer with the words of runc's CLI
+/// library, "flag needs an argument" (podman's test of whether the runtime can restore
+/// into an existing pod, CRRuntimeSupportsPodCheckpointRestore). Needs no CRIU: runs on
+/// every host.
+#[test]
+fn podman_probes_read_as_checkpoint_support() {
+    let help = Command::new(integration::runtime_path())
+        .args(["checkpoint", "--help"])
+        .output()
+        .unwrap();
+    assert!(help.status.success(), "checkpoint --help: {help:?}");
+    let probe = Command::new(integration::runtime_path())
+        .args(["restore", "--lsm-mount-context"])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&probe.stdout),
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    assert!(!probe.status.success(), "a flag without its value passed");
+    assert!(
+        text.contains("flag needs an argument") && text.contains("lsm-mount-context"),
+        "restore --lsm-mount-context said: {text}"
+    );
+}
+
+/// `--parent-path` is checked before CRIU is asked (so this runs on every host): an
+/// absolute path and one that is no directory under the image dir are refused with an
+/// error naming the flag, and the container runs on (runc's checkpoint.bats "bad
+/// --parent-path").
+#[test]
+fn bad_parent_path_is_refused_before_criu() {
+    let mut c = Container::new("ckpt_badparent");
+    c.set_args(&["sleep", "1000"]);
+    c.write_config();
+    c.create_ok();
+    c.start().assert_ok();
+    let id = c.id.clone();
+    let images = c.path("images");
+    let absolute = c.path("parent");
+    std::fs::create_dir_all(&absolute).unwrap();
+    for parent in [absolute.to_str().unwrap(), "../missing"] {
+        let out = checkpoint(
+            &c,
+            &id,
+            &[
+                "--parent-path",
+                parent,
+                "--image-path",
+                images.to_str().unwrap(),
+            ],
+        );
+        assert!(!out.success(), "--parent-path {parent} accepted");
+        assert!(
+            out.stderr.contains("--parent-path"),
+            "the error does not name --parent-path: {}",
+            out.stderr
+        );
+        // beyond runc: runc 1.1.5 makes the image dir before it checks the parent.
+        if !is_runc() {
+            assert!(
+                !images.exists(),
+                "--parent-path {parent}: image dir left behind"
+            );
+        }
+    }
+    assert_eq!(c.status(), "running");
+    c.kill("KILL").assert_ok();
+    c.wait_status("stopped");
 }

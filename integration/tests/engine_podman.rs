@@ -168,3 +168,71 @@ fn engine_podman_checkpoint_restore() {
         },
     );
 }
+
+/// `podman container checkpoint --export` to a tarball, the container removed, then
+/// `podman container restore --import` of it: a new container from the tarball, its
+/// counter going on from the checkpoint.
+#[test]
+fn engine_podman_checkpoint_export_import() {
+    let criu = std::process::Command::new("criu")
+        .args(["check", "-o", "/dev/null"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !criu {
+        eprintln!("engine_podman_checkpoint_export_import: SKIPPED: `criu check` fails on this host; runs in the systemd guest (integration/systemd-vm)");
+        return;
+    }
+    let e = engine();
+    let tarball =
+        std::env::temp_dir().join(format!("patina-ckpt-export-{}.tar.gz", std::process::id()));
+    verify(
+        e,
+        "ckptexp",
+        &[
+            ("podman run -d counter", "ok"),
+            ("podman container checkpoint --export", "ok"),
+            ("podman rm", "ok"),
+            ("podman container restore --import", "ok"),
+            ("status after restore", "running"),
+            ("counter goes on from the checkpoint", "true"),
+            ("podman rm -f -t 0", "ok"),
+        ],
+        |rt, name, t| -> Step {
+            let out = e.run(rt, &["-d", "--name", name], &["sh", "-c", COUNTER]);
+            t.ok("podman run -d counter", &out)?;
+            let pid_of = || -> i32 {
+                e.inspect(name, "{{.State.Pid}}")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0)
+            };
+            let pid = pid_of();
+            wait_for(Duration::from_secs(30), || {
+                read_counter(pid).filter(|n| *n >= 20)
+            });
+            let export = format!("--export={}", tarball.display());
+            let out = e.podman(&["container", "checkpoint", &export, name]);
+            t.ok("podman container checkpoint --export", &out)?;
+            t.ok("podman rm", &e.podman(&["rm", name]))?;
+            let import = format!("--import={}", tarball.display());
+            let out = e.podman(&["container", "restore", &import]);
+            let _ = std::fs::remove_file(&tarball);
+            t.ok("podman container restore --import", &out)?;
+            t.note(
+                "status after restore",
+                e.inspect(name, "{{.State.Status}}").unwrap_or_default(),
+            );
+            let pid = pid_of();
+            let first = read_counter(pid).unwrap_or(0);
+            t.note(
+                "counter goes on from the checkpoint",
+                (first >= 20 && counter_resumed(pid) == "advancing").to_string(),
+            );
+            t.ok(
+                "podman rm -f -t 0",
+                &e.podman(&["rm", "-f", "-t", "0", name]),
+            )?;
+            Ok(())
+        },
+    );
+    let _ = std::fs::remove_file(&tarball);
+}

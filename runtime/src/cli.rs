@@ -422,10 +422,34 @@ enum ListFormatArg {
     Json,
 }
 
+/// The flag of a "value required but none supplied" parse error. Said in runc's
+/// words (its CLI library's "flag needs an argument"), because engines probe for flags
+/// with them: podman runs `RUNTIME restore --lsm-mount-context` and takes that sentence
+/// in the output as support for restoring into a pod (its CRRuntimeSupportsPodCheckpointRestore).
+fn missing_value(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::InvalidValue {
+        return None;
+    }
+    match (
+        e.get(ContextKind::InvalidValue),
+        e.get(ContextKind::InvalidArg),
+    ) {
+        (Some(ContextValue::String(v)), Some(ContextValue::String(arg))) if v.is_empty() => {
+            arg.split_whitespace().next().map(str::to_owned)
+        }
+        _ => None,
+    }
+}
+
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
+            if let Some(flag) = missing_value(&e) {
+                eprintln!("patina: flag needs an argument: {flag}");
+                return 1;
+            }
             let code = if e.use_stderr() { 1 } else { 0 };
             let _ = e.print();
             return code;

@@ -44,8 +44,11 @@ pub fn checkpoint(root: &Path, id: &str, opts: &CheckpointOptions) -> Result<()>
     if opts.status_fd.is_some() && !opts.common.lazy_pages {
         bail!(InvalidConfig, "--status-fd: only with --lazy-pages");
     }
-    let spec = saved_spec(&record)?;
     let common = &opts.common;
+    if let Some(parent) = &opts.parent_path {
+        check_parent(&common.image_path, parent)?;
+    }
+    let spec = saved_spec(&record)?;
     let images = super::open_dir(&common.image_path, "--image-path", true)?;
     let work = common
         .work_path
@@ -97,6 +100,46 @@ pub fn checkpoint(root: &Path, id: &str, opts: &CheckpointOptions) -> Result<()>
         delete::destroy(&dir, &record)?;
     }
     Ok(())
+}
+
+/// `--parent-path` is read by CRIU relative to the image dir: refuse an absolute path
+/// (CRIU would take it as is, while runc's images name their parent relatively) and one
+/// that is no directory, before anything is made, as runc does. The path is joined
+/// lexically (`..` drops a component, as runc's filepath.Join), so it can be checked
+/// before the image dir exists.
+fn check_parent(images: &Path, parent: &str) -> Result<()> {
+    use std::path::Component;
+    if Path::new(parent).is_absolute() {
+        bail!(
+            InvalidConfig,
+            "--parent-path {parent:?}: must be relative to --image-path"
+        );
+    }
+    let mut full = images.to_path_buf();
+    for part in Path::new(parent).components() {
+        match part {
+            Component::ParentDir => {
+                if matches!(full.components().next_back(), Some(Component::Normal(_))) {
+                    full.pop();
+                } else {
+                    full.push("..");
+                }
+            }
+            Component::Normal(name) => full.push(name),
+            _ => {}
+        }
+    }
+    match std::fs::metadata(&full) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => bail!(
+            InvalidConfig,
+            "--parent-path {parent:?}: {}: not a directory",
+            full.display()
+        ),
+        Err(e) => {
+            Err(crate::Error::from(e).wrap(format!("--parent-path {parent:?}: {}", full.display())))
+        }
+    }
 }
 
 /// The container's config as create read it, from its bundle (the mounts, masked
