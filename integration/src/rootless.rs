@@ -236,15 +236,31 @@ impl UserManager {
         vec![format!("XDG_RUNTIME_DIR={}", self.runtime_dir())]
     }
 
-    /// `systemctl --user <args>` against this manager (run as root through its bus).
+    /// `systemctl --user <args>` against this manager (run as root through its bus): its
+    /// stdout, trimmed. Reaching the user's bus through `--machine` can fail for a while on
+    /// a busy host (seen under TCG: empty output once the scope was already there), so a
+    /// failed call is retried for up to 60 s; the last failure's stderr is returned.
     pub fn systemctl(&self, args: &[&str]) -> String {
-        let out = Command::new("systemctl")
-            .arg("--user")
-            .arg(format!("--machine={}@.host", self.name))
-            .args(args)
-            .output()
-            .expect("run systemctl");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        let mut last = String::new();
+        let done = crate::runtime::wait_for(Duration::from_secs(60), || {
+            let out = Command::new("systemctl")
+                .arg("--user")
+                .arg(format!("--machine={}@.host", self.name))
+                .args(args)
+                .output()
+                .expect("run systemctl");
+            if out.status.success() {
+                return Some(String::from_utf8_lossy(&out.stdout).trim().to_string());
+            }
+            last = format!(
+                "systemctl --user {args:?} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+            None
+        });
+        done.unwrap_or(last)
     }
 }
 
