@@ -424,25 +424,33 @@ pub(crate) fn switch_user(process: &Process, caps: Option<&CapSets>) -> Result<(
 fn reopen_dev_null() -> Result<()> {
     use nix::sys::stat::{fstat, makedev, SFlag};
     use std::os::fd::{AsRawFd, BorrowedFd};
-    let flags = OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let Ok(null) = nix::fcntl::open("/dev/null", flags, nix::sys::stat::Mode::empty()) else {
-        return Ok(());
-    };
     let is_null = |st: &nix::sys::stat::FileStat| {
         SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFCHR
             && st.st_rdev == makedev(1, 3)
+    };
+    // Stdio first: usually pipes or a pty, and then /dev/null is not opened at all (this
+    // runs on every container start).
+    let nulls: Vec<i32> = (0..3)
+        .filter(|&fd| {
+            // SAFETY: 0-2 stay open for the whole of init; the borrow ends here.
+            let stdio = unsafe { BorrowedFd::borrow_raw(fd) };
+            fstat(stdio).is_ok_and(|st| is_null(&st))
+        })
+        .collect();
+    if nulls.is_empty() {
+        return Ok(());
+    }
+    let flags = OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let Ok(null) = nix::fcntl::open("/dev/null", flags, nix::sys::stat::Mode::empty()) else {
+        return Ok(());
     };
     match fstat(&null) {
         Ok(st) if is_null(&st) => {}
         _ => return Ok(()),
     }
-    for fd in 0..3 {
-        // SAFETY: 0-2 stay open for the whole of init; the borrow ends in this iteration.
-        let stdio = unsafe { BorrowedFd::borrow_raw(fd) };
-        if fstat(stdio).is_ok_and(|st| is_null(&st)) {
-            crate::terminal::dup_onto(null.as_raw_fd(), fd)
-                .map_err(|e| e.wrap(format!("reopen /dev/null as stdio {fd}")))?;
-        }
+    for fd in nulls {
+        crate::terminal::dup_onto(null.as_raw_fd(), fd)
+            .map_err(|e| e.wrap(format!("reopen /dev/null as stdio {fd}")))?;
     }
     Ok(())
 }
