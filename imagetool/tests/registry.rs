@@ -33,6 +33,32 @@ fn layer_hex(layout: &Path) -> String {
     manifest["layers"][0]["digest"].as_str().unwrap()[7..].to_string()
 }
 
+/// busybox pushed to a plain-HTTP registry, reached through a proxy that can
+/// alter or stall a blob and records every request.
+struct Proxied {
+    layout: PathBuf,
+    hex: String,
+    proxy: Proxy,
+    image: String,
+    registry: Registry,
+}
+
+fn proxied_busybox(s: &Scratch) -> Proxied {
+    let layout = busybox_layout(s);
+    let hex = layer_hex(&layout);
+    let registry = Registry::start(s, &Config::default());
+    registry.push(&layout, "busybox:latest", &["--dest-tls-verify=false"]);
+    let proxy = Proxy::start(registry.port);
+    let image = format!("docker://{}/busybox:latest", proxy.host());
+    Proxied {
+        layout,
+        hex,
+        proxy,
+        image,
+        registry,
+    }
+}
+
 /// patina-imagetool with a clean environment: HOME in the scratch dir (no
 /// credentials of the machine's), no auth-file variables.
 fn tool(s: &Scratch, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -411,17 +437,12 @@ fn concurrent_pulls_share_one_store() {
         return;
     }
     let s = Scratch::new("reg-concurrent");
-    let layout = busybox_layout(&s);
-    let hex = layer_hex(&layout);
-    let r = Registry::start(&s, &Config::default());
-    r.push(&layout, "busybox:latest", &["--dest-tls-verify=false"]);
-    let proxy = Proxy::start(r.port);
-    let image = format!("docker://{}/busybox:latest", proxy.host());
+    let p = proxied_busybox(&s);
     let store = s.join("store");
     let children: Vec<_> = (0..3)
         .map(|i| {
             Command::new(BIN)
-                .args(["pull", "--store", store.to_str().unwrap(), &image])
+                .args(["pull", "--store", store.to_str().unwrap(), &p.image])
                 .arg(s.join(&format!("b{i}")))
                 .env("HOME", s.join("home"))
                 .stdout(Stdio::null())
@@ -441,9 +462,9 @@ fn concurrent_pulls_share_one_store() {
     for i in 0..3 {
         assert!(s.join(&format!("b{i}/rootfs/bin/busybox")).exists());
     }
-    let blob = fs::read(layout.join("blobs/sha256").join(&hex)).unwrap();
+    let blob = fs::read(p.layout.join("blobs/sha256").join(&p.hex)).unwrap();
     assert_eq!(
-        fs::read(store.join("blobs/sha256").join(&hex)).unwrap(),
+        fs::read(store.join("blobs/sha256").join(&p.hex)).unwrap(),
         blob
     );
     assert!(leftovers(&store, &["oci-layout", "index.json", "blobs"]).is_empty());
@@ -452,8 +473,13 @@ fn concurrent_pulls_share_one_store() {
     assert_eq!(index["manifests"].as_array().unwrap().len(), 1, "{index}");
     // One download in all: whoever waited on the lock, or came later,
     // found the blob in place.
-    let layer_gets = proxy.requests().iter().filter(|l| l.contains(&hex)).count();
-    assert_eq!(layer_gets, 1, "{:?}", proxy.requests());
+    let layer_gets = p
+        .proxy
+        .requests()
+        .iter()
+        .filter(|l| l.contains(&p.hex))
+        .count();
+    assert_eq!(layer_gets, 1, "{:?}", p.proxy.requests());
 }
 
 /// A TLS registry whose token endpoint is plain HTTP: the credentials are
@@ -632,44 +658,39 @@ fn corrupt_blob_is_refused_naming_its_digest() {
         return;
     }
     let s = Scratch::new("reg-corrupt");
-    let layout = busybox_layout(&s);
-    let hex = layer_hex(&layout);
-    let r = Registry::start(&s, &Config::default());
-    r.push(&layout, "busybox:latest", &["--dest-tls-verify=false"]);
-    let proxy = Proxy::start(r.port);
-    proxy.set(&hex, Alter::Flip(4242));
+    let p = proxied_busybox(&s);
+    p.proxy.set(&p.hex, Alter::Flip(4242));
     let store = s.join("store");
-    let image = format!("docker://{}/busybox:latest", proxy.host());
 
     let err = fails(
         &s,
-        &pull_args(&image, &s.join("b0"), store.to_str().unwrap()),
+        &pull_args(&p.image, &s.join("b0"), store.to_str().unwrap()),
         &[],
     );
     assert!(
-        err.contains(&format!("blob sha256:{hex}: digest mismatch")),
+        err.contains(&format!("blob sha256:{}: digest mismatch", p.hex)),
         "{err}"
     );
     assert!(!s.join("b0").exists());
-    assert!(!store.join("blobs/sha256").join(&hex).exists());
+    assert!(!store.join("blobs/sha256").join(&p.hex).exists());
     assert!(
         leftovers(&store.join("ingest"), &[]).is_empty(),
         "partial of a corrupt blob kept"
     );
 
     // The registry's own stored copy corrupted: the same refusal.
-    let data_file = r.blob_file(&hex);
+    let data_file = p.registry.blob_file(&p.hex);
     let mut data = fs::read(&data_file).unwrap();
     data[100] ^= 0x55;
     fs::write(&data_file, data).unwrap();
-    let direct = format!("docker://{}/busybox:latest", r.host());
+    let direct = format!("docker://{}/busybox:latest", p.registry.host());
     let err = fails(
         &s,
         &pull_args(&direct, &s.join("b1"), store.to_str().unwrap()),
         &[],
     );
     assert!(
-        err.contains(&format!("blob sha256:{hex}: digest mismatch")),
+        err.contains(&format!("blob sha256:{}: digest mismatch", p.hex)),
         "{err}"
     );
 }
@@ -682,26 +703,21 @@ fn killed_download_resumes_with_a_range_request() {
         return;
     }
     let s = Scratch::new("reg-resume");
-    let layout = busybox_layout(&s);
-    let hex = layer_hex(&layout);
-    let r = Registry::start(&s, &Config::default());
-    r.push(&layout, "busybox:latest", &["--dest-tls-verify=false"]);
-    let proxy = Proxy::start(r.port);
+    let p = proxied_busybox(&s);
     // Of the 1088025-byte layer: enough that its decompressed part passes
     // the 1 MiB chunk the layer thread hands on, so extraction has begun.
     const CUT: usize = 700_000;
-    proxy.set(&hex, Alter::StallAfter(CUT));
+    p.proxy.set(&p.hex, Alter::StallAfter(CUT));
     let store = s.join("store");
-    let image = format!("docker://{}/busybox:latest", proxy.host());
     let bundle = s.join("b1");
-    let partial = store.join("ingest").join(format!("sha256-{hex}"));
+    let partial = store.join("ingest").join(format!("sha256-{}", p.hex));
 
     let mut child = Command::new(BIN)
         .args([
             "pull",
             "--store",
             store.to_str().unwrap(),
-            &image,
+            &p.image,
             bundle.to_str().unwrap(),
         ])
         .env("HOME", s.join("home"))
@@ -743,18 +759,18 @@ fn killed_download_resumes_with_a_range_request() {
     assert!(!bundle.exists());
     assert_eq!(fs::metadata(&partial).unwrap().len(), CUT as u64);
 
-    proxy.set(&hex, Alter::Pass);
+    p.proxy.set(&p.hex, Alter::Pass);
     let err = ok(
         &s,
-        &pull_args(&image, &bundle, store.to_str().unwrap()),
+        &pull_args(&p.image, &bundle, store.to_str().unwrap()),
         &[],
     );
     assert!(err.contains(&format!("resumed at byte {CUT}")), "{err}");
-    let asked = proxy.requests();
+    let asked = p.proxy.requests();
     assert!(
         asked
             .iter()
-            .any(|l| l.contains(&hex) && l.ends_with(&format!("[bytes={CUT}-]"))),
+            .any(|l| l.contains(&p.hex) && l.ends_with(&format!("[bytes={CUT}-]"))),
         "no Range request for the rest: {asked:?}"
     );
     assert!(!partial.exists());
@@ -769,36 +785,32 @@ fn tampered_partial_is_fetched_again() {
         return;
     }
     let s = Scratch::new("reg-tamper");
-    let layout = busybox_layout(&s);
-    let hex = layer_hex(&layout);
-    let r = Registry::start(&s, &Config::default());
-    r.push(&layout, "busybox:latest", &["--dest-tls-verify=false"]);
-    let proxy = Proxy::start(r.port);
+    let p = proxied_busybox(&s);
     let store = s.join("store");
     fs::create_dir_all(store.join("ingest")).unwrap();
     chmod(&store, 0o700);
-    let blob = fs::read(layout.join("blobs/sha256").join(&hex)).unwrap();
+    let blob = fs::read(p.layout.join("blobs/sha256").join(&p.hex)).unwrap();
     let mut kept = blob[..200_000].to_vec();
     kept[1234] ^= 1;
-    fs::write(store.join("ingest").join(format!("sha256-{hex}")), kept).unwrap();
-    let image = format!("docker://{}/busybox:latest", proxy.host());
+    fs::write(store.join("ingest").join(format!("sha256-{}", p.hex)), kept).unwrap();
 
     let err = ok(
         &s,
-        &pull_args(&image, &s.join("b1"), store.to_str().unwrap()),
+        &pull_args(&p.image, &s.join("b1"), store.to_str().unwrap()),
         &[],
     );
     assert!(err.contains("fetching it again from the start"), "{err}");
-    let asked: Vec<String> = proxy
+    let asked: Vec<String> = p
+        .proxy
         .requests()
         .into_iter()
-        .filter(|l| l.contains(&hex))
+        .filter(|l| l.contains(&p.hex))
         .collect();
     assert_eq!(asked.len(), 2, "{asked:?}");
     assert!(asked[0].ends_with("[bytes=200000-]"), "{asked:?}");
     assert!(!asked[1].contains("[bytes="), "{asked:?}");
     assert_eq!(
-        fs::read(store.join("blobs/sha256").join(&hex)).unwrap(),
+        fs::read(store.join("blobs/sha256").join(&p.hex)).unwrap(),
         blob
     );
 }
