@@ -28,20 +28,7 @@
 #        (as root; release build; defaults "100 250 500 1000" and "100 250 300")
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); repo=$(dirname "$here")
-# Shims are re-parented to the nearest subreaper when `start` exits: make that this
-# script (as bench/shim.sh does), so every shim it started is its child and is reaped.
-if [ -z "${PATINA_BENCH_REAPER:-}" ]; then
-    exec env PATINA_BENCH_REAPER=1 python3 -c '
-import ctypes, os, subprocess, sys
-ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-rc = subprocess.call(sys.argv[1:])
-while True:
-    try:
-        os.wait()
-    except ChildProcessError:
-        break
-sys.exit(rc)' "$0" "$@"
-fi
+. "$here/subreaper.sh"   # re-runs this script as a child subreaper (reaps exited shims)
 patina_counts=${1:-100 250 500 1000}
 runc_counts=${2:-100 250 300}
 par=${PARALLEL:-4}

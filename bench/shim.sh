@@ -7,20 +7,7 @@
 # Usage: bench/shim.sh [N] [RUNS]     (as root; release build of the shim)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); repo=$(dirname "$here")
-# Shims are re-parented to the nearest subreaper when `start` exits: make that this
-# script (through python's prctl), so exited shims are reaped and none is left behind.
-if [ -z "${PATINA_BENCH_REAPER:-}" ]; then
-    exec env PATINA_BENCH_REAPER=1 python3 -c '
-import ctypes, os, subprocess, sys
-ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-rc = subprocess.call(sys.argv[1:])
-while True:
-    try:
-        os.wait()
-    except ChildProcessError:
-        break
-sys.exit(rc)' "$0" "$@"
-fi
+. "$here/subreaper.sh"   # re-runs this script as a child subreaper (reaps exited shims)
 n=${1:-50} runs=${2:-20}
 release=$repo/target/$(uname -m)-unknown-linux-gnu/release
 [ -x "$release/containerd-shim-patina-v2" ] || { echo "cargo build --release -p containerd-shim-patina first" >&2; exit 1; }
