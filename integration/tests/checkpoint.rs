@@ -170,6 +170,18 @@ fn run_counter(c: &mut Container) -> (Piped, u64) {
     (run, first)
 }
 
+/// A counting container, running, for a test that needs CRIU (None, said by name,
+/// where it cannot work): the container, its pipes and the host path of its count file.
+fn counting(test: &str, name: &str, prelude: &str) -> Option<(Container, Piped, PathBuf)> {
+    if !criu_works(test) {
+        return None;
+    }
+    let mut c = Container::new(name);
+    let count = counter(&mut c, prelude);
+    let (run, _) = run_counter(&mut c);
+    Some((c, run, count))
+}
+
 fn checkpoint(c: &Container, id: &str, extra: &[&str]) -> integration::Output {
     let mut args = vec!["checkpoint"];
     args.extend_from_slice(extra);
@@ -224,12 +236,13 @@ fn dir_size(dir: &Path, prefix: &str) -> u64 {
 /// back, counting on from where they were (not from 1), writing to the same bind mount.
 #[test]
 fn checkpoint_then_restore_continues_the_counter() {
-    if !criu_works("checkpoint_then_restore_continues_the_counter") {
+    let Some((mut c, run, count)) = counting(
+        "checkpoint_then_restore_continues_the_counter",
+        "ckpt_counter",
+        "",
+    ) else {
         return;
-    }
-    let mut c = Container::new("ckpt_counter");
-    let count = counter(&mut c, "");
-    let (run, _) = run_counter(&mut c);
+    };
     let before = run.count_above(2);
     let old_pid = c.pid();
     let images = c.path("images");
@@ -296,12 +309,13 @@ fn checkpoint_then_restore_continues_the_counter() {
 /// (after the original is gone: same bundle) from the dumped number.
 #[test]
 fn leave_running_then_restore_under_a_new_id() {
-    if !criu_works("leave_running_then_restore_under_a_new_id") {
+    let Some((mut c, run, _)) = counting(
+        "leave_running_then_restore_under_a_new_id",
+        "ckpt_leave",
+        "",
+    ) else {
         return;
-    }
-    let mut c = Container::new("ckpt_leave");
-    counter(&mut c, "");
-    let (run, _) = run_counter(&mut c);
+    };
     run.count_above(2);
     let images = c.path("images");
     let id = c.id.clone();
@@ -425,12 +439,10 @@ fn pre_dump_then_dump_with_parent_is_smaller() {
 /// restored processes in it.
 #[test]
 fn restore_into_a_cgroup_with_limits() {
-    if !criu_works("restore_into_a_cgroup_with_limits") {
+    let Some((mut c, run, _)) = counting("restore_into_a_cgroup_with_limits", "ckpt_cgroup", "")
+    else {
         return;
-    }
-    let mut c = Container::new("ckpt_cgroup");
-    counter(&mut c, "");
-    let (run, _) = run_counter(&mut c);
+    };
     run.count_above(1);
     let images = c.path("images");
     let id = c.id.clone();
@@ -472,12 +484,9 @@ fn restore_into_a_cgroup_with_limits() {
 /// exist, an id already in use (whose container is left alone), a missing container.
 #[test]
 fn restore_failures_leave_nothing() {
-    if !criu_works("restore_failures_leave_nothing") {
+    let Some((mut c, run, _)) = counting("restore_failures_leave_nothing", "ckpt_fail", "") else {
         return;
-    }
-    let mut c = Container::new("ckpt_fail");
-    counter(&mut c, "");
-    let (run, _) = run_counter(&mut c);
+    };
     let id = c.id.clone();
     let bundle = c.bundle.to_string_lossy().into_owned();
     let missing = c.path("no-such-images");
@@ -537,12 +546,10 @@ fn restore_failures_leave_nothing() {
 /// count on. Printed as `FIGURE` lines (run with --nocapture).
 #[test]
 fn checkpoint_restore_figures() {
-    if !criu_works("checkpoint_restore_figures") {
+    let Some((mut c, mut live, _)) = counting("checkpoint_restore_figures", "ckpt_figures", "")
+    else {
         return;
-    }
-    let mut c = Container::new("ckpt_figures");
-    counter(&mut c, "");
-    let (mut live, _) = run_counter(&mut c);
+    };
     let id = c.id.clone();
     let (mut dumps, mut restores, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..3 {
