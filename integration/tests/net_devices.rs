@@ -244,12 +244,13 @@ fn moved_into_a_user_namespaced_container() {
     assert!(!net.has_link("ndu0"));
 }
 
-/// A create that fails after a device moved puts it back: name, address, up.
+/// A create that fails after a device moved puts it back: name, addresses, up.
 #[test]
 fn failed_create_moves_devices_back() {
     let net = ScratchNet::new();
     veth(&net, "nda0", "ndq0");
     net.ip(&["addr", "add", "192.0.2.20/24", "dev", "nda0"]);
+    net.ip(&["addr", "add", "10.9.9.20/8", "scope", "link", "dev", "nda0"]);
     net.ip(&["link", "set", "nda0", "up"]);
     veth(&net, "ndb0", "ndr0");
     let mut c = Container::new("netdev_undo");
@@ -269,6 +270,8 @@ fn failed_create_moves_devices_back() {
     c.assert_rejected(&out, &["linux.netDevices[ndb0]", "\"lo\"", "EEXIST"]);
     let back = net.ip(&["addr", "show", "dev", "nda0"]);
     assert!(back.contains("inet 192.0.2.20/24"), "{back}");
+    // Its link-scope address did not follow it in, but comes back with it.
+    assert!(back.contains("inet 10.9.9.20/8 scope link"), "{back}");
     assert!(back.contains(",UP"), "{back}");
     assert!(net.has_link("ndb0"));
 }

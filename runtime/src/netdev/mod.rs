@@ -4,7 +4,9 @@
 //!
 //! What the spec asks and this follows: the move and the rename are one RTM_NEWLINK
 //! (IFLA_NET_NS_FD + IFLA_IFNAME); a name already taken in the container's namespace is
-//! an error unless it is a `%d` template; addresses flagged IFA_F_PERMANENT with global
+//! an error unless it is a `%d` template (checked before the move: the kernel moves a
+//! device under its old name when that is free there and renames it afterwards, so a
+//! clash would only show once it moved); addresses flagged IFA_F_PERMANENT with global
 //! scope are re-added (the kernel drops every address on a move); the device is set up.
 //! At delete the runtime does nothing: the interface lives and dies with the network
 //! namespace (a virtual one is destroyed with it, a physical one goes back to the
@@ -240,6 +242,7 @@ struct MovedDevice {
     host_name: String,
     index_there: u32,
     was_up: bool,
+    /// Its permanent addresses of every scope (those of global scope follow it in).
     addresses: Vec<AddressMessage>,
 }
 
@@ -289,7 +292,7 @@ fn move_one(
         host_name: host.to_owned(),
         index_there: 0,
         was_up: link.up,
-        addresses: addresses.into_iter().filter(kept).collect(),
+        addresses: addresses.into_iter().filter(permanent).collect(),
     };
     if let Err(e) = here.move_to(link.index, target, name) {
         // Moved but not renamed (a name taken since): it is there under its own name.
@@ -316,7 +319,7 @@ fn move_one(
 
 /// Re-add the kept addresses and bring the device up in the container's namespace.
 fn configure(there: &mut Rtnl, device: &MovedDevice, field: &str) -> Result<()> {
-    for a in &device.addresses {
+    for a in device.addresses.iter().filter(|a| global(a)) {
         there.add_address(device.index_there, a).map_err(|e| {
             Error::os(
                 e,
@@ -340,17 +343,21 @@ fn find_moved(there: &mut Rtnl, name: &str, before: &[Link]) -> std::result::Res
         .ok_or(Errno::ENODEV)
 }
 
-/// The addresses the spec says must follow the device: IFA_F_PERMANENT, global scope.
-fn kept(a: &AddressMessage) -> bool {
-    let permanent = a
-        .attributes
+/// The spec's addresses that follow the device are IFA_F_PERMANENT (configured, not
+/// autoconfigured or leased: those depend on the old namespace) of global scope. An
+/// undo restores the permanent ones of every scope.
+fn permanent(a: &AddressMessage) -> bool {
+    a.attributes
         .iter()
         .find_map(|attr| match attr {
             AddressAttribute::Flags(f) => Some(f.contains(AddressFlags::Permanent)),
             _ => None,
         })
-        .unwrap_or(a.header.flags.contains(AddressHeaderFlags::Permanent));
-    permanent && a.header.scope == AddressScope::Universe
+        .unwrap_or(a.header.flags.contains(AddressHeaderFlags::Permanent))
+}
+
+fn global(a: &AddressMessage) -> bool {
+    a.header.scope == AddressScope::Universe
 }
 
 fn show(a: &AddressMessage) -> String {
@@ -456,6 +463,34 @@ mod tests {
         validate(&l, true).unwrap();
         let devices = l.net_devices().as_ref().unwrap();
         assert_eq!(target_name("d0", &devices["d0"]), "d0");
+    }
+
+    fn address(flags: AddressFlags, scope: AddressScope) -> AddressMessage {
+        let mut a = AddressMessage::default();
+        a.header.scope = scope;
+        a.attributes.push(AddressAttribute::Flags(flags));
+        a
+    }
+
+    #[test]
+    fn permanent_global_addresses_follow_the_device() {
+        let follows = |a: &AddressMessage| permanent(a) && global(a);
+        assert!(follows(&address(
+            AddressFlags::Permanent,
+            AddressScope::Universe
+        )));
+        assert!(follows(&address(
+            AddressFlags::Permanent | AddressFlags::Nodad,
+            AddressScope::Universe
+        )));
+        // Link scope stays behind (restored by an undo); a leased or autoconfigured
+        // address (no IFA_F_PERMANENT) neither follows nor comes back.
+        let link = address(AddressFlags::Permanent, AddressScope::Link);
+        assert!(permanent(&link) && !global(&link));
+        assert!(!permanent(&address(
+            AddressFlags::empty(),
+            AddressScope::Universe
+        )));
     }
 
     #[test]
