@@ -45,6 +45,7 @@ pub fn features() -> Value {
             "apparmor": { "enabled": true },
             "selinux": { "enabled": true },
             "intelRdt": { "enabled": false },
+            "netDevices": { "enabled": true },
             "mountExtensions": { "idmap": { "enabled": true } }
         },
         "annotations": {

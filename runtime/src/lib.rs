@@ -19,6 +19,7 @@ pub mod lsm;
 pub mod mempolicy;
 pub mod mount_api;
 pub mod namespaces;
+pub mod netdev;
 pub mod personality;
 pub mod process;
 pub mod rlimits;

@@ -115,6 +115,15 @@ impl Plan {
                 .any(|j| j.typ == typ)
     }
 
+    /// The handle of a namespace of type `typ` given by `path`, if any.
+    pub fn joined(&self, typ: LinuxNamespaceType) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.join_before_clone
+            .iter()
+            .chain(&self.join_in_init)
+            .find(|j| j.typ == typ)
+            .map(|j| j.fd.as_fd())
+    }
+
     pub fn mount_ns(&self) -> bool {
         self.has_own(LinuxNamespaceType::Mount)
     }

@@ -291,6 +291,7 @@ fn check_namespaces(spec: &Spec) -> Result<()> {
             "linux.uidMappings/gidMappings: a new user namespace needs both mappings"
         );
     }
+    crate::netdev::validate(linux, has(LinuxNamespaceType::Network))?;
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
         bail!(
             InvalidConfig,
@@ -358,9 +359,6 @@ fn reject_unimplemented(spec: &Spec) -> Result<()> {
     };
     if linux.intel_rdt().is_some() {
         return unsupported("linux.intelRdt");
-    }
-    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return unsupported("linux.netDevices");
     }
     Ok(())
 }

@@ -56,6 +56,19 @@ pub fn restore(root: &Path, id: &str, opts: &RestoreOptions) -> Result<i32> {
         );
     }
     let bundle = Bundle::load(&opts.bundle)?;
+    let net_devices = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.net_devices().as_ref());
+    if net_devices.is_some_and(|d| !d.is_empty()) {
+        // CRIU rebuilds the container's network namespace from the image; moving host
+        // interfaces into it is create's step, which a restore does not run.
+        bail!(
+            Unsupported,
+            "linux.netDevices: not supported by restore (devices are moved at create only)"
+        );
+    }
     let dir = StateDir::new(root, id)?;
     if dir.path.exists() {
         bail!(AlreadyExists, "container {id:?} already exists");

@@ -2,7 +2,7 @@
 //! before the user program, then return.
 
 use std::fs::File;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -139,6 +139,11 @@ pub fn create_from_bundle(
         );
     }
     let cgroup = Placement::new(cgroup, &rootless, &layout)?;
+    let net_devices = crate::netdev::Plan::new(
+        linux,
+        plan.joined(LinuxNamespaceType::Network),
+        caller.rootless(opts.rootless),
+    )?;
     let idmapped = crate::rootfs::idmap::prepare_trees(&bundle.spec, &bundle.dir)?;
     dir.create()?;
     let lock = dir.lock().inspect_err(|_| {
@@ -154,6 +159,7 @@ pub fn create_from_bundle(
         idmapped: &idmapped,
         rootless: &rootless,
         visible_cgroup: &cgroup.visible,
+        net_devices: net_devices.as_ref(),
     };
     let made = (|| {
         let mut record = initial_record(&dir, &bundle, &plan, &security, &cgroup, opts)?;
@@ -328,6 +334,8 @@ struct Prepared<'a> {
     rootless: &'a rootless::Plan,
     /// What `type: cgroup` mounts show (Placement).
     visible_cgroup: &'a Cgroup,
+    /// `linux.netDevices`, checked against the host, moved once init exists.
+    net_devices: Option<&'a crate::netdev::Plan>,
 }
 
 /// The container's cgroup, or none (rootless without a delegated one: `why_none`); and
@@ -429,18 +437,51 @@ fn spawn(
         }
         None => None,
     };
-    let result = drive_init(dir, bundle, plan, &parent, pid, security, record);
-    if result.is_err() {
+    // Before init gets Go: the devices are there for the prestart and createRuntime
+    // hooks and for everything init runs.
+    let moved = match move_net_devices(security.net_devices, plan, pid) {
+        Ok(moved) => moved,
+        Err(e) => {
+            kill_and_reap(pid);
+            return Err(e);
+        }
+    };
+    let result = drive_init(dir, bundle, plan, &parent, pid, security, record)
+        .map_err(|e| explain_oom(e, cgroup.as_ref(), &bundle.spec))
+        .and_then(|()| {
+            super::announce(
+                pid.as_raw(),
+                opts.pid_file.as_deref(),
+                opts.pidfd_socket.as_deref(),
+            )
+        });
+    if let Err(e) = result {
+        // Back to the runtime's namespace while init still holds the container's.
+        if let Some(moved) = moved {
+            moved.undo();
+        }
         kill_and_reap(pid);
+        return Err(e);
     }
-    result.map_err(|e| explain_oom(e, cgroup.as_ref(), &bundle.spec))?;
-    super::announce(
-        pid.as_raw(),
-        opts.pid_file.as_deref(),
-        opts.pidfd_socket.as_deref(),
-    )
-    .inspect_err(|_| kill_and_reap(pid))?;
+    // Committed: the devices belong to the container's namespace from now on.
     Ok(pid)
+}
+
+/// `linux.netDevices` into the container's network namespace: the one given by `path`
+/// (init has not joined it yet), or the one init's clone made.
+fn move_net_devices(
+    devices: Option<&crate::netdev::Plan>,
+    plan: &Plan,
+    pid: Pid,
+) -> Result<Option<crate::netdev::Moved>> {
+    let Some(devices) = devices else {
+        return Ok(None);
+    };
+    if let Some(path) = plan.joined(LinuxNamespaceType::Network) {
+        return devices.move_into(path).map(Some);
+    }
+    let made = crate::netdev::init_namespace(pid)?;
+    devices.move_into(made.as_fd()).map(Some)
 }
 
 /// init killed by the kernel's OOM killer while it set up (the channel just breaks):
