@@ -56,6 +56,12 @@ pub fn restore(root: &Path, id: &str, opts: &RestoreOptions) -> Result<i32> {
         );
     }
     let bundle = Bundle::load(&opts.bundle)?;
+    if !crate::namespaces::Plan::from_spec(bundle.spec.linux().as_ref())?.mount_ns() {
+        bail!(
+            Unsupported,
+            "restore: linux.namespaces has no mount namespace: CRIU restores a container's mounts into one of its own"
+        );
+    }
     let dir = StateDir::new(root, id)?;
     if dir.path.exists() {
         bail!(AlreadyExists, "container {id:?} already exists");
@@ -157,6 +163,7 @@ fn initial_record(dir: &StateDir, bundle: &Bundle, cgroup: Cgroup) -> Record {
         pid_start: 0,
         cgroup: Some(cgroup),
         no_cgroup: None,
+        host_mounts: None,
         bundle: bundle.dir.clone(),
         rootfs: bundle.rootfs.clone(),
         created: state::now_rfc3339(),

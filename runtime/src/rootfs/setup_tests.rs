@@ -293,7 +293,7 @@ fn prepare(s: &Scratch, linux: serde_json::Value, mounts: serde_json::Value) -> 
         idmapped: &[],
         bind_sources: &[],
     };
-    super::prepare(&spec, &s.root(), false, &ctx).unwrap();
+    super::prepare(&spec, &s.root(), false, true, &ctx).unwrap();
     let calls = sys.calls.borrow().clone();
     calls
 }
