@@ -8,6 +8,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use integration::console::{collect_until, read_master, receive_master};
 use integration::procfs::{parse_mountinfo, MountInfo};
 use integration::{is_runc, spec, Container, HostProcess};
 use serde_json::json;
@@ -327,7 +328,167 @@ fn no_mount_namespace_checkpoint_is_refused() {
     }
     // Still running, untouched.
     assert_eq!(c.status(), "running");
+    let bundle = c.bundle.to_string_lossy().into_owned();
+    let other = format!("{}-restored", c.id);
+    let out = c.rt(&[
+        "restore",
+        "--image-path",
+        &images.to_string_lossy(),
+        "--bundle",
+        &bundle,
+        "--detach",
+        &other,
+    ]);
+    out.assert_failed();
+    if !is_runc() {
+        let lines = out.stderr_lines();
+        assert_eq!(lines.len(), 1, "{out:?}");
+        assert!(lines[0].contains("restore: linux.namespaces"), "{out:?}");
+    }
     c.delete(true).assert_ok();
+    if !is_runc() {
+        assert_eq!(scratch.beneath(&c.rootfs), Vec::<String>::new());
+    }
+}
+
+/// Runs `args` in the scratch namespace (a mount the test makes there, say).
+fn in_scratch(scratch: &Scratch, args: &[&str]) {
+    let st = std::process::Command::new("nsenter")
+        .arg(format!("--mount=/proc/{}/ns/mnt", scratch.pid))
+        .arg("--")
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(st.success(), "{args:?} in the scratch namespace");
+}
+
+/// The attack at `delete`: the container moves a directory holding one of its mounts
+/// away and puts a symlink to a host directory in its place, where the host has a mount
+/// at the same relative path. A runtime that unmounted the config's destinations by
+/// path would follow the symlink and take the host's mount away; patina detaches the
+/// container's mount where it now is, reached without following any symlink.
+#[test]
+fn attack_no_mount_namespace_symlink_swap_before_delete_spares_host_mounts() {
+    let (mut c, scratch) = without_mount_ns("nomntns_swap");
+    let host = c.path("host");
+    std::fs::create_dir_all(host.join("b/c")).unwrap();
+    let host_mount = host.join("b/c").to_string_lossy().into_owned();
+    in_scratch(
+        &scratch,
+        &[
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=64k",
+            "hostvol",
+            &host_mount,
+        ],
+    );
+    spec::add_mount(&mut c.config, "/a/b/c", "tmpfs", "tmpfs", &["size=64k"]);
+    c.set_sh(&format!(
+        "mv /a /z && ln -s {} /a && sleep 1000",
+        host.display()
+    ));
+    c.create().assert_ok();
+    c.start().assert_ok();
+    let moved = c.rootfs.join("z/b/c").to_string_lossy().into_owned();
+    let swapped = integration::runtime::wait_for(Duration::from_secs(10), || {
+        scratch.beneath(&c.rootfs).contains(&moved).then_some(())
+    });
+    assert!(swapped.is_some(), "{:?}", scratch.beneath(&c.rootfs));
+    c.delete(true).assert_ok();
+    let host_mounts = scratch.beneath(&host);
+    assert_eq!(host_mounts, [host_mount], "the host's mount was taken away");
+    if !is_runc() {
+        assert_eq!(scratch.beneath(&c.rootfs), Vec::<String>::new());
+    }
+}
+
+/// A rootfs on a shared mount: without a bind of its own, every mount beneath it would
+/// also appear in each peer namespace. A peer of the scratch namespace sees none of them.
+#[test]
+fn no_mount_namespace_rootfs_on_a_shared_mount_reaches_no_peer() {
+    let (mut c, scratch) = without_mount_ns("nomntns_shared");
+    // /dev/shm (which holds the bundle) shared in the scratch namespace only: it was
+    // private there, so this makes a new peer group, of which the peer below is a member.
+    in_scratch(&scratch, &["mount", "--make-shared", "/dev/shm"]);
+    let peer = HostProcess::spawn(&[
+        "nsenter",
+        &format!("--mount=/proc/{}/ns/mnt", scratch.pid),
+        "--",
+        "unshare",
+        "--mount",
+        "--propagation",
+        "unchanged",
+        "sleep",
+        "3600",
+    ]);
+    let peer_pid = peer.pid();
+    let ready = integration::runtime::wait_for(Duration::from_secs(10), || {
+        let comm = std::fs::read_to_string(format!("/proc/{peer_pid}/comm")).ok()?;
+        (comm.trim() == "sleep").then_some(())
+    });
+    assert!(ready.is_some(), "the peer namespace never started");
+    let peer_ns = Scratch { pid: peer_pid };
+    c.set_args(&["sleep", "1000"]);
+    c.create().assert_ok();
+    let here = scratch.beneath(&c.rootfs);
+    let proc_ = c.rootfs.join("proc").to_string_lossy().into_owned();
+    assert!(here.contains(&proc_), "{here:?}");
+    let there = peer_ns.beneath(&c.rootfs);
+    assert!(
+        !there.contains(&proc_),
+        "the peer sees the container's /proc: {there:?}"
+    );
+    c.delete(true).assert_ok();
+    if !is_runc() {
+        assert_eq!(scratch.beneath(&c.rootfs), Vec::<String>::new());
+        assert_eq!(peer_ns.beneath(&c.rootfs), Vec::<String>::new());
+    }
+    drop(peer);
+}
+
+/// A user namespace of its own cannot mount in the host's mount namespace (owned by the
+/// host's user namespace): refused by name, before anything is made. runc 1.1.5 fails
+/// on its first mount (EPERM).
+#[test]
+fn no_mount_namespace_with_a_user_namespace_is_refused() {
+    let (mut c, scratch) = without_mount_ns("nomntns_userns");
+    spec::set_namespace(&mut c.config, "user", None);
+    let map = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    c.config["linux"]["uidMappings"] = map.clone();
+    c.config["linux"]["gidMappings"] = map;
+    let out = c.create();
+    c.assert_rejected(
+        &out,
+        &["linux.namespaces", "user namespace", "mount namespace"],
+    );
+    assert_eq!(scratch.beneath(&c.rootfs), Vec::<String>::new());
+}
+
+/// process.terminal: the pty comes from the container's own devpts, mounted beneath the
+/// rootfs in the host's namespace, and reaches the console socket as usual.
+#[test]
+fn no_mount_namespace_terminal() {
+    let (mut c, scratch) = without_mount_ns("nomntns_tty");
+    c.config["process"]["terminal"] = json!(true);
+    c.set_sh("tty; cat /marker; echo END");
+    let sock = c.path("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let master = receive_master(listener);
+    c.create_with(&["--console-socket", &sock.to_string_lossy()])
+        .assert_ok();
+    let master = std::fs::File::from(master.join().expect("console fd"));
+    let rx = read_master(master);
+    c.start().assert_ok();
+    let mut out = String::new();
+    collect_until(&rx, &mut out, "END");
+    let lines: Vec<&str> = out.lines().map(|l| l.trim_end_matches('\r')).collect();
+    assert!(lines[0].starts_with("/dev/pts/"), "{out:?}");
+    assert_eq!(lines[1], format!("rootfs of {}", c.id), "{out:?}");
+    c.wait_status("stopped");
+    c.delete(false).assert_ok();
     if !is_runc() {
         assert_eq!(scratch.beneath(&c.rootfs), Vec::<String>::new());
     }

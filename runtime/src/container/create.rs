@@ -213,6 +213,12 @@ fn without_mount_ns(
             "linux.rootfsPropagation {p:?}: needs a mount namespace (linux.namespaces has no mount entry), else it would change the host's mounts"
         );
     }
+    if plan.has_own(LinuxNamespaceType::User) {
+        bail!(
+            InvalidConfig,
+            "linux.namespaces: a user namespace needs a mount namespace too: the host's belongs to the host's user namespace, where the container's root can mount nothing"
+        );
+    }
     crate::rootfs::host_ns::HostMounts::snapshot(&bundle.rootfs).map(Some)
 }
 
