@@ -93,6 +93,7 @@ fn become_program(ctx: &ExecContext<'_>, channel: &Channel) -> Error {
 /// Take the root of init (`pid`, whose pidfd is `init`): opened through
 /// /proc/<pid>/root, then checked to be init's still (the pidfd outlives a reused pid),
 /// then chrooted into through the handle, which is closed at once.
+#[cold]
 fn enter_root_of(init: &OwnedFd, pid: i32) -> Result<()> {
     let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
     let root = open(format!("/proc/{pid}/root").as_str(), flags, Mode::empty())

@@ -32,6 +32,7 @@ pub struct HostMounts {
 
 impl HostMounts {
     /// The mounts at or beneath `rootfs` now, before anything is made.
+    #[cold]
     pub fn snapshot(rootfs: &Path) -> Result<HostMounts> {
         let rootfs = std::fs::canonicalize(rootfs)
             .with_context(|| format!("root.path {:?}: resolve", rootfs.display()))?;
@@ -43,6 +44,7 @@ impl HostMounts {
     /// Detach every mount at or beneath the rootfs that was not there before create:
     /// children before parents, each only if a handle on its path from the rootfs
     /// (no symlink followed) is still on that very mount.
+    #[cold]
     pub fn release(&self) -> Result<()> {
         let table = read_mountinfo()?;
         let mut ours: Vec<(u64, PathBuf)> = beneath(&table, &self.rootfs)
@@ -112,6 +114,7 @@ fn detach(rootfs: &Path, id: u64, point: &Path) -> Result<()> {
 /// root (its bind is what is made read-only, not the host's filesystem), or when the
 /// mount it is on is shared (mounts beneath it would otherwise appear in every peer
 /// namespace, another container's among them).
+#[cold]
 pub fn own_root_needed(rootfs: &Path, readonly: bool) -> Result<bool> {
     if readonly {
         return Ok(true);
@@ -135,6 +138,7 @@ fn is_shared(table: &[u8], mount: u64) -> bool {
 
 /// The rootfs bound onto itself (what pivot_root would need too) and made private, so
 /// nothing mounted beneath it reaches another namespace. Returns a fresh handle on it.
+#[cold]
 pub fn bind_root(sys: &dyn Syscalls, rootfs: &Path) -> Result<OwnedFd> {
     let rbind = MsFlags::MS_BIND | MsFlags::MS_REC;
     sys.mount(Some(rootfs), rootfs, None, rbind, None)
@@ -149,6 +153,7 @@ pub fn bind_root(sys: &dyn Syscalls, rootfs: &Path) -> Result<OwnedFd> {
 }
 
 /// chroot instead of pivot_root: there is no namespace of the container's own to pivot.
+#[cold]
 pub fn chroot_into(rootfs: &Path) -> Result<()> {
     nix::unistd::chdir(rootfs)
         .with_context(|| format!("chdir to rootfs {:?}", rootfs.display()))?;
