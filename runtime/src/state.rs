@@ -62,6 +62,10 @@ pub struct Record {
     /// need one to say so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_cgroup: Option<String>,
+    /// Without a mount namespace: the mounts `delete` detaches from the host's table
+    /// (rootfs/host_ns.rs). Near the start, for `delete --force` of a truncated state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_mounts: Option<crate::rootfs::host_ns::HostMounts>,
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
     pub created: String,

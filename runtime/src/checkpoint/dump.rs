@@ -41,6 +41,12 @@ pub fn checkpoint(root: &Path, id: &str, opts: &CheckpointOptions) -> Result<()>
             "cannot checkpoint container {id:?}: it is {other}"
         ),
     }
+    if record.host_mounts.is_some() {
+        bail!(
+            Unsupported,
+            "checkpoint: container {id:?} has no mount namespace (linux.namespaces): CRIU cannot tell its mounts from the host's"
+        );
+    }
     if opts.status_fd.is_some() && !opts.common.lazy_pages {
         bail!(InvalidConfig, "--status-fd: only with --lazy-pages");
     }

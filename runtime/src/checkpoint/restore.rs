@@ -56,19 +56,7 @@ pub fn restore(root: &Path, id: &str, opts: &RestoreOptions) -> Result<i32> {
         );
     }
     let bundle = Bundle::load(&opts.bundle)?;
-    let net_devices = bundle
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.net_devices().as_ref());
-    if net_devices.is_some_and(|d| !d.is_empty()) {
-        // CRIU rebuilds the container's network namespace from the image; moving host
-        // interfaces into it is create's step, which a restore does not run.
-        bail!(
-            Unsupported,
-            "linux.netDevices: not supported by restore (devices are moved at create only)"
-        );
-    }
+    restorable(&bundle)?;
     let dir = StateDir::new(root, id)?;
     if dir.path.exists() {
         bail!(AlreadyExists, "container {id:?} already exists");
@@ -153,6 +141,29 @@ pub fn restore(root: &Path, id: &str, opts: &RestoreOptions) -> Result<i32> {
     Ok(code)
 }
 
+/// What a restore cannot rebuild, refused before CRIU is asked.
+fn restorable(bundle: &Bundle) -> Result<()> {
+    let linux = bundle.spec.linux().as_ref();
+    if linux
+        .and_then(|l| l.net_devices().as_ref())
+        .is_some_and(|d| !d.is_empty())
+    {
+        // CRIU rebuilds the container's network namespace from the image; moving host
+        // interfaces into it is create's step, which a restore does not run.
+        bail!(
+            Unsupported,
+            "linux.netDevices: not supported by restore (devices are moved at create only)"
+        );
+    }
+    if !crate::namespaces::Plan::from_spec(linux)?.mount_ns() {
+        bail!(
+            Unsupported,
+            "restore: linux.namespaces has no mount namespace: CRIU restores a container's mounts into one of its own"
+        );
+    }
+    Ok(())
+}
+
 fn initial_record(dir: &StateDir, bundle: &Bundle, cgroup: Cgroup) -> Record {
     let spec = &bundle.spec;
     let own_pid_ns = spec
@@ -170,6 +181,7 @@ fn initial_record(dir: &StateDir, bundle: &Bundle, cgroup: Cgroup) -> Record {
         pid_start: 0,
         cgroup: Some(cgroup),
         no_cgroup: None,
+        host_mounts: None,
         bundle: bundle.dir.clone(),
         rootfs: bundle.rootfs.clone(),
         created: state::now_rfc3339(),

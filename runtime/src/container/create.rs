@@ -55,6 +55,9 @@ impl Created {
     /// Undo a create whose follow-up failed: kill init, remove its cgroup and state.
     pub fn abandon(&self) {
         kill_and_reap(self.pid);
+        if let Some(mounts) = &self.record.host_mounts {
+            let _ = mounts.release();
+        }
         if let Some(cg) = &self.record.cgroup {
             let _ = cg.kill_all();
             let _ = cg.release();
@@ -88,9 +91,7 @@ pub fn create_from_bundle(
     let listen_fds = pass_socket_activation(&mut bundle);
     let linux = bundle.spec.linux().as_ref();
     let plan = Plan::from_spec(linux)?;
-    if !plan.mount_ns() {
-        bail!(InvalidConfig, "linux.namespaces: a mount namespace is required (patina will not pivot the host's root)");
-    }
+    let host_mounts = without_mount_ns(&bundle, &plan)?;
     let process = bundle.spec.process().as_ref().expect("validated");
     let caps = process
         .capabilities()
@@ -163,6 +164,7 @@ pub fn create_from_bundle(
     };
     let made = (|| {
         let mut record = initial_record(&dir, &bundle, &plan, &security, &cgroup, opts)?;
+        record.host_mounts = host_mounts.clone();
         // From here on the container is on record: `list` shows it and `delete --force`
         // removes whatever a create killed at any later point leaves (cgroups).
         dir.save(&record)?;
@@ -188,10 +190,42 @@ pub fn create_from_bundle(
             lock,
         }),
         Err(e) => {
+            // init is dead by now: what it mounted in the host's namespace goes too.
+            if let Some(mounts) = &host_mounts {
+                if let Err(left) = mounts.release() {
+                    crate::logging::warn(&left.to_string());
+                }
+            }
             let _ = dir.remove();
             Err(e)
         }
     }
+}
+
+/// A config without a mount namespace runs in the runtime's (rootfs/host_ns.rs): the
+/// mounts already at or beneath the rootfs, which `delete` must leave. What would
+/// change the host's own mounts is refused by name.
+fn without_mount_ns(
+    bundle: &Bundle,
+    plan: &Plan,
+) -> Result<Option<crate::rootfs::host_ns::HostMounts>> {
+    if plan.mount_ns() {
+        return Ok(None);
+    }
+    let linux = bundle.spec.linux().as_ref();
+    if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        bail!(
+            InvalidConfig,
+            "linux.rootfsPropagation {p:?}: needs a mount namespace (linux.namespaces has no mount entry), else it would change the host's mounts"
+        );
+    }
+    if plan.has_own(LinuxNamespaceType::User) {
+        bail!(
+            InvalidConfig,
+            "linux.namespaces: a user namespace needs a mount namespace too: the host's belongs to the host's user namespace, where the container's root can mount nothing"
+        );
+    }
+    crate::rootfs::host_ns::HostMounts::snapshot(&bundle.rootfs).map(Some)
 }
 
 /// What `state.json` holds before anything is made: no init yet (pid 0), and the cgroup
@@ -231,6 +265,7 @@ fn initial_record(
         seccomp: None,
         cgroup,
         no_cgroup: placement.why_none.clone(),
+        host_mounts: None,
         no_new_keyring: opts.no_new_keyring,
     })
 }

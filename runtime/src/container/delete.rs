@@ -67,6 +67,10 @@ pub fn destroy(dir: &StateDir, record: &Record) -> Result<()> {
             other => other?,
         }
     }
+    // Before the state goes: a failure leaves the record for another `delete`.
+    if let Some(mounts) = &record.host_mounts {
+        mounts.release()?;
+    }
     dir.remove()?;
     if let Some(h) = record.hooks.as_ref().and_then(|h| h.poststop().as_ref()) {
         let stopped =
@@ -101,6 +105,12 @@ fn salvage(dir: &StateDir, why: &crate::error::Error) -> Result<()> {
         }
         cgroup.release()?;
         found.push(format!("cgroup {:?}", cgroup.dirs()));
+    }
+    let mounts: Option<crate::rootfs::host_ns::HostMounts> =
+        field(&raw, "host_mounts").and_then(|v| serde_json::from_value(v).ok());
+    if let Some(mounts) = mounts {
+        mounts.release()?;
+        found.push(format!("the mounts beneath {:?}", mounts.rootfs));
     }
     dir.remove()?;
     crate::logging::warn(&format!(

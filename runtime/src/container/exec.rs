@@ -188,6 +188,8 @@ pub fn exec(dir: &StateDir, record: &Record, process: &Process, opts: &ExecOptio
     let ctx = ExecContext {
         init: &init,
         join,
+        // beyond runc: runc 1.1.5's exec'd process keeps the host's root.
+        root_of: record.host_mounts.is_some().then_some(record.pid),
         process,
         caps: caps.as_ref(),
         seccomp,

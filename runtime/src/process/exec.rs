@@ -5,7 +5,10 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 
+use nix::fcntl::{open, OFlag};
 use nix::sched::{setns, CloneFlags};
+use nix::sys::stat::Mode;
+use nix::unistd::{chroot, fchdir};
 use oci_spec::runtime::Process;
 
 use super::channel::{Channel, Message};
@@ -23,6 +26,9 @@ pub struct ExecContext<'a> {
     pub init: &'a OwnedFd,
     /// Namespaces to join here (pid and time were entered by the runtime for its children).
     pub join: CloneFlags,
+    /// init's pid, when the container has no mount namespace to join: the process takes
+    /// init's root (its chroot) instead.
+    pub root_of: Option<i32>,
     pub process: &'a Process,
     pub caps: Option<&'a CapSets>,
     /// The container's seccomp filter, which exec'd processes get too.
@@ -84,6 +90,21 @@ fn become_program(ctx: &ExecContext<'_>, channel: &Channel) -> Error {
     }
 }
 
+/// Take the root of init (`pid`, whose pidfd is `init`): opened through
+/// /proc/<pid>/root, then checked to be init's still (the pidfd outlives a reused pid),
+/// then chrooted into through the handle, which is closed at once.
+#[cold]
+fn enter_root_of(init: &OwnedFd, pid: i32) -> Result<()> {
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let root = open(format!("/proc/{pid}/root").as_str(), flags, Mode::empty())
+        .context("open the root of the container's init (no mount namespace)")?;
+    crate::container::send_signal(init, 0).map_err(|e| e.wrap("the container's init exited"))?;
+    fchdir(&root).context("chdir to the container's root")?;
+    drop(root);
+    chroot(".").context("chroot to the container's root (no mount namespace)")?;
+    nix::unistd::chdir("/").context("chdir to new /")
+}
+
 type Argv = (
     std::ffi::CString,
     Vec<std::ffi::CString>,
@@ -92,6 +113,10 @@ type Argv = (
 
 fn prepare(ctx: &ExecContext<'_>, channel: &Channel) -> Result<Argv> {
     let process = ctx.process;
+    if let Some(pid) = ctx.root_of {
+        // Before setns: chroot needs CAP_SYS_CHROOT, still whole here.
+        enter_root_of(ctx.init, pid)?;
+    }
     if !ctx.join.is_empty() {
         setns(ctx.init.as_fd(), ctx.join).context("join the container's namespaces")?;
     }

@@ -180,7 +180,9 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
         own_cgroupns,
         cgroup: ctx.cgroup,
     };
-    rootfs::prepare(spec, &ctx.bundle.rootfs, in_user_ns, &mounts).context("prepare rootfs")?;
+    let mount_ns = ctx.plan.mount_ns();
+    rootfs::prepare(spec, &ctx.bundle.rootfs, in_user_ns, mount_ns, &mounts)
+        .context("prepare rootfs")?;
     // Bound: the host paths they lead to go before anything else runs.
     drop(bind_sources);
 
@@ -203,7 +205,9 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
         )?;
     }
 
-    if ctx.no_pivot {
+    if !mount_ns {
+        rootfs::host_ns::chroot_into(&ctx.bundle.rootfs)?;
+    } else if ctx.no_pivot {
         rootfs::pivot::move_root(&ctx.bundle.rootfs)?;
     } else {
         rootfs::pivot::pivot(&ctx.bundle.rootfs)?;

@@ -2,6 +2,7 @@
 //! masked paths laid on top (config.md "Root", "Mounts"; config-linux.md).
 
 pub mod devices;
+pub mod host_ns;
 pub mod identity;
 pub mod idmap;
 pub mod mounts;
@@ -26,22 +27,30 @@ use crate::bail;
 use crate::error::{Context, Error, Result};
 use syscalls::Syscalls;
 
-/// In init's new mount namespace, before pivot_root: everything under the rootfs.
+/// Before pivot_root (or, without a mount namespace, chroot): everything under the rootfs.
+/// In init's new mount namespace; with `mount_ns` false in the host's, where nothing but
+/// the rootfs's own bind (host_ns.rs, only when needed) changes outside what is mounted.
 pub fn prepare(
     spec: &Spec,
     rootfs: &Path,
     in_user_ns: bool,
+    mount_ns: bool,
     mount_ctx: &mounts::MountContext<'_>,
 ) -> Result<()> {
     let sys = mount_ctx.sys;
     let linux = spec.linux().as_ref();
-    let propagation =
-        options::root_propagation(linux.and_then(|l| l.rootfs_propagation().as_deref()))?;
-    propagation::prepare_root(sys, rootfs, propagation)?;
-    // pivot_root needs the new root to be a mount point.
-    let rbind = MsFlags::MS_BIND | MsFlags::MS_REC;
-    sys.mount(Some(rootfs), rootfs, None, rbind, None)
-        .with_context(|| format!("bind rootfs {:?} onto itself", rootfs.display()))?;
+    let readonly = spec.root().as_ref().and_then(|r| r.readonly()) == Some(true);
+    if mount_ns {
+        let propagation =
+            options::root_propagation(linux.and_then(|l| l.rootfs_propagation().as_deref()))?;
+        propagation::prepare_root(sys, rootfs, propagation)?;
+        // pivot_root needs the new root to be a mount point.
+        let rbind = MsFlags::MS_BIND | MsFlags::MS_REC;
+        sys.mount(Some(rootfs), rootfs, None, rbind, None)
+            .with_context(|| format!("bind rootfs {:?} onto itself", rootfs.display()))?;
+    } else if host_ns::own_root_needed(rootfs, readonly)? {
+        host_ns::bind_root(sys, rootfs)?;
+    }
     let open_root = || {
         let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
         open(rootfs, flags, Mode::empty())

@@ -293,7 +293,7 @@ fn prepare(s: &Scratch, linux: serde_json::Value, mounts: serde_json::Value) -> 
         idmapped: &[],
         bind_sources: &[],
     };
-    super::prepare(&spec, &s.root(), false, &ctx).unwrap();
+    super::prepare(&spec, &s.root(), false, true, &ctx).unwrap();
     let calls = sys.calls.borrow().clone();
     calls
 }
@@ -529,4 +529,55 @@ fn other_refused_filesystems_are_not_replaced() {
     let err = apply(&s, &sys, &m).unwrap_err().to_string();
     assert!(err.contains("EPERM") && err.contains("mounts[0]"), "{err}");
     assert_eq!(sys.calls.borrow().len(), 1);
+}
+
+/// The calls `prepare` makes without a mount namespace (in the host's), for a root
+/// that is read-only or not.
+fn prepare_in_host_ns(s: &Scratch, readonly: bool, mounts: serde_json::Value) -> Vec<Call> {
+    let spec: Spec = serde_json::from_value(json!({
+        "ociVersion": "1.0.2", "root": {"path": s.root(), "readonly": readonly},
+        "mounts": mounts
+    }))
+    .unwrap();
+    let sys = Recorder::default();
+    let ctx = MountContext {
+        sys: &sys,
+        bundle: &s.0,
+        own_cgroupns: false,
+        cgroup: None,
+        idmapped: &[],
+        bind_sources: &[],
+    };
+    super::prepare(&spec, &s.root(), false, false, &ctx).unwrap();
+    let calls = sys.calls.borrow().clone();
+    calls
+}
+
+#[test]
+fn without_a_mount_namespace_no_host_mount_changes_propagation() {
+    // Neither `/` nor the mount holding the rootfs is touched: only what is mounted at or
+    // beneath the rootfs. A read-only root gets a bind of its own, made private (so
+    // what is mounted beneath it reaches no peer) before anything else.
+    let s = Scratch::new("hostns");
+    let dev = s.0.join("dev");
+    std::fs::create_dir(&dev).unwrap();
+    let root = s.root();
+    let rbind = MsFlags::MS_BIND | MsFlags::MS_REC;
+    let mounts = json!([{"destination": "/dev", "source": dev, "options": ["rbind"]}]);
+    let calls = prepare_in_host_ns(&s, true, mounts.clone());
+    assert_eq!(
+        calls[..3],
+        [
+            call(Some(&root), root.clone(), rbind),
+            call(None, root.clone(), MsFlags::MS_PRIVATE | MsFlags::MS_REC),
+            call(Some(&dev), root.join("dev"), rbind),
+        ]
+    );
+    let holder = mount_point_holding(&root);
+    for readonly in [true, false] {
+        for c in prepare_in_host_ns(&s, readonly, mounts.clone()) {
+            assert!(c.target.starts_with(&root), "{c:?} outside the rootfs");
+            assert_ne!(c.target, holder, "{c:?}");
+        }
+    }
 }
