@@ -17,6 +17,12 @@
 # the failing programs with their first failure, and "N passed, N failed"; OUT/PROGRAM.tap
 # keeps each program's output. Exit 0 when all passed, 1 when some failed, 2 on setup errors.
 set -euo pipefail
+# linux_ns_itype runs a container without a mount namespace: runc then makes the mount
+# namespace's `/` rslave and leaves the config's mounts behind. Run every program in a
+# private mount namespace of this script's own, so no runtime changes this machine's.
+if [ -z "${PATINA_RT_OWN_MOUNT_NS:-}" ]; then
+    exec env PATINA_RT_OWN_MOUNT_NS=1 unshare --mount --propagation private "$0" "$@"
+fi
 # shellcheck source=integration/external/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
