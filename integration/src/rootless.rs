@@ -282,9 +282,11 @@ impl Drop for UserManager {
             .args(["disable-linger", &self.name])
             .status();
         // logind stops the manager once the user has no session and does not linger;
-        // terminate-user makes that immediate.
+        // terminate-user makes that immediate (it says "not logged in" when logind was
+        // quicker: the checks below are what counts).
         let _ = Command::new("loginctl")
             .args(["terminate-user", &self.name])
+            .stderr(std::process::Stdio::null())
             .status();
         let slice = format!("/sys/fs/cgroup/user.slice/user-{}.slice", self.uid);
         let gone = crate::runtime::wait_for(Duration::from_secs(60), || {
