@@ -52,6 +52,18 @@ impl TestUser {
         user.gid = id("-g");
         user.subuid = sub_range("/etc/subuid", &user.name);
         user.subgid = sub_range("/etc/subgid", &user.name);
+        // useradd reuses the uid of a user just removed: if logind is still finalizing
+        // that one (another process's, or a test's that failed), its RemoveIPC sweep would
+        // delete what this user is about to own in /dev/shm (UserManager's drop).
+        let free = crate::runtime::wait_for(Duration::from_secs(60), || {
+            (!logind_knows(user.uid)).then_some(())
+        });
+        assert!(
+            free.is_some(),
+            "uid {} of the new test user {}: logind still finalizes its previous owner after 60 s",
+            user.uid,
+            user.name
+        );
         user
     }
 
@@ -270,18 +282,37 @@ impl Drop for UserManager {
             .args(["disable-linger", &self.name])
             .status();
         // logind stops the manager once the user has no session and does not linger;
-        // terminate-user makes that immediate.
+        // terminate-user makes that immediate (it says "not logged in" when logind was
+        // quicker: the checks below are what counts).
         let _ = Command::new("loginctl")
             .args(["terminate-user", &self.name])
+            .stderr(std::process::Stdio::null())
             .status();
         let slice = format!("/sys/fs/cgroup/user.slice/user-{}.slice", self.uid);
         let gone = crate::runtime::wait_for(Duration::from_secs(60), || {
             (!std::path::Path::new(&slice).exists()).then_some(())
         });
-        if gone.is_none() {
+        // The slice going is not the end: logind then finalizes the user, and with its
+        // default RemoveIPC=yes that deletes every file the uid owns in /dev/shm. Once the
+        // test user is removed, useradd hands the same uid to the next test user, whose
+        // bundle and --root (in /dev/shm, chowned to it) a late sweep would delete under a
+        // running runtime (seen under load: `mkdir <dir>/state: permission denied`, init
+        // gone at `read init-p`). logind answers one request at a time, so once it no
+        // longer knows the uid its sweep is over.
+        let forgotten = gone.and_then(|()| {
+            crate::runtime::wait_for(Duration::from_secs(60), || {
+                (!logind_knows(self.uid)).then_some(())
+            })
+        });
+        if forgotten.is_none() {
             let msg = format!(
-                "user manager of {}: {slice} still there after 60 s",
-                self.name
+                "user manager of {}: {} after 60 s",
+                self.name,
+                if gone.is_none() {
+                    format!("{slice} still there")
+                } else {
+                    format!("logind still knows uid {}", self.uid)
+                }
             );
             if std::thread::panicking() {
                 eprintln!("{msg}");
@@ -290,4 +321,14 @@ impl Drop for UserManager {
             }
         }
     }
+}
+
+/// Whether logind still has a user object for `uid` (logged in, lingering, or being
+/// finalized).
+pub fn logind_knows(uid: u32) -> bool {
+    Command::new("loginctl")
+        .args(["show-user", &uid.to_string(), "-p", "State"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }

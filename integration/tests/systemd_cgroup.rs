@@ -358,12 +358,26 @@ fn podman_like_namespace(user: &TestUser) -> HostProcess {
     holder
 }
 
+/// How long a runtime command that talks to the user's manager may take. A user manager
+/// just started under TCG on a busy host answers slowly: runc 1.1.5 waits up to 30 s for
+/// its StartTransientUnit job signal before going on (seen: create killed at the
+/// harness's 30 s).
+const USER_BUS_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The runtime with `args` (`--systemd-cgroup` first), allowed [`USER_BUS_TIMEOUT`].
+fn sd_user(c: &Container, args: &[&str]) -> integration::Output {
+    let mut cmd = c.command();
+    cmd.arg("--systemd-cgroup").args(args);
+    integration::runtime::exec(&mut cmd, &c.dir, USER_BUS_TIMEOUT)
+}
+
 /// The steps both rootless cases share: create in a scope of the user's manager with the
 /// limits in its (delegated) files, start, exec, kill, delete, and the scope gone.
 fn rootless_scope_lifecycle(c: &mut Container, manager: &UserManager, scope: &Path) {
     c.write_config();
     let bundle = c.bundle.to_str().unwrap().to_owned();
-    let out = sd(c, &["create", "--bundle", &bundle, &c.id]);
+    let id = c.id.clone();
+    let out = sd_user(c, &["create", "--bundle", &bundle, &id]);
     out.assert_ok();
     let pid = c.pid();
     c.track_pid(pid);
@@ -386,13 +400,13 @@ fn rootless_scope_lifecycle(c: &mut Container, manager: &UserManager, scope: &Pa
         // systemctl shows them in its own order.
         "Delegate=yes\nMemoryMax=67108864\nTasksMax=32\nActiveState=active"
     );
-    c.start().assert_ok();
+    sd_user(c, &["start", &id]).assert_ok();
     c.wait_status("running");
     // The caller (this test's cgroup, root's) cannot move a process into the user's
     // subtree (the common ancestor's cgroup.procs is root's): the exec'd process stays
     // in the caller's cgroup, on runc as on patina. In the container's cgroup namespace
     // (the podman-like config has one) that is a path above its root, `/` being the scope.
-    let exec = c.rt(&["exec", &c.id, "cat", "/proc/self/cgroup"]);
+    let exec = sd_user(c, &["exec", &id, "cat", "/proc/self/cgroup"]);
     exec.assert_ok();
     let seen = exec.stdout.trim();
     let cgroupns = c.config["linux"]["namespaces"]
@@ -406,10 +420,10 @@ fn rootless_scope_lifecycle(c: &mut Container, manager: &UserManager, scope: &Pa
         let caller = std::fs::read_to_string("/proc/self/cgroup").unwrap();
         assert_eq!(seen, caller.trim(), "exec'd process's cgroup");
     }
-    c.kill("KILL").assert_ok();
+    sd_user(c, &["kill", &id, "KILL"]).assert_ok();
     c.wait_status("stopped");
-    c.delete(false).assert_ok();
-    let gone = wait_for(Duration::from_secs(10), || (!scope.exists()).then_some(()));
+    sd_user(c, &["delete", &id]).assert_ok();
+    let gone = wait_for(Duration::from_secs(60), || (!scope.exists()).then_some(()));
     assert!(gone.is_some(), "{} left", scope.display());
     assert_eq!(
         manager.systemctl(&["show", &unit, "-p", "LoadState", "--value"]),
