@@ -528,7 +528,10 @@ impl Cgroup {
 fn procs_below(dir: &Path, pids: &mut Vec<i32>) -> Result<()> {
     match std::fs::read_to_string(dir.join("cgroup.procs")) {
         Ok(text) => pids.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok())),
+        // Removed while we walk (ENOENT), or being removed (ENODEV: systemd stopping the
+        // scope takes its sub-cgroups away as `delete --force` lists them): no members.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(()),
         Err(e) => return Err(Error::from(e).wrap(format!("read {:?}/cgroup.procs", dir.display()))),
     }
     for child in sub_cgroups(dir) {
