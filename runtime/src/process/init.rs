@@ -48,6 +48,8 @@ pub struct InitContext<'a> {
     /// An unprivileged runtime writes the maps (rootless.rs): init stays dumpable, so
     /// that its /proc files are the caller's, until the runtime says Go.
     pub dumpable_until_go: bool,
+    /// The runtime is an unprivileged user: init waits for `start` dumpable (below).
+    pub dumpable_while_waiting: bool,
     /// The runtime runs in a user namespace that does not map every id (rootless podman):
     /// init is in a user namespace even without one of its own.
     pub caller_in_user_ns: bool,
@@ -570,6 +572,20 @@ fn fifo_link(ctx: &InitContext<'_>) -> String {
 
 /// Block until `start` opens the exec fifo, then hooks and exec. Returns only on failure.
 fn wait_and_exec(ctx: &InitContext<'_>, ready: Ready<'_>) -> Error {
+    // `exec` before `start` enters init's namespaces through its pidfd, which the kernel
+    // allows on a non-dumpable process only to a caller with CAP_SYS_PTRACE over init's
+    // memory's user namespace (the host's: init was cloned, not exec'd): never an
+    // unprivileged runtime. By now init is what the program will be (its user,
+    // capabilities, no_new_privs; its exe a sealed copy, exe_protect.rs) and holds only the
+    // exec fifo and the spent channel, so it waits dumpable, as runc's init does.
+    if ctx.dumpable_while_waiting {
+        if let Err(e) = nix::sys::prctl::set_dumpable(true) {
+            return Error::os(
+                e,
+                "make init dumpable for exec before start (PR_SET_DUMPABLE)",
+            );
+        }
+    }
     let fifo = nix::fcntl::open(
         fifo_link(ctx).as_str(),
         OFlag::O_WRONLY | OFlag::O_CLOEXEC,
