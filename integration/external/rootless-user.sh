@@ -24,9 +24,9 @@ rootless_range() {
 }
 
 # Makes user NAME and its dirs under SCRATCH, and sets ROOTLESS_* for the suite's helpers.
-# FEATURES is the suite's ROOTLESS_FEATURES: "idmap" keeps the ranges (the helpers then add
-# runc_rootless_idmap's mappings to every config, through newuidmap/newgidmap), "" removes
-# them as tests/rootless.sh's disable_idmap does (it also moves newuidmap away, which would
+# FEATURES is the suite's ROOTLESS_FEATURES: with "idmap" the ranges stay (the helpers then
+# add runc_rootless_idmap's mappings to every config, through newuidmap/newgidmap); without
+# it they are removed, as tests/rootless.sh's disable_idmap does (it also moves newuidmap away, which would
 # change the host: without ranges newuidmap refuses this user anyway).
 rootless_user_create() {
     local name=$1 scratch=$2 features=$3 uid_range gid_range
@@ -44,7 +44,7 @@ rootless_user_create() {
     # runc_rootless_idmap maps container ids 1000.. of the range and gids up to LENGTH-1000.
     [ "$ROOTLESS_UIDMAP_LENGTH" -ge 65536 ] && [ "$ROOTLESS_GIDMAP_LENGTH" -ge 65536 ] ||
         die "$name's subordinate ranges are shorter than the 65536 ids the suite maps"
-    if [ "$features" != idmap ]; then
+    if [[ "$features" != *idmap* ]]; then
         rootless_accounts usermod \
             --del-subuids "$ROOTLESS_UIDMAP_START-$((ROOTLESS_UIDMAP_START + ROOTLESS_UIDMAP_LENGTH - 1))" \
             --del-subgids "$ROOTLESS_GIDMAP_START-$((ROOTLESS_GIDMAP_START + ROOTLESS_GIDMAP_LENGTH - 1))" \
@@ -108,5 +108,55 @@ rootless_user_remove() {
     local file
     for file in /etc/passwd /etc/group /etc/subuid /etc/subgid /etc/shadow /etc/gshadow; do
         ! grep -q "^$name:" "$file" 2>/dev/null || echo "rootless: $file still names $name" >&2
+    done
+}
+
+# The suite's "cgroup" feature, made safe for this host: run inside the sandbox's mount and
+# cgroup namespaces (sandbox.sh), where "/" of every hierarchy is the sandbox beneath the
+# runner's own cgroup. As tests/rootless.sh's enable_cgroup does at the host's root, it
+# makes /runc-cgroups-integration-test there and lets the user's group create cgroups and
+# move processes in it; the user's limits stay bounded by the sandbox's (the controllers are
+# hierarchical), it cannot write any cgroup outside the sandbox, and sandbox.sh destroy
+# removes the whole tree as it does after a root run.
+rootless_delegate_cgroups() {
+    local path=/runc-cgroups-integration-test fstype mnt dir
+    while read -r fstype mnt; do
+        dir=$mnt$path
+        mkdir -p "$dir"
+        if [ "$fstype" = cgroup2 ]; then
+            # Moving a process between two cgroups takes write access to their common
+            # ancestor's cgroup.procs: the namespace's root (the sandbox itself).
+            chown "root:$ROOTLESS_GID" "$dir" "$dir/cgroup.subtree_control" "$dir/cgroup.procs" "$mnt/cgroup.procs"
+            chmod g+rw "$dir/cgroup.subtree_control" "$dir/cgroup.procs" "$mnt/cgroup.procs"
+            chmod g+rwx "$dir"
+            continue
+        fi
+        chown "root:$ROOTLESS_GID" "$dir" "$dir/cgroup.procs" "$dir/tasks"
+        chmod g+rwx "$dir"
+        chmod g+rw "$dir/cgroup.procs" "$dir/tasks"
+        # A v1 cpuset child is unusable until it has cpus and mems; the runtime fills its
+        # own cgroups from here, as the user (the suite's setup chowns them the same way).
+        if [ -e "$dir/cpuset.cpus" ]; then
+            cat "$mnt/cpuset.cpus" >"$dir/cpuset.cpus"
+            cat "$mnt/cpuset.mems" >"$dir/cpuset.mems"
+            chown "$ROOTLESS_UID:$ROOTLESS_GID" "$dir/cpuset.cpus" "$dir/cpuset.mems"
+        fi
+        # update.bats' "update rt period and runtime" writes these (bounded by the
+        # sandbox's real-time budget).
+        for f in cpu.rt_period_us cpu.rt_runtime_us; do
+            [ ! -e "$dir/$f" ] || chown "$ROOTLESS_UID:$ROOTLESS_GID" "$dir/$f"
+        done
+    done < <(awk '{ for (s = 7; $s != "-"; s++); fs = $(s + 1) }
+        (fs == "cgroup" || fs == "cgroup2") && $5 ~ "^/sys/fs/cgroup" { print fs, $5 }' /proc/self/mountinfo)
+    # The suite's pod tests mkdir -p /sys/fs/cgroup/CONTROLLER/... for every controller of
+    # /proc/cgroups, mounted or not (net_cls, perf_event, ... are not, here): as root that
+    # makes plain directories on the sandbox's tmpfs; the user gets the same place to do it.
+    local c
+    for c in $(awk '!/^#/ && $4 == 1 {print $1}' /proc/cgroups); do
+        if [ ! -e "/sys/fs/cgroup/$c" ]; then
+            mkdir -p "/sys/fs/cgroup/$c$path"
+            chown "root:$ROOTLESS_GID" "/sys/fs/cgroup/$c$path"
+            chmod g+rwx "/sys/fs/cgroup/$c$path"
+        fi
     done
 }

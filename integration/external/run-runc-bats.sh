@@ -2,12 +2,13 @@
 # Runs runc's own integration suite (tests/integration/*.bats of a runc checkout, the
 # contract names v1.1.5, f19387a6) against any runc-compatible runtime binary.
 #
-# Usage: run-runc-bats.sh [--rootless[=idmap|=plain]] RUNC_CHECKOUT RUNTIME [FILE.bats...]
+# Usage: run-runc-bats.sh [--rootless[=FEATURES]] RUNC_CHECKOUT RUNTIME [FILE.bats...]
 #   --rootless  run bats as a throwaway unprivileged user (rootless-user.sh), as runc's
-#               tests/rootless.sh does: =idmap (the default) with subordinate ranges, the
-#               suite's ROOTLESS_FEATURES=idmap; =plain without them, ROOTLESS_FEATURES="".
-#               Never the suite's "cgroup" feature: it chowns cgroups at the root of the
-#               host's hierarchies (docs/rootless.md).
+#               tests/rootless.sh does, with the suite's ROOTLESS_FEATURES: idmap (the
+#               default: subordinate ranges, newuidmap), cgroup (a cgroup delegated to the
+#               user, here inside the sandbox beneath this process's cgroup, never at the
+#               root of the host's hierarchies as rootless.sh does), idmap+cgroup, or plain
+#               (none of them).
 # Env:   CONFORMANCE_TEST_TIMEOUT  seconds per test (default 120; bats fails the test past it)
 #        CONFORMANCE_OUT           where logs and results go (default target/conformance/runc-bats-NAME)
 #
@@ -32,11 +33,11 @@ if [ "${1:-}" = __inner ]; then
 else
 rootless=""
 case ${1:-} in
---rootless | --rootless=idmap) rootless=idmap && shift ;;
---rootless=plain) rootless=plain && shift ;;
---rootless=*) die "--rootless takes idmap or plain, not ${1#--rootless=}" ;;
+--rootless) rootless=idmap && shift ;;
+--rootless=idmap | --rootless=cgroup | --rootless=idmap+cgroup | --rootless=plain) rootless=${1#--rootless=} && shift ;;
+--rootless=*) die "--rootless takes idmap, cgroup, idmap+cgroup or plain, not ${1#--rootless=}" ;;
 esac
-[ $# -ge 2 ] || die "usage: run-runc-bats.sh [--rootless[=idmap|=plain]] RUNC_CHECKOUT RUNTIME [FILE.bats...]"
+[ $# -ge 2 ] || die "usage: run-runc-bats.sh [--rootless[=FEATURES]] RUNC_CHECKOUT RUNTIME [FILE.bats...]"
 [ "$(id -u)" = 0 ] || die "needs root (the suite creates containers)"
 checkout=$(cd "$1" && pwd) || die "$1: no such directory"
 runtime=$(readlink -f "$2")
@@ -105,6 +106,7 @@ run_test() {
 # In the sandbox: every test of every file in turn.
 inner() {
     local file test
+    [[ "$rootless" != *cgroup* ]] || rootless_delegate_cgroups
     cd "$suite"
     for file in "$@"; do
         echo "== $file" >&2
@@ -138,7 +140,7 @@ main() {
     # shellcheck disable=SC2064
     trap "'$external_dir/sandbox.sh' destroy '$sandbox'; rm -rf '$scratch'; [ -z '$user' ] || rootless_user_remove '$user' '$start'" EXIT
     if [ -n "$rootless" ]; then
-        rootless_user_create "$user" "$scratch" "${rootless/plain/}"
+        rootless_user_create "$user" "$scratch" "${rootless#plain}"
         echo "rootless ($rootless): user $user ($ROOTLESS_UID), subuid $ROOTLESS_UIDMAP_START+$ROOTLESS_UIDMAP_LENGTH" >&2
     fi
     "$external_dir/sandbox.sh" create "$sandbox"
