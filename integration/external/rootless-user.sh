@@ -44,7 +44,11 @@ rootless_user_create() {
     # runc_rootless_idmap maps container ids 1000.. of the range and gids up to LENGTH-1000.
     [ "$ROOTLESS_UIDMAP_LENGTH" -ge 65536 ] && [ "$ROOTLESS_GIDMAP_LENGTH" -ge 65536 ] ||
         die "$name's subordinate ranges are shorter than the 65536 ids the suite maps"
+    ROOTLESS_KEEPS_RANGES=yes
     if [[ "$features" != *idmap* ]]; then
+        # Given back: useradd may hand them to the next user at once, so from here on
+        # nothing of this run is looked for by those ids (rootless_user_remove).
+        ROOTLESS_KEEPS_RANGES=""
         rootless_accounts usermod \
             --del-subuids "$ROOTLESS_UIDMAP_START-$((ROOTLESS_UIDMAP_START + ROOTLESS_UIDMAP_LENGTH - 1))" \
             --del-subgids "$ROOTLESS_GIDMAP_START-$((ROOTLESS_GIDMAP_START + ROOTLESS_GIDMAP_LENGTH - 1))" \
@@ -58,9 +62,9 @@ rootless_user_create() {
     AUX_UID=1024
     AUX_DIR=$scratch/aux
     mkdir -m 755 "$AUX_DIR"
-    chown "$((ROOTLESS_UIDMAP_START - 1000 + AUX_UID))" "$AUX_DIR"
+    [ -z "$ROOTLESS_KEEPS_RANGES" ] || chown "$((ROOTLESS_UIDMAP_START - 1000 + AUX_UID))" "$AUX_DIR"
     ROOTLESS_FEATURES=$features
-    export ROOTLESS_USER ROOTLESS_UID ROOTLESS_GID ROOTLESS_FEATURES AUX_UID AUX_DIR \
+    export ROOTLESS_USER ROOTLESS_UID ROOTLESS_GID ROOTLESS_FEATURES ROOTLESS_KEEPS_RANGES AUX_UID AUX_DIR \
         ROOTLESS_UIDMAP_START ROOTLESS_UIDMAP_LENGTH ROOTLESS_GIDMAP_START ROOTLESS_GIDMAP_LENGTH
 }
 
@@ -86,7 +90,11 @@ rootless_user_remove() {
     local name=$1 since=$2 uid lo_u hi_u left
     id -u "$name" >/dev/null 2>&1 || return 0
     uid=$(id -u "$name")
-    lo_u=${ROOTLESS_UIDMAP_START:-$uid} hi_u=$((${ROOTLESS_UIDMAP_START:-$uid} + ${ROOTLESS_UIDMAP_LENGTH:-1} - 1))
+    # Its subordinate ids only while it still holds them (idmap); otherwise just its uid.
+    lo_u=$uid hi_u=$uid
+    if [ -n "${ROOTLESS_KEEPS_RANGES:-}" ]; then
+        lo_u=$ROOTLESS_UIDMAP_START hi_u=$((ROOTLESS_UIDMAP_START + ROOTLESS_UIDMAP_LENGTH - 1))
+    fi
     # Killed processes can take a moment to be reaped; anything still there after that is
     # reported, never killed here (by uid: not necessarily ours).
     local try
