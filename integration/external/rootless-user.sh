@@ -61,7 +61,7 @@ rootless_user_create() {
     # cwd.bats' idmap test works in a directory owned by container uid AUX_UID (as rootless.sh).
     AUX_UID=1024
     AUX_DIR=$scratch/aux
-    mkdir -m 755 "$AUX_DIR"
+    mkdir -m 700 "$AUX_DIR" # the user must not reach it: only container uid AUX_UID
     [ -z "$ROOTLESS_KEEPS_RANGES" ] || chown "$((ROOTLESS_UIDMAP_START - 1000 + AUX_UID))" "$AUX_DIR"
     ROOTLESS_FEATURES=$features
     export ROOTLESS_USER ROOTLESS_UID ROOTLESS_GID ROOTLESS_FEATURES ROOTLESS_KEEPS_RANGES AUX_UID AUX_DIR \

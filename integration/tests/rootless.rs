@@ -696,3 +696,44 @@ fn cgroups_path_the_user_cannot_write_is_refused() {
         );
     }
 }
+
+/// runc's cwd.bats "runc create sets up user before chdir to cwd if needed", rootless with
+/// subuid ranges: a cwd only the container's user may enter (mode 0700, owned by container
+/// uid 1000, its group the host's root group, which the namespace does not map: container
+/// root's capabilities do not reach such a file). Init entered the cwd before the user
+/// switch and failed with EACCES; now it enters it as the user after, as runc does.
+#[test]
+fn cwd_only_the_container_user_may_enter() {
+    let user = TestUser::create();
+    let mut c = rootless_container("rlcwd", &user, true);
+    let dir = c.rootfs.join("home-1000");
+    std::fs::create_dir(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(user.subuid.0 + 999), Some(0)).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    c.config["process"]["user"] = json!({ "uid": 1000, "gid": 1000 });
+    c.config["process"]["cwd"] = json!("/home-1000");
+    c.set_args(&["sh", "-c", "pwd; id -u; echo hi > f && cat f"]);
+    let out = c.run();
+    out.assert_ok();
+    assert_eq!(lines(&out.stdout), ["/home-1000", "1000", "hi"], "{out:?}");
+    // And an exec'd process the same way.
+    c.set_args(&["sleep", "100"]);
+    c.create_ok();
+    c.start().assert_ok();
+    let exec = c.rt(&[
+        "exec",
+        "--user",
+        "1000:1000",
+        "--cwd",
+        "/home-1000",
+        &c.id,
+        "sh",
+        "-c",
+        "pwd; cat f",
+    ]);
+    exec.assert_ok();
+    assert_eq!(lines(&exec.stdout), ["/home-1000", "hi"], "{exec:?}");
+    c.kill("KILL").assert_ok();
+    c.wait_status("stopped");
+    c.delete(false).assert_ok();
+}

@@ -227,7 +227,7 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
     }
     sysctl::apply(spec)?;
     rootfs::finalize(&rootfs::syscalls::Host, spec)?;
-    prepare_cwd(process)?;
+    let cwd_later = prepare_cwd(process)?;
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
     apply_process_attributes(spec, process)?;
     let no_new_privileges = process.no_new_privileges().unwrap_or(false);
@@ -238,6 +238,7 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
         install_seccomp(filter, channel)?;
     }
     switch_user(process, ctx.caps)?;
+    cwd_later.enter_as_user(process)?;
     if no_new_privileges {
         nix::sys::prctl::set_no_new_privs().context("process.noNewPrivileges")?;
     }
@@ -351,13 +352,47 @@ pub(crate) fn join_session_keyring(name: &str) -> Result<()> {
 }
 
 /// process.cwd is created if the image lacks it (as runc does), then entered.
-pub(crate) fn prepare_cwd(process: &Process) -> Result<()> {
+pub(crate) fn prepare_cwd(process: &Process) -> Result<CwdLater> {
     let cwd = process.cwd();
     std::fs::create_dir_all(cwd)
         .with_context(|| format!("process.cwd: create {:?}", cwd.display()))?;
-    nix::unistd::chdir(cwd)
-        .with_context(|| format!("process.cwd: chdir to {:?}", cwd.display()))?;
-    check_cwd_inside(cwd)
+    enter_cwd(process)
+}
+
+/// A cwd the process' user may search but the runtime's may not (EACCES, EPERM: a
+/// volume chowned to the container's user, mode 0700; a rootless runtime is only the
+/// container's root) is entered after the user switch, as runc does.
+#[must_use]
+pub(crate) struct CwdLater(bool);
+
+pub(crate) fn enter_cwd(process: &Process) -> Result<CwdLater> {
+    let cwd = process.cwd();
+    match nix::unistd::chdir(cwd) {
+        Ok(()) => check_cwd_inside(cwd).map(|()| CwdLater(false)),
+        Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) => Ok(CwdLater(true)),
+        Err(e) => Err(Error::os(
+            e,
+            format!("process.cwd: chdir to {:?}", cwd.display()),
+        )),
+    }
+}
+
+impl CwdLater {
+    /// After the user switch: enter the cwd the runtime's user could not.
+    pub(crate) fn enter_as_user(self, process: &Process) -> Result<()> {
+        if !self.0 {
+            return Ok(());
+        }
+        let cwd = process.cwd();
+        nix::unistd::chdir(cwd).with_context(|| {
+            format!(
+                "process.cwd: chdir to {:?} as uid {}",
+                cwd.display(),
+                process.user().uid()
+            )
+        })?;
+        check_cwd_inside(cwd)
+    }
 }
 
 /// A cwd reached through a magic link (/proc/self/fd/N of a descriptor open in this
