@@ -136,6 +136,10 @@ main() {
     host_snapshot >"$scratch/before"
     start=$(date +%s)
     [ -z "$rootless" ] || user=prb$$
+    # bash runs the EXIT trap on a signal only if the signal itself is trapped.
+    trap 'exit 129' HUP
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
     # The user goes last, once the sandbox has no process left and its files are gone.
     # shellcheck disable=SC2064
     trap "'$external_dir/sandbox.sh' destroy '$sandbox'; rm -rf '$scratch'; [ -z '$user' ] || rootless_user_remove '$user' '$start'" EXIT
