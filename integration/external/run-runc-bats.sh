@@ -2,7 +2,13 @@
 # Runs runc's own integration suite (tests/integration/*.bats of a runc checkout, the
 # contract names v1.1.5, f19387a6) against any runc-compatible runtime binary.
 #
-# Usage: run-runc-bats.sh RUNC_CHECKOUT RUNTIME [FILE.bats...]
+# Usage: run-runc-bats.sh [--rootless[=FEATURES]] RUNC_CHECKOUT RUNTIME [FILE.bats...]
+#   --rootless  run bats as a throwaway unprivileged user (rootless-user.sh), as runc's
+#               tests/rootless.sh does, with the suite's ROOTLESS_FEATURES: idmap (the
+#               default: subordinate ranges, newuidmap), cgroup (a cgroup delegated to the
+#               user, here inside the sandbox beneath this process's cgroup, never at the
+#               root of the host's hierarchies as rootless.sh does), idmap+cgroup, or plain
+#               (none of them).
 # Env:   CONFORMANCE_TEST_TIMEOUT  seconds per test (default 120; bats fails the test past it)
 #        CONFORMANCE_OUT           where logs and results go (default target/conformance/runc-bats-NAME)
 #
@@ -17,12 +23,21 @@
 set -euo pipefail
 # shellcheck source=integration/external/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=integration/external/rootless-user.sh
+. "$(dirname "${BASH_SOURCE[0]}")/rootless-user.sh"
 
 if [ "${1:-}" = __inner ]; then
     # Re-entered inside the sandbox (see main): the suite dir and out dir come in the env.
     suite=$CONFORMANCE_SUITE out=$CONFORMANCE_OUT per_test=$CONFORMANCE_TEST_TIMEOUT
+    rootless=$CONFORMANCE_ROOTLESS
 else
-[ $# -ge 2 ] || die "usage: run-runc-bats.sh RUNC_CHECKOUT RUNTIME [FILE.bats...]"
+rootless=""
+case ${1:-} in
+--rootless) rootless=idmap && shift ;;
+--rootless=idmap | --rootless=cgroup | --rootless=idmap+cgroup | --rootless=plain) rootless=${1#--rootless=} && shift ;;
+--rootless=*) die "--rootless takes idmap, cgroup, idmap+cgroup or plain, not ${1#--rootless=}" ;;
+esac
+[ $# -ge 2 ] || die "usage: run-runc-bats.sh [--rootless[=FEATURES]] RUNC_CHECKOUT RUNTIME [FILE.bats...]"
 [ "$(id -u)" = 0 ] || die "needs root (the suite creates containers)"
 checkout=$(cd "$1" && pwd) || die "$1: no such directory"
 runtime=$(readlink -f "$2")
@@ -33,7 +48,7 @@ suite=$checkout/tests/integration
 check_commit "$checkout" f19387a6
 
 name=$(basename "$runtime")
-out=${CONFORMANCE_OUT:-$repo_dir/target/conformance/runc-bats-$name}
+out=${CONFORMANCE_OUT:-$repo_dir/target/conformance/runc-bats${rootless:+-rootless-$rootless}-$name}
 per_test=${CONFORMANCE_TEST_TIMEOUT:-120}
 fi
 
@@ -63,11 +78,14 @@ test_names() {
 # call a bare `wait` would wait for it). Appends its TAP to OUT/FILE.tap and one line to
 # OUT/results.tsv: "pass|fail|skip<TAB>file<TAB>test".
 run_test() {
-    local file=$1 test=$2 tap=$out/${1%.bats}.tap rc=0 one
+    local file=$1 test=$2 tap=$out/${1%.bats}.tap rc=0 one filter as_user=(env)
     one=$(mktemp "$TMPDIR/tap.XXXXXX")
     # --filter is a regex matched against the name: escape it, anchor it.
-    CONFORMANCE_FILTER="^$(sed 's/[][\.*^$(){}+?|/]/\\&/g' <<<"$test")\$" CONFORMANCE_FILE=$file \
-        timeout -k 10 "$per_test" script -qefc 'bats --tap --filter "$CONFORMANCE_FILTER" "$CONFORMANCE_FILE"' \
+    filter="^$(sed 's/[][\.*^$(){}+?|/]/\\&/g' <<<"$test")\$"
+    # Rootless: script(1) runs as the user too, so the test's terminal is the user's.
+    [ -z "$rootless" ] || mapfile -d '' -t as_user < <(rootless_as_user "$CONFORMANCE_SCRATCH")
+    timeout -k 10 "$per_test" "${as_user[@]}" CONFORMANCE_FILTER="$filter" CONFORMANCE_FILE=$file \
+        script -qefc 'bats --tap --filter "$CONFORMANCE_FILTER" "$CONFORMANCE_FILE"' \
         /dev/null </dev/null >"$one" 2>&1 || rc=$?
     sed -i 's/\r$//' "$one"
     {
@@ -88,6 +106,7 @@ run_test() {
 # In the sandbox: every test of every file in turn.
 inner() {
     local file test
+    [[ "$rootless" != *cgroup* ]] || rootless_delegate_cgroups
     cd "$suite"
     for file in "$@"; do
         echo "== $file" >&2
@@ -110,23 +129,33 @@ main() {
     fi
     rm -rf "$out"
     mkdir -p "$out"
-    local scratch sandbox start
+    local scratch sandbox start user=""
     scratch=$(mktemp -d /tmp/patina-conformance.XXXXXX)
     chmod 755 "$scratch" # userns tests reach the bundles as other users
     sandbox=conformance-bats-$$
     host_snapshot >"$scratch/before"
-    # shellcheck disable=SC2064
-    trap "'$external_dir/sandbox.sh' destroy '$sandbox'; rm -rf '$scratch'" EXIT
-    "$external_dir/sandbox.sh" create "$sandbox"
     start=$(date +%s)
-    TMPDIR=$scratch RUNC=$runtime CONFORMANCE_TEST_TIMEOUT=$per_test CONFORMANCE_OUT=$out CONFORMANCE_SUITE=$suite \
+    [ -z "$rootless" ] || user=prb$$
+    # bash runs the EXIT trap on a signal only if the signal itself is trapped.
+    trap 'exit 129' HUP
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    # The user goes last, once the sandbox has no process left and its files are gone.
+    # shellcheck disable=SC2064
+    trap "'$external_dir/sandbox.sh' destroy '$sandbox'; rm -rf '$scratch'; [ -z '$user' ] || rootless_user_remove '$user' '$start'" EXIT
+    if [ -n "$rootless" ]; then
+        rootless_user_create "$user" "$scratch" "${rootless#plain}"
+        echo "rootless ($rootless): user $user ($ROOTLESS_UID), subuid $ROOTLESS_UIDMAP_START+$ROOTLESS_UIDMAP_LENGTH" >&2
+    fi
+    "$external_dir/sandbox.sh" create "$sandbox"
+    TMPDIR=$scratch CONFORMANCE_SCRATCH=$scratch CONFORMANCE_ROOTLESS=$rootless RUNC=$runtime CONFORMANCE_TEST_TIMEOUT=$per_test CONFORMANCE_OUT=$out CONFORMANCE_SUITE=$suite \
         "$external_dir/sandbox.sh" run "$sandbox" "$0" __inner "${files[@]}" ||
         echo "the suite's driver exited $?" >&2
     local took=$(($(date +%s) - start))
     "$external_dir/sandbox.sh" destroy "$sandbox"
     host_snapshot >"$scratch/after"
     echo
-    echo "runc bats suite ($(git -C "$checkout" describe --tags 2>/dev/null || echo "$checkout")) against $runtime, $took s"
+    echo "runc bats suite ($(git -C "$checkout" describe --tags 2>/dev/null || echo "$checkout")) against $runtime${rootless:+, rootless ($rootless)}, $took s"
     summarize "$out/results.tsv" "file"
     report_leftovers "$scratch/before" "$scratch/after"
     echo "logs: $out"

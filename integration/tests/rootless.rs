@@ -616,3 +616,124 @@ fn kill_all_without_a_cgroup_or_pid_namespace_says_why() {
     }
     assert_eq!(c.status(), "running");
 }
+
+/// runc's create.bats "runc create exec", rootless: `exec` between `create` and `start`.
+/// The exec'd process enters init's namespaces through its pidfd, which the kernel allows
+/// on a non-dumpable init only to a caller with CAP_SYS_PTRACE over the host's user
+/// namespace: an unprivileged patina failed with EPERM. Init now waits for `start`
+/// dumpable when the runtime is unprivileged (as runc's does); what a container process
+/// could reach through it is checked from inside: no directory descriptor (a way out) and
+/// no writable runtime image.
+#[test]
+fn exec_before_start_as_an_unprivileged_runtime() {
+    for ranges in [false, true] {
+        let user = TestUser::create();
+        let mut c = rootless_container("rlexecfirst", &user, ranges);
+        c.set_args(&["sleep", "100"]);
+        let pid = c.create_ok();
+        assert_eq!(c.status(), "created");
+        // pid 1 of the container's pid namespace is init, still waiting for start.
+        let probe = "echo me=$(id -u) pid1=$(cat /proc/1/comm); \
+                     for f in /proc/1/fd/*; do [ -d \"$f\" ] && echo dir-fd $f $(readlink $f); done; \
+                     (echo x >> /proc/1/exe) 2>/dev/null && echo exe-writable; true";
+        let exec = c.rt(&["exec", &c.id, "sh", "-c", probe]);
+        exec.assert_ok();
+        // Init is not yet the program (runc's is "runc:[2:INIT]").
+        let seen = lines(&exec.stdout);
+        assert_eq!(seen.len(), 1, "ranges {ranges}: {exec:?}");
+        assert!(seen[0].starts_with("me=0 pid1="), "{exec:?}");
+        assert!(
+            !seen[0].ends_with("pid1=") && !seen[0].ends_with("=sleep"),
+            "{exec:?}"
+        );
+        c.start().assert_ok();
+        assert_eq!(c.status(), "running");
+        // The program is what init became: it runs as the same pid.
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        assert_eq!(comm.trim(), "sleep");
+        c.kill("KILL").assert_ok();
+        c.wait_status("stopped");
+        c.delete(false).assert_ok();
+    }
+}
+
+/// runc's dev.bats "runc run [redundant default /dev/ptmx]", rootless: /dev/ptmx listed in
+/// linux.devices. A user namespace cannot mknod, so the host's node was bound there, and
+/// the /dev/ptmx -> pts/ptmx link that must replace it could not (EBUSY, a mount point).
+/// /dev/ptmx is always the devpts instance's, as runc lays it.
+#[test]
+fn dev_ptmx_in_linux_devices_stays_the_devpts_one() {
+    let user = TestUser::create();
+    let mut c = rootless_container("rlptmx", &user, false);
+    c.config["linux"]["devices"] = json!([{
+        "path": "/dev/ptmx", "type": "c", "major": 5, "minor": 2,
+        "fileMode": 438, "uid": 0, "gid": 0
+    }]);
+    let out = c.sh_ok("readlink /dev/ptmx; grep -c ' /dev/ptmx ' /proc/self/mountinfo || true");
+    assert_eq!(lines(&out), ["pts/ptmx", "0"], "{out}");
+}
+
+/// runc's cgroups.bats "rootless + no limits + cgrouppath + no permission": a cgroupsPath
+/// the user may not create is where the container "MUST" go (config-linux.md), so create
+/// fails, as runc's does ("unable to apply cgroup configuration: ... permission denied");
+/// patina ran the container in no cgroup, as it does without a cgroupsPath. Relative, so
+/// the path is beneath the test's own cgroup on every hierarchy whatever happens.
+#[test]
+fn cgroups_path_the_user_cannot_write_is_refused() {
+    let user = TestUser::create();
+    let mut c = rootless_container("rlcgpath", &user, false);
+    let rel = format!("rl-cgpath-{}-{}", std::process::id(), user.uid);
+    c.config["linux"]["cgroupsPath"] = json!(format!("{rel}/{}", c.id));
+    c.set_args(&["true"]);
+    let out = c.run();
+    c.assert_rejected(&out, &["linux.cgroupsPath", "permission denied", &rel]);
+    assert!(out.stderr.contains("permission denied"), "{out:?}");
+    for own in integration::procfs::own_cgroup_dirs() {
+        assert!(
+            !own.join(&rel).exists(),
+            "{} made",
+            own.join(&rel).display()
+        );
+    }
+}
+
+/// runc's cwd.bats "runc create sets up user before chdir to cwd if needed", rootless with
+/// subuid ranges: a cwd only the container's user may enter (mode 0700, owned by container
+/// uid 1000, its group the host's root group, which the namespace does not map: container
+/// root's capabilities do not reach such a file). Init entered the cwd before the user
+/// switch and failed with EACCES; now it enters it as the user after, as runc does.
+#[test]
+fn cwd_only_the_container_user_may_enter() {
+    let user = TestUser::create();
+    let mut c = rootless_container("rlcwd", &user, true);
+    let dir = c.rootfs.join("home-1000");
+    std::fs::create_dir(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(user.subuid.0 + 999), Some(0)).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    c.config["process"]["user"] = json!({ "uid": 1000, "gid": 1000 });
+    c.config["process"]["cwd"] = json!("/home-1000");
+    c.set_args(&["sh", "-c", "pwd; id -u; echo hi > f && cat f"]);
+    let out = c.run();
+    out.assert_ok();
+    assert_eq!(lines(&out.stdout), ["/home-1000", "1000", "hi"], "{out:?}");
+    // And an exec'd process the same way.
+    c.set_args(&["sleep", "100"]);
+    c.create_ok();
+    c.start().assert_ok();
+    let exec = c.rt(&[
+        "exec",
+        "--user",
+        "1000:1000",
+        "--cwd",
+        "/home-1000",
+        &c.id,
+        "sh",
+        "-c",
+        "pwd; cat f",
+    ]);
+    exec.assert_ok();
+    assert_eq!(lines(&exec.stdout), ["/home-1000", "hi"], "{exec:?}");
+    c.kill("KILL").assert_ok();
+    c.wait_status("stopped");
+    c.delete(false).assert_ok();
+}

@@ -199,7 +199,12 @@ impl Plan {
         };
         if rootless {
             check_oom_score_adj(spec, own_oom_score_adj(), may_lower_oom_score_adj)?;
-            plan.no_cgroup = cgroup_refusal(cgroup, linux.and_then(|l| l.resources().as_ref()))?;
+            // The systemd driver's path is a unit name, always given (its errors are its own).
+            let asked_path = linux
+                .and_then(|l| l.cgroups_path().as_deref())
+                .filter(|_| cgroup.systemd.is_none());
+            let resources = linux.and_then(|l| l.resources().as_ref());
+            plan.no_cgroup = refusal(first_unwritable(cgroup), resources, asked_path)?;
         }
         Ok(plan)
     }
@@ -486,11 +491,15 @@ fn is_empty_value(v: &serde_json::Value) -> bool {
 /// A rootless container uses its cgroup only where the caller may make it and move
 /// processes into it (a delegated subtree). Without one it runs without a cgroup unless
 /// it asks for limits, which then cannot be applied: `Some(why)` means "no cgroup".
-fn cgroup_refusal(cgroup: &Cgroup, resources: Option<&LinuxResources>) -> Result<Option<String>> {
-    refusal(first_unwritable(cgroup), resources)
-}
-
-fn refusal(blocked: Option<PathBuf>, resources: Option<&LinuxResources>) -> Result<Option<String>> {
+/// Without a cgroup it may write, a rootless container runs in none (the reason is kept for
+/// the commands that need one), unless the config asks for limits or names a cgroupsPath:
+/// that cgroup "MUST" be where the container goes (config-linux.md), so it is refused, as
+/// runc refuses it (it ignores permission errors only on its default path).
+fn refusal(
+    blocked: Option<PathBuf>,
+    resources: Option<&LinuxResources>,
+    asked_path: Option<&Path>,
+) -> Result<Option<String>> {
     let Some(blocked) = blocked else {
         return Ok(None);
     };
@@ -500,10 +509,19 @@ fn refusal(blocked: Option<PathBuf>, resources: Option<&LinuxResources>) -> Resu
     );
     let limits = asked_limits(resources);
     if !limits.is_empty() {
+        // runc's words for it too ("rootless needs no limits + no cgrouppath ...").
         bail!(
             Unsupported,
-            "linux.resources.{}: cannot be applied: {why}; delegate a cgroup to the user (docs/rootless.md) or drop the limits",
+            "linux.resources.{}: cannot be applied: {why}: rootless needs no limits + no cgrouppath when no permission is granted for cgroups; delegate a cgroup to the user (docs/rootless.md) or drop the limits",
             limits.join(", linux.resources.")
+        );
+    }
+    if let Some(path) = asked_path {
+        // runc's words: "unable to apply cgroup configuration: ... permission denied".
+        bail!(
+            Unsupported,
+            "linux.cgroupsPath {:?}: unable to apply cgroup configuration: {why} (permission denied); delegate that cgroup to the user (docs/rootless.md) or leave cgroupsPath out",
+            path.display()
         );
     }
     Ok(Some(why))
@@ -760,14 +778,26 @@ mod tests {
     fn unwritable_cgroup_refuses_limits_and_drops_otherwise() {
         let blocked = || Some(PathBuf::from("/sys/fs/cgroup/memory/x"));
         let r: LinuxResources = serde_json::from_str(r#"{"pids":{"limit":10}}"#).unwrap();
-        let err = refusal(blocked(), Some(&r)).unwrap_err().to_string();
+        let err = refusal(blocked(), Some(&r), None).unwrap_err().to_string();
         assert!(
             err.contains("linux.resources.pids") && err.contains("/sys/fs/cgroup/memory/x"),
             "{err}"
         );
-        let why = refusal(blocked(), None).unwrap().unwrap();
+        let why = refusal(blocked(), None, None).unwrap().unwrap();
         assert!(why.contains("no delegated cgroup"), "{why}");
-        assert_eq!(refusal(None, Some(&r)).unwrap(), None);
+        assert_eq!(refusal(None, Some(&r), None).unwrap(), None);
+        // A cgroupsPath of the config's own is where the container must go: refused.
+        let err = refusal(blocked(), None, Some(Path::new("/pod/c1")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("linux.cgroupsPath \"/pod/c1\"") && err.contains("permission denied"),
+            "{err}"
+        );
+        assert_eq!(
+            refusal(None, None, Some(Path::new("/pod/c1"))).unwrap(),
+            None
+        );
     }
 
     #[test]

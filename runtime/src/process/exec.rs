@@ -13,7 +13,7 @@ use oci_spec::runtime::Process;
 
 use super::channel::{Channel, Message};
 use super::init::{
-    check_cwd_inside, cstring, environment, find_program, install_seccomp, join_session_keyring,
+    cstring, enter_cwd, environment, find_program, install_seccomp, join_session_keyring,
     reset_signals, switch_user,
 };
 use crate::capabilities::CapSets;
@@ -133,10 +133,7 @@ fn prepare(ctx: &ExecContext<'_>, channel: &Channel) -> Result<Argv> {
             .map(|b| (b.height() as u16, b.width() as u16));
         terminal::setup_without_console(socket, size).context("process.terminal")?;
     }
-    let cwd = process.cwd();
-    nix::unistd::chdir(cwd)
-        .with_context(|| format!("process.cwd: chdir to {:?}", cwd.display()))?;
-    check_cwd_inside(cwd)?;
+    let cwd_later = enter_cwd(process)?;
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
     let nnp = process.no_new_privileges().unwrap_or(false);
     // Before any filter: a profile need not allow close_range or fcntl.
@@ -149,6 +146,7 @@ fn prepare(ctx: &ExecContext<'_>, channel: &Channel) -> Result<Argv> {
         install_seccomp(filter, channel)?;
     }
     switch_user(process, ctx.caps)?;
+    cwd_later.enter_as_user(process)?;
     if nnp {
         nix::sys::prctl::set_no_new_privs().context("process.noNewPrivileges")?;
     }

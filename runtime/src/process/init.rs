@@ -48,6 +48,8 @@ pub struct InitContext<'a> {
     /// An unprivileged runtime writes the maps (rootless.rs): init stays dumpable, so
     /// that its /proc files are the caller's, until the runtime says Go.
     pub dumpable_until_go: bool,
+    /// The runtime is an unprivileged user: init waits for `start` dumpable (below).
+    pub dumpable_while_waiting: bool,
     /// The runtime runs in a user namespace that does not map every id (rootless podman):
     /// init is in a user namespace even without one of its own.
     pub caller_in_user_ns: bool,
@@ -229,7 +231,7 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
     }
     sysctl::apply(spec)?;
     rootfs::finalize(&rootfs::syscalls::Host, spec)?;
-    prepare_cwd(process)?;
+    let cwd_later = prepare_cwd(process)?;
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
     apply_process_attributes(spec, process)?;
     let no_new_privileges = process.no_new_privileges().unwrap_or(false);
@@ -240,6 +242,7 @@ fn setup<'a>(ctx: &InitContext<'a>, channel: &Channel) -> Result<Ready<'a>> {
         install_seccomp(filter, channel)?;
     }
     switch_user(process, ctx.caps)?;
+    cwd_later.enter_as_user(process)?;
     if no_new_privileges {
         nix::sys::prctl::set_no_new_privs().context("process.noNewPrivileges")?;
     }
@@ -353,13 +356,47 @@ pub(crate) fn join_session_keyring(name: &str) -> Result<()> {
 }
 
 /// process.cwd is created if the image lacks it (as runc does), then entered.
-pub(crate) fn prepare_cwd(process: &Process) -> Result<()> {
+pub(crate) fn prepare_cwd(process: &Process) -> Result<CwdLater> {
     let cwd = process.cwd();
     std::fs::create_dir_all(cwd)
         .with_context(|| format!("process.cwd: create {:?}", cwd.display()))?;
-    nix::unistd::chdir(cwd)
-        .with_context(|| format!("process.cwd: chdir to {:?}", cwd.display()))?;
-    check_cwd_inside(cwd)
+    enter_cwd(process)
+}
+
+/// A cwd the process' user may search but the runtime's may not (EACCES, EPERM: a
+/// volume chowned to the container's user, mode 0700; a rootless runtime is only the
+/// container's root) is entered after the user switch, as runc does.
+#[must_use]
+pub(crate) struct CwdLater(bool);
+
+pub(crate) fn enter_cwd(process: &Process) -> Result<CwdLater> {
+    let cwd = process.cwd();
+    match nix::unistd::chdir(cwd) {
+        Ok(()) => check_cwd_inside(cwd).map(|()| CwdLater(false)),
+        Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) => Ok(CwdLater(true)),
+        Err(e) => Err(Error::os(
+            e,
+            format!("process.cwd: chdir to {:?}", cwd.display()),
+        )),
+    }
+}
+
+impl CwdLater {
+    /// After the user switch: enter the cwd the runtime's user could not.
+    pub(crate) fn enter_as_user(self, process: &Process) -> Result<()> {
+        if !self.0 {
+            return Ok(());
+        }
+        let cwd = process.cwd();
+        nix::unistd::chdir(cwd).with_context(|| {
+            format!(
+                "process.cwd: chdir to {:?} as uid {}",
+                cwd.display(),
+                process.user().uid()
+            )
+        })?;
+        check_cwd_inside(cwd)
+    }
 }
 
 /// A cwd reached through a magic link (/proc/self/fd/N of a descriptor open in this
@@ -574,6 +611,20 @@ fn fifo_link(ctx: &InitContext<'_>) -> String {
 
 /// Block until `start` opens the exec fifo, then hooks and exec. Returns only on failure.
 fn wait_and_exec(ctx: &InitContext<'_>, ready: Ready<'_>) -> Error {
+    // `exec` before `start` enters init's namespaces through its pidfd, which the kernel
+    // allows on a non-dumpable process only to a caller with CAP_SYS_PTRACE over init's
+    // memory's user namespace (the host's: init was cloned, not exec'd): never an
+    // unprivileged runtime. By now init is what the program will be (its user,
+    // capabilities, no_new_privs; its exe a sealed copy, exe_protect.rs) and holds only the
+    // exec fifo and the spent channel, so it waits dumpable, as runc's init does.
+    if ctx.dumpable_while_waiting {
+        if let Err(e) = nix::sys::prctl::set_dumpable(true) {
+            return Error::os(
+                e,
+                "make init dumpable for exec before start (PR_SET_DUMPABLE)",
+            );
+        }
+    }
     let fifo = nix::fcntl::open(
         fifo_link(ctx).as_str(),
         OFlag::O_WRONLY | OFlag::O_CLOEXEC,

@@ -105,6 +105,12 @@ fn populate_dev(sys: &dyn Syscalls, root: &OwnedFd, spec: &Spec, in_user_ns: boo
     let mut nodes = devices::default_devices();
     for (i, dev) in configured.iter().enumerate() {
         let node = devices::DeviceNode::from_spec(i, dev)?;
+        // /dev/ptmx is always the devpts instance's (create_links), as in runc: a node or
+        // a bind of the host's there would be replaced anyway, and a bind (user namespace)
+        // cannot be removed (EBUSY).
+        if node.path == std::path::Path::new("/dev/ptmx") {
+            continue;
+        }
         nodes.retain(|d| d.path != node.path);
         nodes.push(node);
     }
