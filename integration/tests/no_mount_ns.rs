@@ -567,3 +567,59 @@ fn attack_no_mount_namespace_mounts_over_its_own_root_leave_nothing() {
     }
     assert!(real_mounts_of(&c).is_empty(), "{:?}", real_mounts_of(&c));
 }
+
+/// The attack on the state: its `host_mounts` names the directory whose new mounts
+/// `delete` detaches. Rewritten to name a host directory (state.json damaged, or
+/// written by someone who can write the runtime's --root but not its config), it
+/// would make `delete` take the host's mounts there away. `delete` detaches only
+/// beneath the rootfs the record was made for: it refuses a `host_mounts` naming
+/// another directory and keeps the record; `--force` then removes the record and
+/// leaves every mount (the container's too), saying so.
+#[test]
+fn attack_no_mount_namespace_tampered_host_mounts_spare_host_mounts() {
+    let (mut c, scratch) = without_mount_ns("nomntns_tamper");
+    let host = c.path("hostdir");
+    std::fs::create_dir_all(host.join("vol")).unwrap();
+    let host_mount = host.join("vol").to_string_lossy().into_owned();
+    in_scratch(
+        &scratch,
+        &[
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=64k",
+            "hostvol",
+            &host_mount,
+        ],
+    );
+    c.create().assert_ok();
+    let state = c.root.join(&c.id).join("state.json");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    // runc ignores a field it does not know: the same file for both runtimes.
+    record["host_mounts"] = json!({ "rootfs": host, "before": [] });
+    std::fs::write(&state, serde_json::to_vec(&record).unwrap()).unwrap();
+    let out = c.delete(false);
+    assert_eq!(
+        scratch.beneath(&host),
+        std::slice::from_ref(&host_mount),
+        "{out:?}"
+    );
+    if is_runc() {
+        out.assert_ok();
+        return;
+    }
+    out.assert_failed();
+    let lines = out.stderr_lines();
+    assert_eq!(lines.len(), 1, "{out:?}");
+    assert!(lines[0].contains("state host_mounts.rootfs"), "{out:?}");
+    assert!(state.exists(), "the record went");
+    let out = c.delete(true);
+    out.assert_ok();
+    assert!(out.stderr.contains("the mounts stay"), "{out:?}");
+    assert!(!state.exists(), "the record stayed");
+    assert_eq!(scratch.beneath(&host), [host_mount]);
+    // The container's own are left in the scratch namespace, which goes with the test.
+    assert!(!scratch.beneath(&c.rootfs).is_empty());
+}

@@ -42,6 +42,36 @@ impl HostMounts {
         Ok(HostMounts { rootfs, before })
     }
 
+    /// [`HostMounts::release`] for `delete`, whose record may be damaged: only when it
+    /// names `rootfs` (the record's, resolved now; see [`HostMounts::check`]).
+    #[cold]
+    pub fn release_beneath(&self, rootfs: &Path) -> Result<()> {
+        match self.check(rootfs)? {
+            true => self.release(),
+            false => Ok(()),
+        }
+    }
+
+    /// Whether this record is the rootfs's: an error when it names another directory
+    /// (or `/`), false when the rootfs is gone (nothing is mounted beneath a path that
+    /// no longer exists).
+    #[cold]
+    pub fn check(&self, rootfs: &Path) -> Result<bool> {
+        let real = match std::fs::canonicalize(rootfs) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            other => other.with_context(|| format!("rootfs {:?}: resolve", rootfs.display()))?,
+        };
+        if real != self.rootfs || real == Path::new("/") {
+            bail!(
+                Other,
+                "state host_mounts.rootfs {:?} is not the container's rootfs {:?} (state.json damaged or rewritten): nothing detached",
+                self.rootfs.display(),
+                real.display()
+            );
+        }
+        Ok(true)
+    }
+
     /// Detach every mount at or beneath the rootfs that was not there before create:
     /// children before parents, each only if a handle on its path from the rootfs
     /// (no symlink followed) is still on that very mount. A mount hidden beneath another
