@@ -623,3 +623,38 @@ fn attack_no_mount_namespace_tampered_host_mounts_spare_host_mounts() {
     // The container's own are left in the scratch namespace, which goes with the test.
     assert!(!scratch.beneath(&c.rootfs).is_empty());
 }
+
+/// Two containers without a mount namespace on one rootfs: the second's mounts are
+/// made after the first's `create` took its snapshot, so the first's `delete` would
+/// count them as its own and detach them from under the running second. patina
+/// refuses the second `create` (in the same --root) by name.
+#[test]
+fn attack_no_mount_namespace_shared_rootfs_second_create_is_refused() {
+    let (mut c, scratch) = without_mount_ns("nomntns_share1");
+    c.set_sh("sleep 1000");
+    let mut d = Container::new("nomntns_share2");
+    spec::remove_namespace(&mut d.config, "mount");
+    d.config["linux"]["maskedPaths"] = c.config["linux"]["maskedPaths"].clone();
+    d.config["linux"]["readonlyPaths"] = c.config["linux"]["readonlyPaths"].clone();
+    d.config["root"]["path"] = json!(c.rootfs);
+    d.wrapper = c.wrapper.clone();
+    d.root = c.root.clone();
+    d.set_sh("sleep 1000");
+    c.create().assert_ok();
+    let first = scratch.beneath(&c.rootfs).len();
+    let out = d.create();
+    if is_runc() {
+        // runc 1.1.5 runs both; its delete detaches nothing, so the first's delete
+        // cannot take the second's mounts.
+        out.assert_ok();
+        d.delete(true).assert_ok();
+    } else {
+        d.assert_rejected(&out, &["root.path", "nomntns_share1"]);
+        assert_eq!(
+            scratch.beneath(&c.rootfs).len(),
+            first,
+            "the second mounted"
+        );
+    }
+    c.delete(true).assert_ok();
+}
