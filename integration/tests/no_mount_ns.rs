@@ -658,3 +658,38 @@ fn attack_no_mount_namespace_shared_rootfs_second_create_is_refused() {
     }
     c.delete(true).assert_ok();
 }
+
+/// A bind mount of a host directory that is on a shared mount joins that mount's peer
+/// group; without a mount namespace of the container's own, every mount made beneath
+/// that bind (the config's next mount, or one the container makes) would also appear
+/// at the source on the host, outside the rootfs. Binds are made private first.
+#[test]
+fn attack_no_mount_namespace_mount_beneath_a_shared_bind_stays_in_rootfs() {
+    let (mut c, scratch) = without_mount_ns("nomntns_peer");
+    let src = c.path("shared-src");
+    std::fs::create_dir_all(&src).unwrap();
+    let src_s = src.to_string_lossy().into_owned();
+    in_scratch(
+        &scratch,
+        &["mount", "-t", "tmpfs", "-o", "size=64k", "hostsrc", &src_s],
+    );
+    in_scratch(&scratch, &["mount", "--make-shared", &src_s]);
+    spec::add_mount(&mut c.config, "/data", "bind", &src_s, &["rbind"]);
+    spec::add_mount(
+        &mut c.config,
+        "/data/cache",
+        "tmpfs",
+        "tmpfs",
+        &["size=64k"],
+    );
+    c.create().assert_ok();
+    let at_src = scratch.beneath(&src);
+    c.delete(true).assert_ok();
+    // The host's source has its own mount only.
+    assert_eq!(
+        at_src,
+        std::slice::from_ref(&src_s),
+        "landed outside the rootfs"
+    );
+    assert_eq!(scratch.beneath(&src), [src_s]);
+}

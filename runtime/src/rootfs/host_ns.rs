@@ -217,6 +217,49 @@ pub fn bind_root(sys: &dyn Syscalls, rootfs: &Path) -> Result<OwnedFd> {
     Ok(root)
 }
 
+/// A bind of a host directory on a shared mount joins that mount's peer group: in the
+/// host's namespace, whatever is mounted beneath it later (the config's next entry,
+/// or the container's own) would appear at the source too, outside the rootfs. So a
+/// bind without a propagation option of its own is made private (with its submounts)
+/// right after it is made. (With a mount namespace the rootfs's propagation sees to it.)
+#[cold]
+pub fn private_bind(
+    sys: &dyn Syscalls,
+    root: std::os::fd::BorrowedFd<'_>,
+    m: &oci_spec::runtime::Mount,
+) -> Result<()> {
+    let options = m.options().clone().unwrap_or_default();
+    let plan = super::options::MountPlan::from_options(&options)?;
+    let bind = plan.bind.is_some() || m.typ().as_deref() == Some("bind");
+    if !bind || !plan.propagation.is_empty() {
+        return Ok(());
+    }
+    let rel = match m.destination().strip_prefix("/").unwrap_or(m.destination()) {
+        r if r.as_os_str().is_empty() => Path::new("."),
+        r => r,
+    };
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT);
+    let target = openat2_in_root(root, rel, how).map_err(|e| {
+        Error::os(
+            e,
+            format!(
+                "reopen bind {:?} to make it private",
+                m.destination().display()
+            ),
+        )
+    })?;
+    let private = MsFlags::MS_PRIVATE | MsFlags::MS_REC;
+    sys.mount(None, &fd_path(&target), None, private, None)
+        .with_context(|| {
+            format!(
+                "make bind {:?} private (no mount namespace)",
+                m.destination().display()
+            )
+        })
+}
+
 /// chroot instead of pivot_root: there is no namespace of the container's own to pivot.
 #[cold]
 pub fn chroot_into(rootfs: &Path) -> Result<()> {
