@@ -243,7 +243,7 @@ fn refuse_shared_rootfs(root: &Path, mine: &crate::rootfs::host_ns::HostMounts) 
         if record.host_mounts.is_some_and(|m| m.rootfs == mine.rootfs) {
             bail!(
                 InvalidConfig,
-                "root.path {:?}: container {other:?} runs without a mount namespace on this rootfs; a second one would have its mounts taken by the first's delete",
+                "root.path {:?}: container {other:?} (until deleted) is on this rootfs without a mount namespace; its delete would take a second one's mounts",
                 mine.rootfs.display()
             );
         }
