@@ -532,8 +532,9 @@ fn with_sys_admin(c: &mut Container) {
     }
 }
 
-/// The attack at `delete`: a container with CAP_SYS_ADMIN mounts over its own `/`
-/// (the rootfs path on the host), over its /proc twice (stacked) and over /dev/shm, so
+/// The attack at `delete`: a container with CAP_SYS_ADMIN binds its root into itself
+/// (a loop: copies of every mount beneath it), mounts over its own `/` (the rootfs
+/// path on the host), over its /proc twice (stacked) and over /dev/shm, so
 /// that the mounts the runtime made are hidden beneath its own. Every one of them is
 /// still beneath the rootfs; `delete` must take them all away, the hidden ones too.
 #[test]
@@ -541,9 +542,10 @@ fn attack_no_mount_namespace_mounts_over_its_own_root_leave_nothing() {
     let (mut c, scratch) = without_mount_ns("nomntns_cover");
     with_sys_admin(&mut c);
     c.set_sh(
-        "mount -t tmpfs -o size=64k p1 /proc && mount -t tmpfs -o size=64k p2 /proc && \
+        "mkdir -p /loop && mount -o rbind / /loop && \
+         mount -t tmpfs -o size=64k p1 /proc && mount -t tmpfs -o size=64k p2 /proc && \
          mount -t tmpfs -o size=64k s /dev/shm && mount -t tmpfs -o size=64k r / && \
-         echo covered > /tmp-ready; sleep 1000",
+         sleep 1000",
     );
     c.create().assert_ok();
     c.start().assert_ok();
@@ -556,7 +558,10 @@ fn attack_no_mount_namespace_mounts_over_its_own_root_leave_nothing() {
             .count();
         (at_root >= 1).then_some(())
     });
-    assert!(covered.is_some(), "{:?}", scratch.beneath(&c.rootfs));
+    let during = scratch.beneath(&c.rootfs);
+    assert!(covered.is_some(), "{during:?}");
+    let looped = c.rootfs.join("loop/proc").to_string_lossy().into_owned();
+    assert!(during.contains(&looped), "{during:?}");
     c.delete(true).assert_ok();
     let left = scratch.beneath(&c.rootfs);
     if is_runc() {
