@@ -299,6 +299,108 @@ fn failed_hook_moves_devices_back() {
     }
 }
 
+/// The attack on the undo: a process in a network namespace the container joins by
+/// `path` (another container of its pod, say) takes the moved device away to a
+/// namespace of its own while `create` runs, and puts a veth of its own in its place:
+/// same name, same ifindex, same MAC, its peer in the attacker's hands. The create then
+/// fails (a createRuntime hook, which here also plays the attacker, for a
+/// deterministic window). A runtime that moved back whatever now sits at that index
+/// would hand the host's namespace an attacker's veth carrying the host device's name
+/// and addresses: a link from the container into the host's network.
+#[test]
+fn attack_swapped_device_is_not_moved_back() {
+    let net = ScratchNet::new();
+    let target = ScratchNet::new();
+    let away = ScratchNet::new();
+    veth(&net, "nds0", "ndt0");
+    net.ip(&["addr", "add", "192.0.2.40/24", "dev", "nds0"]);
+    let mac = net.ip(&["-o", "link", "show", "dev", "nds0"]);
+    let mac = mac
+        .split("link/ether ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut c = Container::new("netdev_swap");
+    net.host(&mut c);
+    let log = c.path("attacker.log");
+    let target_ns = format!("/proc/{}/ns/net", target.pid());
+    spec::set_namespace(&mut c.config, "network", Some(&target_ns));
+    net_devices(&mut c, json!({ "nds0": { "name": "eth0" } }));
+    let attack = format!(
+        "exec >{log} 2>&1; t() {{ nsenter --net={target_ns} \"$@\"; }}; \
+         idx=$(t ip -o link show dev eth0 | cut -d: -f1) || exit 1; \
+         t ip link set dev eth0 netns {away} && \
+         t ip link add eth0 index $idx address {mac} type veth peer name evil0; exit 1",
+        away = away.pid(),
+        log = log.display()
+    );
+    c.config["hooks"] =
+        json!({ "createRuntime": [{ "path": "/bin/sh", "args": ["sh", "-c", attack] }] });
+    let out = c.create();
+    // Refused for the hook (runc's message does not name the hook's kind).
+    out.assert_failed();
+    if is_runc() {
+        // beyond runc: runc 1.1.5 ignores linux.netDevices; nothing moved, nothing swapped.
+        assert!(net
+            .ip(&["link", "show", "dev", "nds0"])
+            .contains("nds0@ndt0"));
+        return;
+    }
+    // The real device is the attacker's now (as if the create had succeeded), but the
+    // host's namespace got nothing of the attacker's back, and the runtime says so.
+    let warned = "linux.netDevices[nds0]: not moved back: the device at its index";
+    assert!(out.stderr.contains(warned), "{out:?}");
+    assert!(out.stderr.contains("createRuntime"), "{out:?}");
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(away.has_link("eth0"), "{log}{}", away.ip(&["link"]));
+    let (present, shown) = net.try_ip(&["-d", "link", "show", "dev", "nds0"]);
+    assert!(!present || shown.contains("nds0@ndt0"), "{shown}");
+    assert!(
+        !net.ip(&["addr"]).contains("192.0.2.40"),
+        "{}",
+        net.ip(&["addr"])
+    );
+    assert!(target.has_link("eth0"), "{log}{}", target.ip(&["link"]));
+}
+
+/// The undo against a device renamed in the container's namespace, with a device of the
+/// attacker's (an ifb: this kernel has no dummy) made under the name it had there: the
+/// device moved in goes back (found by its index, not its name), with its addresses;
+/// the lookalike stays where it was made.
+#[test]
+fn attack_renamed_device_and_lookalike_undo() {
+    let net = ScratchNet::new();
+    let target = ScratchNet::new();
+    veth(&net, "ndm0", "ndn0");
+    net.ip(&["addr", "add", "192.0.2.50/24", "dev", "ndm0"]);
+    let mut c = Container::new("netdev_rename");
+    net.host(&mut c);
+    let target_ns = format!("/proc/{}/ns/net", target.pid());
+    spec::set_namespace(&mut c.config, "network", Some(&target_ns));
+    net_devices(&mut c, json!({ "ndm0": { "name": "eth0" } }));
+    let attack = format!(
+        "exec >/dev/null 2>&1; t() {{ nsenter --net={target_ns} \"$@\"; }}; \
+         t ip link set dev eth0 down; t ip link set dev eth0 name x0 && \
+         t ip link add eth0 type ifb; exit 1"
+    );
+    c.config["hooks"] =
+        json!({ "createRuntime": [{ "path": "/bin/sh", "args": ["sh", "-c", attack] }] });
+    c.create().assert_failed();
+    let back = net.ip(&["-d", "addr", "show", "dev", "ndm0"]);
+    assert!(back.contains("ndm0@ndn0"), "{back}");
+    if is_runc() {
+        // beyond runc: runc 1.1.5 ignores linux.netDevices; the hook found no eth0.
+        return;
+    }
+    assert!(back.contains("inet 192.0.2.50/24"), "{back}");
+    let there = target.ip(&["-d", "link", "show", "dev", "eth0"]);
+    assert!(there.contains("ifb"), "{there}");
+    assert!(!target.has_link("x0"), "{}", target.ip(&["link"]));
+}
+
 /// Bad `linux.netDevices` are refused before anything moves, each by its entry, with
 /// nothing left behind.
 #[test]

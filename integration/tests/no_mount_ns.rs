@@ -522,3 +522,179 @@ fn no_mount_namespace_killed_create_is_cleared_by_force_delete() {
         assert!(after.is_empty(), "left on the host: {after:?}");
     }
 }
+
+/// Adds CAP_SYS_ADMIN to every set of the process: the container can mount, in the
+/// host's mount namespace (it has none of its own).
+fn with_sys_admin(c: &mut Container) {
+    let caps = c.config["process"]["capabilities"].as_object_mut().unwrap();
+    for set in caps.values_mut() {
+        set.as_array_mut().unwrap().push(json!("CAP_SYS_ADMIN"));
+    }
+}
+
+/// The attack at `delete`: a container with CAP_SYS_ADMIN binds its root into itself
+/// (a loop: copies of every mount beneath it), mounts over its own `/` (the rootfs
+/// path on the host), over its /proc twice (stacked) and over /dev/shm, so
+/// that the mounts the runtime made are hidden beneath its own. Every one of them is
+/// still beneath the rootfs; `delete` must take them all away, the hidden ones too.
+#[test]
+fn attack_no_mount_namespace_mounts_over_its_own_root_leave_nothing() {
+    let (mut c, scratch) = without_mount_ns("nomntns_cover");
+    with_sys_admin(&mut c);
+    c.set_sh(
+        "mkdir -p /loop && mount -o rbind / /loop && \
+         mount -t tmpfs -o size=64k p1 /proc && mount -t tmpfs -o size=64k p2 /proc && \
+         mount -t tmpfs -o size=64k s /dev/shm && mount -t tmpfs -o size=64k r / && \
+         sleep 1000",
+    );
+    c.create().assert_ok();
+    c.start().assert_ok();
+    let root = c.rootfs.to_string_lossy().into_owned();
+    let covered = integration::runtime::wait_for(Duration::from_secs(20), || {
+        let at_root = scratch
+            .beneath(&c.rootfs)
+            .iter()
+            .filter(|p| **p == root)
+            .count();
+        (at_root >= 1).then_some(())
+    });
+    let during = scratch.beneath(&c.rootfs);
+    assert!(covered.is_some(), "{during:?}");
+    let looped = c.rootfs.join("loop/proc").to_string_lossy().into_owned();
+    assert!(during.contains(&looped), "{during:?}");
+    c.delete(true).assert_ok();
+    let left = scratch.beneath(&c.rootfs);
+    if is_runc() {
+        // runc 1.1.5 leaves every mount beneath the rootfs behind (see above).
+        assert!(!left.is_empty(), "runc left nothing this time: {left:?}");
+    } else {
+        assert!(left.is_empty(), "left on the host: {left:?}");
+    }
+    assert!(real_mounts_of(&c).is_empty(), "{:?}", real_mounts_of(&c));
+}
+
+/// The attack on the state: its `host_mounts` names the directory whose new mounts
+/// `delete` detaches. Rewritten to name a host directory (state.json damaged, or
+/// written by someone who can write the runtime's --root but not its config), it
+/// would make `delete` take the host's mounts there away. `delete` detaches only
+/// beneath the rootfs the record was made for: it refuses a `host_mounts` naming
+/// another directory and keeps the record; `--force` then removes the record and
+/// leaves every mount (the container's too), saying so.
+#[test]
+fn attack_no_mount_namespace_tampered_host_mounts_spare_host_mounts() {
+    let (mut c, scratch) = without_mount_ns("nomntns_tamper");
+    let host = c.path("hostdir");
+    std::fs::create_dir_all(host.join("vol")).unwrap();
+    let host_mount = host.join("vol").to_string_lossy().into_owned();
+    in_scratch(
+        &scratch,
+        &[
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=64k",
+            "hostvol",
+            &host_mount,
+        ],
+    );
+    c.create().assert_ok();
+    let state = c.root.join(&c.id).join("state.json");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    // runc ignores a field it does not know: the same file for both runtimes.
+    record["host_mounts"] = json!({ "rootfs": host, "before": [] });
+    std::fs::write(&state, serde_json::to_vec(&record).unwrap()).unwrap();
+    let out = c.delete(false);
+    assert_eq!(
+        scratch.beneath(&host),
+        std::slice::from_ref(&host_mount),
+        "{out:?}"
+    );
+    if is_runc() {
+        out.assert_ok();
+        return;
+    }
+    out.assert_failed();
+    let lines = out.stderr_lines();
+    assert_eq!(lines.len(), 1, "{out:?}");
+    assert!(lines[0].contains("state host_mounts.rootfs"), "{out:?}");
+    assert!(state.exists(), "the record went");
+    let out = c.delete(true);
+    out.assert_ok();
+    assert!(out.stderr.contains("the mounts stay"), "{out:?}");
+    assert!(!state.exists(), "the record stayed");
+    assert_eq!(scratch.beneath(&host), [host_mount]);
+    // The container's own are left in the scratch namespace, which goes with the test.
+    assert!(!scratch.beneath(&c.rootfs).is_empty());
+}
+
+/// Two containers without a mount namespace on one rootfs: the second's mounts are
+/// made after the first's `create` took its snapshot, so the first's `delete` would
+/// count them as its own and detach them from under the running second. patina
+/// refuses the second `create` (in the same --root) by name.
+#[test]
+fn attack_no_mount_namespace_shared_rootfs_second_create_is_refused() {
+    let (mut c, scratch) = without_mount_ns("nomntns_share1");
+    c.set_sh("sleep 1000");
+    let mut d = Container::new("nomntns_share2");
+    spec::remove_namespace(&mut d.config, "mount");
+    d.config["linux"]["maskedPaths"] = c.config["linux"]["maskedPaths"].clone();
+    d.config["linux"]["readonlyPaths"] = c.config["linux"]["readonlyPaths"].clone();
+    d.config["root"]["path"] = json!(c.rootfs);
+    d.wrapper = c.wrapper.clone();
+    d.root = c.root.clone();
+    d.set_sh("sleep 1000");
+    c.create().assert_ok();
+    let first = scratch.beneath(&c.rootfs).len();
+    let out = d.create();
+    if is_runc() {
+        // runc 1.1.5 runs both; its delete detaches nothing, so the first's delete
+        // cannot take the second's mounts.
+        out.assert_ok();
+        d.delete(true).assert_ok();
+    } else {
+        d.assert_rejected(&out, &["root.path", "nomntns_share1"]);
+        assert_eq!(
+            scratch.beneath(&c.rootfs).len(),
+            first,
+            "the second mounted"
+        );
+    }
+    c.delete(true).assert_ok();
+}
+
+/// A bind mount of a host directory that is on a shared mount joins that mount's peer
+/// group; without a mount namespace of the container's own, every mount made beneath
+/// that bind (the config's next mount, or one the container makes) would also appear
+/// at the source on the host, outside the rootfs. Binds are made private first.
+#[test]
+fn attack_no_mount_namespace_mount_beneath_a_shared_bind_stays_in_rootfs() {
+    let (mut c, scratch) = without_mount_ns("nomntns_peer");
+    let src = c.path("shared-src");
+    std::fs::create_dir_all(&src).unwrap();
+    let src_s = src.to_string_lossy().into_owned();
+    in_scratch(
+        &scratch,
+        &["mount", "-t", "tmpfs", "-o", "size=64k", "hostsrc", &src_s],
+    );
+    in_scratch(&scratch, &["mount", "--make-shared", &src_s]);
+    spec::add_mount(&mut c.config, "/data", "bind", &src_s, &["rbind"]);
+    spec::add_mount(
+        &mut c.config,
+        "/data/cache",
+        "tmpfs",
+        "tmpfs",
+        &["size=64k"],
+    );
+    c.create().assert_ok();
+    let at_src = scratch.beneath(&src);
+    c.delete(true).assert_ok();
+    // The host's source has its own mount only.
+    assert_eq!(
+        at_src,
+        std::slice::from_ref(&src_s),
+        "landed outside the rootfs"
+    );
+    assert_eq!(scratch.beneath(&src), [src_s]);
+}

@@ -92,6 +92,9 @@ pub fn create_from_bundle(
     let linux = bundle.spec.linux().as_ref();
     let plan = Plan::from_spec(linux)?;
     let host_mounts = without_mount_ns(&bundle, &plan)?;
+    if let Some(mounts) = &host_mounts {
+        refuse_shared_rootfs(root, mounts)?;
+    }
     let process = bundle.spec.process().as_ref().expect("validated");
     let caps = process
         .capabilities()
@@ -226,6 +229,26 @@ fn without_mount_ns(
         );
     }
     crate::rootfs::host_ns::HostMounts::snapshot(&bundle.rootfs).map(Some)
+}
+
+/// Another container without a mount namespace on the same rootfs (in this --root):
+/// its mounts would be made after this one's snapshot, and this one's `delete` would
+/// take them as its own and detach them from under it (and the other way round).
+#[cold]
+fn refuse_shared_rootfs(root: &Path, mine: &crate::rootfs::host_ns::HostMounts) -> Result<()> {
+    for other in state::list_ids(root)? {
+        let Ok(record) = StateDir::new(root, &other).and_then(|d| d.load()) else {
+            continue;
+        };
+        if record.host_mounts.is_some_and(|m| m.rootfs == mine.rootfs) {
+            bail!(
+                InvalidConfig,
+                "root.path {:?}: container {other:?} (until deleted) is on this rootfs without a mount namespace; its delete would take a second one's mounts",
+                mine.rootfs.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// What `state.json` holds before anything is made: no init yet (pid 0), and the cgroup

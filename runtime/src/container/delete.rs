@@ -18,7 +18,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         return Ok(());
     }
     let _lock = dir.lock()?;
-    let record = match dir.load() {
+    let mut record = match dir.load() {
         Ok(record) => record,
         // A half-made container (create died hard): --force clears what is left.
         Err(_) if force && !dir.exists() => return dir.remove(),
@@ -37,7 +37,19 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
             )
         }
     }
+    if force {
+        keep_mounts_if_not_the_rootfs(&mut record);
+    }
     destroy(&dir, &record)
+}
+
+/// `--force` with a `host_mounts` that names another directory than the rootfs: the
+/// record goes, nothing is detached (else that record could never be deleted).
+fn keep_mounts_if_not_the_rootfs(record: &mut Record) {
+    if let Some(Err(e)) = record.host_mounts.as_ref().map(|m| m.check(&record.rootfs)) {
+        crate::logging::warn(&format!("{e}; --force: the record goes, the mounts stay"));
+        record.host_mounts = None;
+    }
 }
 
 fn kill_and_wait(record: &Record) -> Result<()> {
@@ -69,7 +81,7 @@ pub fn destroy(dir: &StateDir, record: &Record) -> Result<()> {
     }
     // Before the state goes: a failure leaves the record for another `delete`.
     if let Some(mounts) = &record.host_mounts {
-        mounts.release()?;
+        mounts.release_beneath(&record.rootfs)?;
     }
     dir.remove()?;
     if let Some(h) = record.hooks.as_ref().and_then(|h| h.poststop().as_ref()) {
@@ -109,8 +121,27 @@ fn salvage(dir: &StateDir, why: &crate::error::Error) -> Result<()> {
     let mounts: Option<crate::rootfs::host_ns::HostMounts> =
         field(&raw, "host_mounts").and_then(|v| serde_json::from_value(v).ok());
     if let Some(mounts) = mounts {
-        mounts.release()?;
-        found.push(format!("the mounts beneath {:?}", mounts.rootfs));
+        // The rootfs it must name comes after it: cut before that, nothing is detached.
+        let rootfs: Option<std::path::PathBuf> =
+            field(&raw, "rootfs").and_then(|v| serde_json::from_value(v).ok());
+        let checked = match &rootfs {
+            Some(rootfs) => mounts.check(rootfs),
+            None => Err(crate::err!(
+                Other,
+                "state has no rootfs to check host_mounts.rootfs {:?} against: nothing detached",
+                mounts.rootfs
+            )),
+        };
+        match checked {
+            Ok(true) => {
+                mounts.release()?;
+                found.push(format!("the mounts beneath {:?}", mounts.rootfs));
+            }
+            Ok(false) => {}
+            Err(e) => {
+                crate::logging::warn(&format!("{e}; --force: the record goes, the mounts stay"))
+            }
+        }
     }
     dir.remove()?;
     crate::logging::warn(&format!(

@@ -13,6 +13,8 @@
 //! initial namespace), as the spec's "Namespace Lifecycle" says and runc 1.3 does.
 //! A create that fails after a move puts the interfaces back where and as they were
 //! (beyond runc, which leaves that to the namespace's end): nothing is left behind.
+//! Only a device that still looks as it did right after the move goes back: in a
+//! namespace joined by `path` another process may have put one of its own there.
 
 mod rtnl;
 
@@ -241,6 +243,9 @@ pub fn init_namespace(pid: Pid) -> Result<OwnedFd> {
 struct MovedDevice {
     host_name: String,
     index_there: u32,
+    /// What it looked like in the container's namespace just after the move: an undo
+    /// moves back only a device that still looks so (rtnl.rs, `identity_of`).
+    identity_there: Vec<netlink_packet_route::link::LinkAttribute>,
     was_up: bool,
     /// Its permanent addresses of every scope (those of global scope follow it in).
     addresses: Vec<AddressMessage>,
@@ -291,6 +296,7 @@ fn move_one(
     let mut device = MovedDevice {
         host_name: host.to_owned(),
         index_there: 0,
+        identity_there: Vec::new(),
         was_up: link.up,
         addresses: addresses.into_iter().filter(permanent).collect(),
     };
@@ -298,6 +304,7 @@ fn move_one(
         // Moved but not renamed (a name taken since): it is there under its own name.
         if let Ok(l) = there.link_by_name(host) {
             device.index_there = l.index;
+            device.identity_there = l.identity;
             moved.push(device);
         }
         return Err(Error::os(
@@ -305,14 +312,14 @@ fn move_one(
             format!("{field}: move into the container's network namespace as {name:?}"),
         ));
     }
-    device.index_there = find_moved(there, name, &before)
-        .map_err(|e| {
-            Error::os(
-                e,
-                format!("{field}: find it in the container's network namespace as {name:?}"),
-            )
-        })?
-        .index;
+    let found = find_moved(there, name, &before).map_err(|e| {
+        Error::os(
+            e,
+            format!("{field}: find it in the container's network namespace as {name:?}"),
+        )
+    })?;
+    device.index_there = found.index;
+    device.identity_there = found.identity;
     moved.push(device);
     Ok(())
 }
@@ -387,8 +394,22 @@ impl Moved {
 }
 
 /// Move one device from the container's namespace back to `home` under its host name,
-/// then restore its addresses and state there.
+/// then restore its addresses and state there. Only the device that was moved: a
+/// namespace joined by `path` may hold other processes, and one of them may have put a
+/// device of its own at that index (a veth whose other end it keeps) in the meantime;
+/// that one stays where it is, and so does ours, wherever it was taken (as after a
+/// create that succeeded).
 fn undo_one(there: &mut Rtnl, here: &mut Rtnl, home: BorrowedFd<'_>, device: &MovedDevice) {
+    match there.link_by_index(device.index_there) {
+        Ok(now) if now.identity == device.identity_there => {}
+        _ => {
+            crate::logging::warn(&format!(
+                "linux.netDevices[{}]: not moved back: the device at its index in the container's network namespace is not the one moved there",
+                device.host_name
+            ));
+            return;
+        }
+    }
     if there
         .move_to(device.index_there, home, &device.host_name)
         .is_err()

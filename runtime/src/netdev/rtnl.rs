@@ -9,7 +9,7 @@ use netlink_packet_core::{
     NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
-use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use nix::errno::Errno;
@@ -20,6 +20,9 @@ use nix::sched::{setns, CloneFlags};
 pub struct Link {
     pub index: u32,
     pub up: bool,
+    /// What tells this device from another one given its name and index: see
+    /// [`identity_of`].
+    pub identity: Vec<LinkAttribute>,
 }
 
 /// A route socket bound to the network namespace it was made in (a socket keeps its
@@ -54,6 +57,20 @@ impl Rtnl {
     pub fn link_by_name(&mut self, name: &str) -> Result<Link, Errno> {
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        let replies = self.request(RouteNetlinkMessage::GetLink(msg), NLM_F_ACK)?;
+        replies
+            .into_iter()
+            .find_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(link_of(&l)),
+                _ => None,
+            })
+            .ok_or(Errno::ENODEV)
+    }
+
+    /// The link with index `index`.
+    pub fn link_by_index(&mut self, index: u32) -> Result<Link, Errno> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
         let replies = self.request(RouteNetlinkMessage::GetLink(msg), NLM_F_ACK)?;
         replies
             .into_iter()
@@ -219,7 +236,32 @@ fn link_of(msg: &LinkMessage) -> Link {
     Link {
         index: msg.header.index,
         up: msg.header.flags.contains(LinkFlags::Up),
+        identity: identity_of(msg),
     }
+}
+
+/// The attributes a process that can only create devices in a namespace cannot give a
+/// device of its own to match another one there, short of owning the other end: the
+/// parent device (bus and name: a NIC's PCI slot), the other end of a veth or the
+/// lower device of a macvlan/vlan (IFLA_LINK, and the namespace it is in as this one
+/// numbers it), the kind, the permanent MAC. Name, index and MAC can be chosen at will
+/// (the MAC is left out: a hook may set it legitimately).
+fn identity_of(msg: &LinkMessage) -> Vec<LinkAttribute> {
+    msg.attributes
+        .iter()
+        .filter_map(|a| match a {
+            LinkAttribute::ParentDevName(_)
+            | LinkAttribute::ParentDevBusName(_)
+            | LinkAttribute::Link(_)
+            | LinkAttribute::LinkNetNsId(_)
+            | LinkAttribute::PermAddress(_) => Some(a.clone()),
+            LinkAttribute::LinkInfo(infos) => {
+                let kind = infos.iter().find(|i| matches!(i, LinkInfo::Kind(_)))?;
+                Some(LinkAttribute::LinkInfo(vec![kind.clone()]))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 fn errno_of(e: std::io::Error) -> Errno {

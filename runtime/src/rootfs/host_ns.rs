@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::identity::{locate, unescape};
 use super::paths::{fd_path, openat2_in_root};
 use super::syscalls::Syscalls;
+use crate::bail;
 use crate::error::{Context, Error, Result};
 
 /// What `delete` needs to leave the host's mount table as `create` found it.
@@ -41,30 +42,91 @@ impl HostMounts {
         Ok(HostMounts { rootfs, before })
     }
 
+    /// [`HostMounts::release`] for `delete`, whose record may be damaged: only when it
+    /// names `rootfs` (the record's, resolved now; see [`HostMounts::check`]).
+    #[cold]
+    pub fn release_beneath(&self, rootfs: &Path) -> Result<()> {
+        match self.check(rootfs)? {
+            true => self.release(),
+            false => Ok(()),
+        }
+    }
+
+    /// Whether this record is the rootfs's: an error when it names another directory
+    /// (or `/`), false when the rootfs is gone (nothing is mounted beneath a path that
+    /// no longer exists).
+    #[cold]
+    pub fn check(&self, rootfs: &Path) -> Result<bool> {
+        let real = match std::fs::canonicalize(rootfs) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            other => other.with_context(|| format!("rootfs {:?}: resolve", rootfs.display()))?,
+        };
+        if real != self.rootfs || real == Path::new("/") {
+            bail!(
+                Other,
+                "state host_mounts.rootfs {:?} is not the container's rootfs {:?} (state.json damaged or rewritten): nothing detached",
+                self.rootfs.display(),
+                real.display()
+            );
+        }
+        Ok(true)
+    }
+
     /// Detach every mount at or beneath the rootfs that was not there before create:
     /// children before parents, each only if a handle on its path from the rootfs
-    /// (no symlink followed) is still on that very mount.
+    /// (no symlink followed) is still on that very mount. A mount hidden beneath another
+    /// one (a container with CAP_SYS_ADMIN may mount over its own `/` or /proc) cannot
+    /// be reached by its path until the one on top is gone: so passes over a fresh
+    /// mountinfo until none is left; one that stays out of reach is an error (the
+    /// record stays, for another `delete`), never silently left on the host.
     #[cold]
     pub fn release(&self) -> Result<()> {
+        for _ in 0..MAX_PASSES {
+            let ours = self.ours()?;
+            let Some((id, point)) = ours.first().cloned() else {
+                return Ok(());
+            };
+            let mut detached = false;
+            for (id, point) in ours {
+                detached |= detach(&self.rootfs, id, &point).with_context(|| {
+                    format!(
+                        "no mount namespace: detach {:?} (mount {id}) beneath the rootfs",
+                        point.display()
+                    )
+                })?;
+            }
+            if !detached {
+                bail!(
+                    Other,
+                    "no mount namespace: mount {id} at {:?} beneath the rootfs cannot be reached from it (another mount hides it); left in place",
+                    point.display()
+                );
+            }
+        }
+        bail!(
+            Other,
+            "no mount namespace: mounts keep appearing beneath the rootfs {:?} after {MAX_PASSES} passes; left in place",
+            self.rootfs.display()
+        )
+    }
+
+    /// Mounts at or beneath the rootfs not there before create, in the order to try
+    /// them: mountinfo lists a mount after the one it is on, so reversed, upper before
+    /// lower; then deepest first (stable, so stacked mounts keep that order).
+    fn ours(&self) -> Result<Vec<(u64, PathBuf)>> {
         let table = read_mountinfo()?;
         let mut ours: Vec<(u64, PathBuf)> = beneath(&table, &self.rootfs)
             .filter(|(id, _)| !self.before.contains(id))
             .collect();
-        // mountinfo lists a mount after the one it is on: reversed, upper before lower;
-        // then deepest first (stable, so stacked mounts keep that order).
         ours.reverse();
         ours.sort_by_key(|(_, point)| std::cmp::Reverse(point.components().count()));
-        for (id, point) in ours {
-            detach(&self.rootfs, id, &point).with_context(|| {
-                format!(
-                    "no mount namespace: detach {:?} (mount {id}) beneath the rootfs",
-                    point.display()
-                )
-            })?;
-        }
-        Ok(())
+        Ok(ours)
     }
 }
+
+/// Passes of [`HostMounts::release`]: each detaches at least one mount or it stops, so
+/// this only bounds a table that keeps growing while delete runs.
+const MAX_PASSES: usize = 64;
 
 fn read_mountinfo() -> Result<Vec<u8>> {
     std::fs::read("/proc/self/mountinfo").context("read /proc/self/mountinfo")
@@ -80,7 +142,8 @@ fn beneath<'a>(table: &'a [u8], rootfs: &'a Path) -> impl Iterator<Item = (u64, 
     })
 }
 
-fn detach(rootfs: &Path, id: u64, point: &Path) -> Result<()> {
+/// Detach mount `id` at `point` if its path from the rootfs reaches it: whether it did.
+fn detach(rootfs: &Path, id: u64, point: &Path) -> Result<bool> {
     let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
     let root = open(rootfs, flags, Mode::empty()).context("open the rootfs")?;
     let rel = point.strip_prefix(rootfs).expect("filtered by beneath");
@@ -92,20 +155,22 @@ fn detach(rootfs: &Path, id: u64, point: &Path) -> Result<()> {
             .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS);
         match openat2_in_root(root.as_fd(), rel, how) {
             Ok(fd) => fd,
-            // Detached with a mount below which it sat: gone already.
-            Err(Errno::ENOENT) => return Ok(()),
+            // Gone with a mount below which it sat, or hidden by one on top.
+            Err(Errno::ENOENT) => return Ok(false),
             Err(e) => return Err(Error::os(e, "open it from the rootfs")),
         }
     };
     match locate(handle.as_fd()) {
         Ok(found) if found.mount == id => {}
         // Another mount is on top, or it went with a parent's detach: not this one to
-        // take away through this path.
-        Ok(_) => return Ok(()),
+        // take away through this path (a later pass may reach it).
+        Ok(_) => return Ok(false),
         Err(e) => return Err(Error::os(e, "statx")),
     }
     match umount2(&fd_path(&handle), MntFlags::MNT_DETACH) {
-        Ok(()) | Err(Errno::EINVAL) => Ok(()),
+        Ok(()) => Ok(true),
+        // Not a mount any more: it went while we looked.
+        Err(Errno::EINVAL) => Ok(false),
         Err(e) => Err(Error::os(e, "umount2 MNT_DETACH")),
     }
 }
@@ -150,6 +215,49 @@ pub fn bind_root(sys: &dyn Syscalls, rootfs: &Path) -> Result<OwnedFd> {
     sys.mount(None, &fd_path(&root), None, private, None)
         .context("make the rootfs's own mount private")?;
     Ok(root)
+}
+
+/// A bind of a host directory on a shared mount joins that mount's peer group: in the
+/// host's namespace, whatever is mounted beneath it later (the config's next entry,
+/// or the container's own) would appear at the source too, outside the rootfs. So a
+/// bind without a propagation option of its own is made private (with its submounts)
+/// right after it is made. (With a mount namespace the rootfs's propagation sees to it.)
+#[cold]
+pub fn private_bind(
+    sys: &dyn Syscalls,
+    root: std::os::fd::BorrowedFd<'_>,
+    m: &oci_spec::runtime::Mount,
+) -> Result<()> {
+    let options = m.options().clone().unwrap_or_default();
+    let plan = super::options::MountPlan::from_options(&options)?;
+    let bind = plan.bind.is_some() || m.typ().as_deref() == Some("bind");
+    if !bind || !plan.propagation.is_empty() {
+        return Ok(());
+    }
+    let rel = match m.destination().strip_prefix("/").unwrap_or(m.destination()) {
+        r if r.as_os_str().is_empty() => Path::new("."),
+        r => r,
+    };
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT);
+    let target = openat2_in_root(root, rel, how).map_err(|e| {
+        Error::os(
+            e,
+            format!(
+                "reopen bind {:?} to make it private",
+                m.destination().display()
+            ),
+        )
+    })?;
+    let private = MsFlags::MS_PRIVATE | MsFlags::MS_REC;
+    sys.mount(None, &fd_path(&target), None, private, None)
+        .with_context(|| {
+            format!(
+                "make bind {:?} private (no mount namespace)",
+                m.destination().display()
+            )
+        })
 }
 
 /// chroot instead of pivot_root: there is no namespace of the container's own to pivot.

@@ -63,6 +63,9 @@ pub fn prepare(
         let rw = writable_dev_first(m);
         let m = rw.as_ref().unwrap_or(m);
         mounts::apply(root.as_fd(), mount_ctx, i, m)?;
+        if !mount_ns {
+            host_ns::private_bind(sys, root.as_fd(), m).with_context(|| format!("mounts[{i}]"))?;
+        }
         if m.destination() == Path::new("/") {
             // A mount on "/" itself (an overlay of image layers): later ones go on top of it.
             root = open_root()?;
