@@ -157,6 +157,8 @@ pub struct Plan {
     /// The caller itself is in a user namespace that does not map every id: init is in
     /// one even when the config asks for none (mknod is refused: devices are bound).
     pub caller_in_user_ns: bool,
+    /// The runtime's euid is not 0: init waits for `start` dumpable (process/init.rs).
+    pub unprivileged_caller: bool,
     /// Device rules are written to the cgroup: not by a caller without CAP_SYS_ADMIN over
     /// the host (v1 `devices.*` and v2 eBPF programs need it), whatever the mode. Root
     /// with `--rootless true` keeps them: dropping them would let a container with
@@ -192,6 +194,7 @@ impl Plan {
         let mut plan = Plan {
             rootless,
             caller_in_user_ns: !caller.full_id_range,
+            unprivileged_caller: caller.unprivileged(),
             device_rules: !caller.unprivileged() && caller.full_id_range,
             uid_map,
             gid_map,

@@ -456,7 +456,7 @@ fn spawn(
         cgroup: Some(security.visible_cgroup),
         idmapped: security.idmapped,
         dumpable_until_go: security.rootless.init_dumpable_until_mapped(),
-        dumpable_while_waiting: !nix::unistd::geteuid().is_root(),
+        dumpable_while_waiting: security.rootless.unprivileged_caller,
         caller_in_user_ns: security.rootless.caller_in_user_ns,
     };
     let target = cgroup.as_ref().and_then(Cgroup::clone_target);

@@ -57,28 +57,21 @@ impl Rtnl {
     pub fn link_by_name(&mut self, name: &str) -> Result<Link, Errno> {
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
-        let replies = self.request(RouteNetlinkMessage::GetLink(msg), NLM_F_ACK)?;
-        replies
-            .into_iter()
-            .find_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => Some(link_of(&l)),
-                _ => None,
-            })
-            .ok_or(Errno::ENODEV)
+        self.one_link(msg)
     }
 
     /// The link with index `index`.
     pub fn link_by_index(&mut self, index: u32) -> Result<Link, Errno> {
         let mut msg = LinkMessage::default();
         msg.header.index = index;
+        self.one_link(msg)
+    }
+
+    /// The one link a GetLink request selects (ENODEV: none).
+    fn one_link(&mut self, msg: LinkMessage) -> Result<Link, Errno> {
         let replies = self.request(RouteNetlinkMessage::GetLink(msg), NLM_F_ACK)?;
-        replies
-            .into_iter()
-            .find_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => Some(link_of(&l)),
-                _ => None,
-            })
-            .ok_or(Errno::ENODEV)
+        let link = links_in(&replies).next();
+        link.ok_or(Errno::ENODEV)
     }
 
     /// Every link of the namespace.
@@ -87,13 +80,7 @@ impl Rtnl {
             RouteNetlinkMessage::GetLink(LinkMessage::default()),
             NLM_F_DUMP,
         )?;
-        Ok(replies
-            .iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => Some(link_of(l)),
-                _ => None,
-            })
-            .collect())
+        Ok(links_in(&replies).collect())
     }
 
     /// The addresses of link `index`, as dumped (the kernel dumps every link's).
@@ -230,6 +217,14 @@ impl Rtnl {
             }
         }
     }
+}
+
+/// The links among a request's replies.
+fn links_in(replies: &[RouteNetlinkMessage]) -> impl Iterator<Item = Link> + '_ {
+    replies.iter().filter_map(|m| match m {
+        RouteNetlinkMessage::NewLink(l) => Some(link_of(l)),
+        _ => None,
+    })
 }
 
 fn link_of(msg: &LinkMessage) -> Link {
