@@ -362,6 +362,15 @@ fn in_scratch(scratch: &Scratch, args: &[&str]) {
     assert!(st.success(), "{args:?} in the scratch namespace");
 }
 
+/// A tmpfs the "host" (the scratch namespace) has at `target`, which the container's
+/// mounts must never take away.
+fn host_tmpfs(scratch: &Scratch, target: &str) {
+    in_scratch(
+        scratch,
+        &["mount", "-t", "tmpfs", "-o", "size=64k", "hostvol", target],
+    );
+}
+
 /// The attack at `delete`: the container moves a directory holding one of its mounts
 /// away and puts a symlink to a host directory in its place, where the host has a mount
 /// at the same relative path. A runtime that unmounted the config's destinations by
@@ -373,18 +382,7 @@ fn attack_no_mount_namespace_symlink_swap_before_delete_spares_host_mounts() {
     let host = c.path("host");
     std::fs::create_dir_all(host.join("b/c")).unwrap();
     let host_mount = host.join("b/c").to_string_lossy().into_owned();
-    in_scratch(
-        &scratch,
-        &[
-            "mount",
-            "-t",
-            "tmpfs",
-            "-o",
-            "size=64k",
-            "hostvol",
-            &host_mount,
-        ],
-    );
+    host_tmpfs(&scratch, &host_mount);
     spec::add_mount(&mut c.config, "/a/b/c", "tmpfs", "tmpfs", &["size=64k"]);
     c.set_sh(&format!(
         "mv /a /z && ln -s {} /a && sleep 1000",
@@ -586,18 +584,7 @@ fn attack_no_mount_namespace_tampered_host_mounts_spare_host_mounts() {
     let host = c.path("hostdir");
     std::fs::create_dir_all(host.join("vol")).unwrap();
     let host_mount = host.join("vol").to_string_lossy().into_owned();
-    in_scratch(
-        &scratch,
-        &[
-            "mount",
-            "-t",
-            "tmpfs",
-            "-o",
-            "size=64k",
-            "hostvol",
-            &host_mount,
-        ],
-    );
+    host_tmpfs(&scratch, &host_mount);
     c.create().assert_ok();
     let state = c.root.join(&c.id).join("state.json");
     let mut record: serde_json::Value =
